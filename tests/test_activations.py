@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from npdvae import activations as A
+from tests.gradcheck import check_vjp
+from tests.strategies import DTYPES, float_arrays, small_shapes
+
+PAIRS = {
+    # name: (forward ref, backward ref(d_y, a, y), kernel, backward kernel(d_y, a, y))
+    "softplus": (A._softplus_ref, lambda d, a, y: A._softplus_backward_ref(d, a),
+                 A.softplus_kernel, lambda d, a, y: A.softplus_backward_kernel(d, a)),
+    "sigmoid": (A._sigmoid_ref, lambda d, a, y: A._sigmoid_backward_ref(d, y),
+                A.sigmoid_kernel, lambda d, a, y: A.sigmoid_backward_kernel(d, y)),
+    "tanh": (A._tanh_ref, lambda d, a, y: A._tanh_backward_ref(d, y),
+             A.tanh_kernel, lambda d, a, y: A.tanh_backward_kernel(d, y)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PAIRS))
+@pytest.mark.parametrize("use_kernels", [True, False])
+@settings(max_examples=25)
+@given(data=st.data())
+def test_activation_backward_matches_finite_differences(name, use_kernels, data):
+    shape = data.draw(small_shapes)
+    a = data.draw(float_arrays(shape))
+    act = A.get_activation(name, use_kernels)
+    check_vjp(act.forward, lambda d_y, a: act.backward(d_y, a, act.forward(a)), (a,))
+
+
+@pytest.mark.parametrize("name", sorted(PAIRS))
+@pytest.mark.parametrize("dtype", DTYPES)
+@settings(max_examples=30)
+@given(data=st.data())
+def test_activation_kernel_equals_reference(name, dtype, data):
+    ref, ref_back, kernel, kernel_back = PAIRS[name]
+    n = data.draw(st.integers(1, 40))
+    a = data.draw(float_arrays((n,), -40, 40, dtype))
+    d_y = data.draw(float_arrays((n,), -3, 3, dtype))
+    rtol = 2e-6 if dtype == np.float32 else 1e-12
+    y_ref, y_kernel = ref(a), kernel(a)
+    assert y_kernel.dtype == dtype and y_ref.dtype == dtype
+    np.testing.assert_allclose(y_kernel, y_ref, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(kernel_back(d_y, a, y_ref), ref_back(d_y, a, y_ref), rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("use_kernels", [True, False])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softplus_and_sigmoid_stay_finite_at_extremes(use_kernels, dtype):
+    a = np.array([-1e4, -100.0, -20.0, 0.0, 20.0, 100.0, 1e4], dtype=dtype)
+    softplus = A.get_activation("softplus", use_kernels)
+    sigmoid = A.get_activation("sigmoid", use_kernels)
+    y = softplus.forward(a)
+    assert np.all(np.isfinite(y))
+    np.testing.assert_allclose(y[-1], 1e4)  # softplus(a) -> a for large a
+    assert y[0] == 0.0 or y[0] < 1e-30
+    s = sigmoid.forward(a)
+    assert np.all(np.isfinite(s)) and s[0] == 0.0 and s[-1] == 1.0
+
+
+def test_unknown_activation_is_named_in_the_error():
+    with pytest.raises(ValueError, match="relu"):
+        A.get_activation("relu")
