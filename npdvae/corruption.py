@@ -116,3 +116,39 @@ def additive_gaussian(x, sigma: float, num_corruptions_m: int, rng: np.random.Ge
         raise ValueError(f"sigma must be a finite number >= 0, got {sigma}")
     noise = rng.standard_normal((x.shape[0], num_corruptions_m, x.shape[1]), dtype=x.dtype)
     return x[:, None, :] + x.dtype.type(sigma) * noise
+
+
+# --------------------------------------------------------------------------
+# A corruption chosen by name, as a run's configuration records it
+# --------------------------------------------------------------------------
+
+NOISE_TYPES = ("salt-pepper", "gaussian", "mean-image")
+
+
+class Corruption:
+    """p(x~ | x) by name: ``salt-pepper`` (rate ``noise``), ``gaussian``
+    (standard deviation ``noise`` on [0, 1] pixels) or ``mean-image``
+    (salt-and-pepper with per-pixel rates from ``mean_image``, averaging ``noise``)."""
+
+    def __init__(self, noise_type: str, noise: float, mean_image=None, use_kernel: bool = True):
+        if noise_type not in NOISE_TYPES:
+            raise ValueError(f"noise_type must be one of {NOISE_TYPES}, got {noise_type!r}")
+        if noise_type == "gaussian":
+            if not (noise >= 0 and np.isfinite(noise)):
+                raise ValueError(f"noise must be a finite number >= 0 for gaussian corruption, got {noise}")
+        elif not 0.0 <= noise < 1.0:
+            raise ValueError(f"noise must be in [0, 1) for {noise_type} corruption, got {noise}")
+        self.noise_type, self.noise, self.use_kernel = noise_type, noise, use_kernel
+        self.rates = None
+        if noise_type == "mean-image":
+            if mean_image is None:
+                raise ValueError("mean-image corruption needs the mean training image")
+            self.rates = mean_image_rates(mean_image, noise)
+
+    def sample(self, x, num_corruptions_m: int, rng: np.random.Generator):
+        """x: (B, D) -> x~: (B, M, D)."""
+        if self.noise_type == "gaussian":
+            return additive_gaussian(x, self.noise, num_corruptions_m, rng)
+        if self.noise_type == "mean-image":
+            return per_pixel_salt_and_pepper(x, self.rates, num_corruptions_m, rng, self.use_kernel)
+        return salt_and_pepper(x, self.noise, num_corruptions_m, rng, self.use_kernel)

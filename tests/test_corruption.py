@@ -95,3 +95,20 @@ def test_corruption_rejects_wrong_shapes_and_dtypes():
         C.salt_and_pepper(np.zeros((2, 3), dtype=np.uint8), 0.1, 1, np.random.default_rng(0))
     with pytest.raises(ValueError, match="rates must have shape"):
         C.per_pixel_salt_and_pepper(np.zeros((2, 3)), np.zeros(4), 1, np.random.default_rng(0))
+
+
+def test_corruption_by_name_dispatches_and_validates():
+    x = np.full((50, 40), 0.5)
+    rng = np.random.default_rng(0)
+    assert C.Corruption("salt-pepper", 0.0).sample(x, 2, rng).shape == (50, 2, 40)
+    assert np.all(C.Corruption("salt-pepper", 0.0).sample(x, 1, rng) == 0.5)
+    assert C.Corruption("gaussian", 0.1).sample(x, 1, rng).std() > 0.05
+    rates_image = np.linspace(0, 1, 40)
+    hit = C.Corruption("mean-image", 0.2, rates_image).sample(np.full((2000, 40), 0.5), 1, rng)[:, 0] != 0.5
+    assert hit[:, 0].mean() == 0.0 and hit[:, -1].mean() > 0.3
+    with pytest.raises(ValueError, match="noise_type"):
+        C.Corruption("dropout", 0.1)
+    with pytest.raises(ValueError, match="noise must be in"):
+        C.Corruption("salt-pepper", 1.2)
+    with pytest.raises(ValueError, match="mean training image"):
+        C.Corruption("mean-image", 0.1)

@@ -1,0 +1,357 @@
+"""The ``npdvae`` command line: parses options, calls the library, prints.
+
+Nothing here computes anything the library does not offer as a function;
+each command is a few lines of glue around ``npdvae``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+from click.core import ParameterSource
+
+from npdvae.bounds import BOUNDS
+from npdvae.checkpoint import CheckpointError
+from npdvae.corruption import NOISE_TYPES, Corruption
+from npdvae.data import DATASETS, DataError
+from npdvae.data.files import describe, get_spec, read_verified
+from npdvae.data.download import fetch
+from npdvae.data.datasets import BINARIZATIONS
+from npdvae.evaluate import evaluate_model, results_to_dict
+from npdvae.pictures import PlotLibraryMissing, write_reconstructions, write_samples
+from npdvae.train import (
+    NonFiniteBoundError, RunDirectoryError, TrainConfig, load_trained, open_run, prepare_dataset,
+    read_metrics, read_run_config,
+)
+from cli.progress import Progress
+
+DATASET_NAMES = sorted(DATASETS)
+data_dir_option = click.option(
+    "--data-dir", type=click.Path(file_okay=False, path_type=Path),
+    help="Folder with the data files (default: $NPDVAE_DATA_DIR, then the default data directory).")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main():
+    """Denoising variational autoencoders (DVAE, DIWAE) with hand-written gradients."""
+
+
+# --------------------------------------------------------------------------
+# train
+# --------------------------------------------------------------------------
+
+TRAIN_FIELDS = ("dataset", "bound", "noise", "noise_type", "k", "m", "encoder_layers", "latent", "hidden",
+                "activation", "epochs", "batch_size", "lr", "binarize", "seed", "patience",
+                "train_examples", "eval_examples")
+
+
+def _config_error(err: ValueError) -> click.BadParameter:
+    """Map a TrainConfig ValueError ("noise must be ...") to its option (--noise)."""
+    field = str(err).split(" ", 1)[0]
+    hint = f"--{field.replace('_', '-')}" if field in TRAIN_FIELDS else None
+    return click.BadParameter(str(err), param_hint=hint)
+
+
+def _check_writable(run_dir: Path):
+    """Fail early, naming --out, if the run directory cannot be written; leave no trace."""
+    probe_dir = run_dir
+    while not probe_dir.exists():
+        probe_dir = probe_dir.parent
+    try:
+        with tempfile.TemporaryFile(dir=probe_dir):
+            pass
+    except OSError as err:
+        raise click.BadParameter(f"cannot write to {run_dir}: {err.strerror}", param_hint="--out") from None
+
+
+@main.command()
+@click.option("--dataset", type=click.Choice(DATASET_NAMES), default="mnist", show_default=True)
+@click.option("--bound", type=click.Choice(BOUNDS), default="elbo", show_default=True,
+              help="elbo: VAE/DVAE (eq. 11); iwae: IWAE/DIWAE (eq. 12).")
+@click.option("--noise", type=float, default=0.0, show_default=True,
+              help="Corruption level: salt-and-pepper rate in [0, 1), or Gaussian std on [0, 1] pixels. 0 is the plain VAE/IWAE.")
+@click.option("--noise-type", type=click.Choice(NOISE_TYPES),
+              help="Default: salt-pepper for binary data, gaussian for frey-face.")
+@click.option("--k", type=click.IntRange(min=1), default=1, show_default=True, help="Samples of z per corrupted copy.")
+@click.option("--m", type=click.IntRange(min=1), default=1, show_default=True, help="Corrupted copies per example.")
+@click.option("--encoder-layers", type=click.IntRange(1, 2), default=1, show_default=True)
+@click.option("--latent", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--hidden", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--activation", type=click.Choice(["softplus", "tanh", "sigmoid"]),
+              help="Default by bound, as in the paper: softplus (elbo), tanh (iwae).")
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
+@click.option("--binarize", type=click.Choice(BINARIZATIONS), default="dynamic", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--patience", type=click.IntRange(min=1), help="Stop after this many epochs without a better validation bound.")
+@click.option("--train-examples", type=click.IntRange(min=1), help="Use only the first N training examples.")
+@click.option("--eval-examples", type=click.IntRange(min=1), help="Use only the first N validation/test examples.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Run directory (default: runs/<dataset>-<bound>-k<K>-noise<noise>-seed<seed>).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@data_dir_option
+@click.pass_context
+def train(ctx, out, resume, data_dir, **options):
+    """Train a (D)VAE or (D)IWAE; one line per epoch."""
+    if resume:
+        if out is None:
+            raise click.UsageError("--resume needs --out RUN_DIR")
+        try:
+            stored = read_run_config(out).to_dict()
+        except RunDirectoryError as err:
+            raise click.BadParameter(str(err), param_hint="--out") from None
+        given = {k: v for k, v in options.items()
+                 if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
+        options = {**stored, **given}
+    try:
+        config = TrainConfig(**options)
+    except ValueError as err:
+        raise _config_error(err) from None
+    if out is None:
+        out = Path("runs") / f"{config.dataset}-{config.bound}-k{config.k}-noise{config.noise:g}-seed{config.seed}"
+    if not resume and out.exists() and any(out.iterdir()):
+        raise click.BadParameter(f"{out} already exists and is not empty; nothing was overwritten. "
+                                 "Use --resume to continue it, or choose another --out.", param_hint="--out")
+    _check_writable(out)
+
+    click.echo(f"{config.model_name} on {config.dataset}")
+    click.echo("  " + "  ".join(f"{k}={v}" for k, v in config.to_dict().items() if v is not None))
+    click.echo(f"  run directory: {out}")
+    try:
+        dataset = prepare_dataset(config, data_dir, progress=Progress.for_download())
+        trainer = open_run(config, out, dataset, resume=resume)
+    except DataError as err:
+        raise click.ClickException(str(err)) from None
+    except (CheckpointError, RunDirectoryError) as err:
+        raise click.UsageError(str(err)) from None
+    except ValueError as err:
+        if "batch_size" in str(err):
+            raise click.BadParameter(str(err), param_hint="--batch-size") from None
+        raise
+    if resume:
+        click.echo(f"  resumed after epoch {trainer.epoch}")
+
+    bar = Progress("epoch")
+    header = f"{'epoch':>5}  {'train bound':>12}  {'valid bound':>12}  {'seconds':>8}"
+    click.echo(header)
+
+    def on_epoch(record):
+        bar.clear()
+        mark = "  *" if record.best else ""
+        click.echo(f"{record.epoch:5d}  {record.train_bound:12.3f}  {record.valid_bound:12.3f}  "
+                   f"{record.seconds:8.1f}{mark}")
+
+    try:
+        trainer.run(progress=bar.update, on_epoch=on_epoch)
+    except NonFiniteBoundError as err:
+        bar.clear()
+        click.echo(f"Error: {err}.", err=True)
+        click.echo(f"The last good checkpoint is kept in {out / 'last.h5'}. Resume with a smaller learning rate:\n"
+                   f"  npdvae train --out {out} --resume --lr {config.lr / 10:g}", err=True)
+        sys.exit(1)
+    history = trainer.history
+    if history:
+        best = max(history, key=lambda h: h["valid_bound"])
+        click.echo(f"best validation bound {best['valid_bound']:.3f} at epoch {best['epoch']}")
+    try:
+        samples = write_samples(out / "samples.png", trainer.model, trainer.params, dataset.image_shape,
+                                seed=config.seed)
+        recon = write_reconstructions(out / "reconstructions.png", trainer.model, trainer.params, dataset,
+                                      trainer.corruption, split="valid", seed=config.seed)
+        click.echo(f"pictures: {samples}, {recon}")
+    except PlotLibraryMissing as err:
+        click.echo(f"note: no pictures written ({err})")
+
+
+# --------------------------------------------------------------------------
+# evaluate
+# --------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("run", type=click.Path(exists=True, path_type=Path))
+@click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True)
+@click.option("--k", type=click.IntRange(min=1), default=5, show_default=True, help="Samples of the K-sample bound.")
+@click.option("--is-samples", type=click.IntRange(min=1), default=5000, show_default=True,
+              help="Importance samples for the log p(x) estimate.")
+@click.option("--examples", type=click.IntRange(min=1), help="Evaluate only the first N examples.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--checkpoint", "which", type=click.Choice(["best", "last"]), default="best", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@data_dir_option
+def evaluate(run, split, k, is_samples, examples, batch_size, which, seed, as_json, data_dir):
+    """Bounds and the importance-sampled log-likelihood of a trained run."""
+    try:
+        config, model, params = load_trained(run, which)
+        dataset = prepare_dataset(config, data_dir)
+    except (RunDirectoryError, CheckpointError) as err:
+        raise click.BadParameter(str(err), param_hint="RUN") from None
+    except DataError as err:
+        raise click.ClickException(str(err)) from None
+    n = min(examples or dataset.num_examples(split), dataset.num_examples(split))
+    eval_rng = np.random.default_rng(seed + 1)
+    corruption = Corruption(config.noise_type, config.noise, dataset.pixel_mean("train"))
+    bar = Progress("evaluate", enabled=not as_json)
+    start = time.perf_counter()
+    results = evaluate_model(
+        model, params, lambda idx: dataset.batch(split, idx, eval_rng), n, k=k, is_samples=is_samples,
+        corruption=corruption, bound=config.bound, num_corruptions_m=config.m, num_samples_k=config.k,
+        seed=seed, batch_size=batch_size, progress=bar.update)
+    bar.clear()
+    seconds = time.perf_counter() - start
+    if as_json:
+        payload = {"run": str(run), "model": config.model_name, "split": split, "examples": n,
+                   "seconds": round(seconds, 2), **results_to_dict(results)}
+        click.echo(json.dumps(payload, indent=2))
+        return
+    click.echo(f"{config.model_name} on {config.dataset}, {split} split, {n} examples ({seconds:.1f} s)")
+    rows = (("ELBO (K=1)", "elbo"), (f"IWAE bound (K={k})", "iwae_k"),
+            (f"log p(x), importance sampled (K={is_samples})", "log_likelihood"),
+            ("denoising bound (training noise)", "denoising_bound"))
+    for label, key in rows:
+        click.echo(f"  {label:44s} {results[key]}  nats")
+
+
+# --------------------------------------------------------------------------
+# pictures
+# --------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("run", type=click.Path(exists=True, path_type=Path))
+@click.option("--n", "num_images", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("samples.png"), show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def sample(run, num_images, out, seed):
+    """A grid of decoder means at z drawn from the prior."""
+    try:
+        config, model, params = load_trained(run)
+        image_shape = (28, 20) if config.dataset == "frey-face" else (28, 28)
+        write_samples(out, model, params, image_shape, num_images, seed)
+    except (RunDirectoryError, CheckpointError) as err:
+        raise click.BadParameter(str(err), param_hint="RUN") from None
+    except PlotLibraryMissing as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"wrote {out}")
+
+
+@main.command()
+@click.argument("run", type=click.Path(exists=True, path_type=Path))
+@click.option("--n", "num_images", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True)
+@click.option("--noise", type=float, help="Corruption level (default: the run's training noise).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("reconstructions.png"),
+              show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@data_dir_option
+def reconstruct(run, num_images, split, noise, out, seed, data_dir):
+    """Rows: clean, corrupted, reconstructed from the corrupted image."""
+    try:
+        config, model, params = load_trained(run)
+        dataset = prepare_dataset(config, data_dir)
+        level = config.noise if noise is None else noise
+        corruption = Corruption(config.noise_type, level, dataset.pixel_mean("train"))
+        write_reconstructions(out, model, params, dataset, corruption, split, num_images, seed)
+    except (RunDirectoryError, CheckpointError) as err:
+        raise click.BadParameter(str(err), param_hint="RUN") from None
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--noise") from None
+    except (DataError, PlotLibraryMissing) as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"wrote {out}")
+
+
+@main.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("curves.png"), show_default=True)
+@click.option("--linear", is_flag=True, help="Linear epoch axis (default: log-scaled, as in Figure 1).")
+def plot(runs, out, linear):
+    """Training curves of one or several runs: bound against epoch."""
+    from npdvae.pictures import plot_training_curves
+    series = []
+    for run in runs:
+        try:
+            label = read_run_config(run).model_name
+        except RunDirectoryError as err:
+            raise click.BadParameter(str(err), param_hint="RUNS") from None
+        metrics = read_metrics(run)
+        if not metrics:
+            raise click.BadParameter(f"{run} has no finished epoch yet", param_hint="RUNS")
+        series.append((label, metrics))
+    try:
+        plot_training_curves(series, out, log_epochs=not linear)
+    except PlotLibraryMissing as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"wrote {out}")
+
+
+# --------------------------------------------------------------------------
+# datasets
+# --------------------------------------------------------------------------
+
+
+@main.group()
+def datasets():
+    """List, fetch and verify the data sets."""
+
+
+@datasets.command("list")
+@click.option("--verify", is_flag=True, help="Also check each file's SHA-256 (reads every file).")
+@data_dir_option
+def datasets_list(verify, data_dir):
+    """What is known, where it is, and (with --verify) whether it is intact."""
+    for name in DATASET_NAMES:
+        click.echo(name)
+        for row in describe(get_spec(name), data_dir, verify=verify):
+            status = "missing" if row["path"] is None else row["path"]
+            if row["verified"] is not None:
+                status += "  [verified]" if row["verified"] else f"  [BAD: {row['problem']}]"
+            click.echo(f"  {row['file']:28s} {status}")
+
+
+@datasets.command("fetch")
+@click.argument("name", type=click.Choice(DATASET_NAMES))
+@data_dir_option
+def datasets_fetch(name, data_dir):
+    """Download (or find) and verify a data set."""
+    spec = get_spec(name)
+    try:
+        paths = fetch(spec, data_dir=data_dir, progress=Progress.for_download())
+        for file in spec.files:
+            read_verified(paths[file.filename], file)
+            click.echo(f"  {file.filename:28s} {paths[file.filename]}  [verified]")
+    except DataError as err:
+        raise click.ClickException(str(err)) from None
+
+
+@datasets.command("verify")
+@click.argument("name", type=click.Choice(DATASET_NAMES), required=False)
+@data_dir_option
+def datasets_verify(name, data_dir):
+    """Check the SHA-256 of every file found; exit 1 if any is bad or missing."""
+    bad = 0
+    for dataset_name in ([name] if name else DATASET_NAMES):
+        for row in describe(get_spec(dataset_name), data_dir, verify=True):
+            if row["path"] is None:
+                # missing is an error only for a data set asked for by name
+                state, bad = "missing", bad + (1 if name else 0)
+            elif row["verified"]:
+                state = "ok"
+            else:
+                state, bad = f"BAD ({row['problem']})", bad + 1
+            click.echo(f"{dataset_name:14s} {row['file']:28s} {state}")
+    if bad:
+        raise click.ClickException(f"{bad} file(s) missing or bad")
+
+
+if __name__ == "__main__":
+    main()

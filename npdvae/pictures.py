@@ -1,0 +1,117 @@
+"""Pictures: samples from the prior, denoised reconstructions, training curves.
+
+Image grids are assembled here in NumPy; encoding to PNG and plotting use
+matplotlib, an optional dependency (``pip install 'npdvae[plot]'``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from npdvae.activations import _sigmoid_ref
+
+
+class PlotLibraryMissing(ImportError):
+    pass
+
+
+def _matplotlib():
+    try:
+        import matplotlib
+    except ImportError:
+        raise PlotLibraryMissing(
+            "pictures need matplotlib: pip install 'npdvae[plot]' (or pip install matplotlib)") from None
+    matplotlib.use("Agg")  # files only, never a window
+    import matplotlib.pyplot as plt
+    return matplotlib, plt
+
+
+def decoder_mean(model, outputs) -> np.ndarray:
+    """The mean of p(x | z): sigmoid(logits) for Bernoulli, the mean for Gaussian."""
+    if "logits" in outputs:
+        return _sigmoid_ref(outputs["logits"])
+    return outputs["mean"]
+
+
+def sample_images(model, params, num_images, rng) -> np.ndarray:
+    """Decoder means at z ~ p(z) = N(0, I): (n, D)."""
+    dtype = params["decoder.hidden0.W"].dtype
+    z = rng.standard_normal((num_images, model.config.latent_dim)).astype(dtype)
+    outputs, _ = model.decode(params, z)
+    return decoder_mean(model, outputs)
+
+
+def reconstruct(model, params, x, corruption, rng):
+    """Rows of (clean x, corrupted x~, reconstruction from x~), each (n, D).
+
+    The reconstruction decodes the posterior mean z = mu(x~): the denoising
+    model's best guess of the clean image behind the corrupted one.
+    """
+    x_tilde = corruption.sample(x, 1, rng)[:, 0, :]
+    mu, _, _ = model.encode(params, x_tilde)
+    outputs, _ = model.decode(params, mu)
+    return x, np.clip(x_tilde, 0, 1), decoder_mean(model, outputs)
+
+
+def tile(images: np.ndarray, image_shape, columns: int, pad: int = 1) -> np.ndarray:
+    """(n, D) images -> one 2-D array, ``columns`` images per row, with a 1-pixel white margin."""
+    n = images.shape[0]
+    rows = math.ceil(n / columns)
+    h, w = image_shape
+    canvas = np.ones((rows * (h + pad) + pad, columns * (w + pad) + pad), dtype=np.float64)
+    for i in range(n):
+        r, c = divmod(i, columns)
+        top, left = pad + r * (h + pad), pad + c * (w + pad)
+        canvas[top:top + h, left:left + w] = images[i].reshape(h, w)
+    return canvas
+
+
+def save_image(path, canvas: np.ndarray, scale: int = 3):
+    """Write a grey-scale PNG of values in [0, 1], each pixel ``scale`` x ``scale``."""
+    _, plt = _matplotlib()
+    big = np.kron(np.clip(canvas, 0, 1), np.ones((scale, scale)))
+    plt.imsave(str(path), big, cmap="gray", vmin=0.0, vmax=1.0)
+
+
+def plot_training_curves(runs, path, log_epochs: bool = True):
+    """One panel: bound against epoch for each run (training dashed, validation solid).
+
+    ``runs``: list of (label, metrics records). With ``log_epochs`` the x axis
+    is log-scaled, as in the paper's Figure 1.
+    """
+    _, plt = _matplotlib()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, records in runs:
+        epochs = [r["epoch"] for r in records]
+        line, = ax.plot(epochs, [r["valid_bound"] for r in records], label=f"{label} (validation)")
+        ax.plot(epochs, [r["train_bound"] for r in records], linestyle="--", color=line.get_color(),
+                alpha=0.6, label=f"{label} (training)")
+    if log_epochs:
+        ax.set_xscale("log")
+    ax.set_xlabel("epoch" + (" (log scale)" if log_epochs else ""))
+    ax.set_ylabel("bound (nats)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(str(path), dpi=120)
+    plt.close(fig)
+
+
+def write_samples(path, model, params, image_shape, num_images=64, seed=0):
+    """PNG of ``num_images`` decoder means from the prior, 8 or more per row."""
+    images = sample_images(model, params, num_images, np.random.default_rng(seed))
+    columns = max(8, math.ceil(math.sqrt(num_images)))
+    save_image(path, tile(images, image_shape, columns))
+    return path
+
+
+def write_reconstructions(path, model, params, dataset, corruption, split="test", num_images=10, seed=0):
+    """PNG with three rows: clean, corrupted, reconstructed (first ``num_images`` of ``split``)."""
+    rng = np.random.default_rng(seed)
+    idx = np.arange(min(num_images, dataset.num_examples(split)))
+    clean, corrupted, recon = reconstruct(model, params, dataset.batch(split, idx, rng), corruption, rng)
+    rows = np.concatenate([clean, corrupted, recon])
+    save_image(path, tile(rows, dataset.image_shape, len(idx)))
+    return path

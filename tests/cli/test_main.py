@@ -1,0 +1,160 @@
+"""The command line end to end, through click's test runner, on a small subset of the real data."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+from npdvae.checkpoint import load_checkpoint
+from tests.data.conftest import REPO, shared_datasets_dir
+
+SMALL = ["--train-examples", "600", "--eval-examples", "60", "--latent", "8", "--hidden", "32"]
+
+
+@pytest.fixture
+def data_env(monkeypatch):
+    path = shared_datasets_dir()
+    if path is None:
+        pytest.skip("real data absent: set NPDVAE_DATA_DIR (CI uses ../shared/datasets)")
+    monkeypatch.setenv("NPDVAE_DATA_DIR", str(path))
+    return path
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_train_evaluate_sample_reconstruct_plot(data_env, tmp_path):
+    out = tmp_path / "run"
+    result = run("train", "--dataset", "mnist", "--noise", "0.05", "--k", "5", "--bound", "iwae",
+                 "--epochs", "2", *SMALL, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "DIWAE (K=5), 1 hidden layer, noise 5% on mnist" in result.output
+    epoch_lines = [line for line in result.output.splitlines() if line.strip()[:1].isdigit()]
+    assert len(epoch_lines) == 2
+    for name in ("config.json", "metrics.jsonl", "best.h5", "last.h5", "samples.png", "reconstructions.png"):
+        assert (out / name).is_file(), name
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in metrics] == [1, 2] and all(np.isfinite(m["valid_bound"]) for m in metrics)
+
+    result = run("evaluate", out, "--examples", "40", "--is-samples", "200", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["examples"] == 40 and report["k"] == 5 and report["is_samples"] == 200
+    assert report["log_likelihood"]["mean"] >= report["iwae_k"]["mean"] >= report["elbo"]["mean"]
+    result = run("evaluate", out, "--examples", "20", "--is-samples", "50")
+    assert "log p(x), importance sampled (K=50)" in result.output and "+-" in result.output
+
+    for command, png in (("sample", tmp_path / "s.png"), ("reconstruct", tmp_path / "r.png"),
+                         ("plot", tmp_path / "c.png")):
+        result = run(command, out, "--out", png)
+        assert result.exit_code == 0, result.output
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_frey_face_trains_with_the_gaussian_decoder(data_env, tmp_path):
+    result = run("train", "--dataset", "frey-face", "--noise", "0.025", "--epochs", "1", "--batch-size", "50",
+                 "--latent", "5", "--hidden", "20", "--out", tmp_path / "frey")
+    assert result.exit_code == 0, result.output
+    assert "DVAE (K=1), 1 hidden layer, noise sigma 0.025 on frey-face" in result.output
+
+
+def _params(path):
+    return load_checkpoint(path).params
+
+
+def test_killed_and_resumed_run_equals_the_uninterrupted_run(data_env, tmp_path):
+    args = ["--epochs", "4", "--k", "2", "--noise", "0.1", "--train-examples", "3000", "--eval-examples", "60",
+            "--latent", "8", "--hidden", "64", "--seed", "5"]
+    assert run("train", *args, "--out", tmp_path / "straight").exit_code == 0
+    killed_dir = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, "-m", "cli.main", "train", *args, "--out", str(killed_dir)],
+                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "NPDVAE_DATA_DIR": str(data_env)})
+    deadline = time.monotonic() + 120
+    while not (killed_dir / "last.h5").exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    result = run("train", "--out", killed_dir, "--resume", "--epochs", "4")
+    assert result.exit_code == 0, result.output
+    straight, resumed = _params(tmp_path / "straight" / "last.h5"), _params(killed_dir / "last.h5")
+    for name in straight:
+        np.testing.assert_array_equal(resumed[name], straight[name], err_msg=name)
+
+    def metrics(run_dir):
+        return [{k: v for k, v in json.loads(line).items() if k != "seconds"}
+                for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+    assert metrics(killed_dir) == metrics(tmp_path / "straight")
+
+
+BAD_TRAIN_OPTIONS = [
+    (["--dataset", "cifar"], "--dataset"),
+    (["--noise", "1.5"], "--noise"),
+    (["--noise", "-0.1"], "--noise"),
+    (["--k", "0"], "--k"),
+    (["--m", "0"], "--m"),
+    (["--batch-size", "1000", "--train-examples", "500"], "--batch-size"),
+]
+
+
+@pytest.mark.parametrize("options, named", BAD_TRAIN_OPTIONS)
+def test_bad_train_options_are_usage_errors_naming_the_option(data_env, tmp_path, options, named):
+    result = CliRunner().invoke(main, ["train", *options, "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2, result.output
+    assert named in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_run_directory_under_a_file_is_a_usage_error(data_env, tmp_path):
+    (tmp_path / "file").write_text("")
+    result = CliRunner().invoke(main, ["train", "--out", str(tmp_path / "file" / "run")])
+    assert result.exit_code == 2 and "--out" in result.output and "cannot write" in result.output
+
+
+def test_existing_run_directory_is_refused_and_untouched(data_env, tmp_path):
+    out = tmp_path / "run"
+    assert run("train", "--epochs", "1", *SMALL, "--out", out).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    result = CliRunner().invoke(main, ["train", "--epochs", "1", *SMALL, "--out", str(out)])
+    assert result.exit_code == 2 and "--resume" in result.output and "nothing was overwritten" in result.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    result = CliRunner().invoke(main, ["train", "--out", str(out), "--resume", "--k", "3"])
+    assert result.exit_code == 2 and "k: checkpoint has 1, requested 3" in result.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_non_finite_bound_stops_with_advice_and_keeps_the_checkpoint(data_env, tmp_path, monkeypatch):
+    from npdvae import train as train_module
+    original = train_module.Trainer.train_epoch
+
+    def explode_in_epoch_two(self, progress=None):
+        if self.epoch == 1:
+            raise train_module.NonFiniteBoundError("the bound became nan in epoch 2")
+        return original(self, progress)
+
+    monkeypatch.setattr(train_module.Trainer, "train_epoch", explode_in_epoch_two)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "--epochs", "3", *SMALL, "--out", str(out)])
+    assert result.exit_code == 1
+    assert "nan" in result.output and f"npdvae train --out {out} --resume --lr 0.0001" in result.output
+    assert load_checkpoint(out / "last.h5").epoch == 1
+
+
+def test_datasets_list_and_verify(data_env):
+    result = run("datasets", "list", "--verify")
+    assert result.exit_code == 0
+    assert f"{data_env / 'mnist' / 'train-images-idx3-ubyte.gz'}  [verified]" in result.output
+    result = run("datasets", "verify", "mnist")
+    assert result.exit_code == 0 and result.output.count(" ok") == 4
+    result = run("datasets", "fetch", "frey-face")
+    assert result.exit_code == 0 and "[verified]" in result.output

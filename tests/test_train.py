@@ -1,0 +1,131 @@
+import json
+
+import numpy as np
+import pytest
+
+from npdvae.checkpoint import CheckpointError, load_checkpoint
+from npdvae.data import Dataset
+from npdvae.train import (
+    NonFiniteBoundError, RunDirectoryError, Trainer, TrainConfig, open_run, read_metrics, validation_bound,
+)
+
+
+def synthetic_dataset(n_train=300, n_eval=60, seed=0):
+    """Binary 6 x 6 images: two noisy stripes patterns, uint8 intensities for training."""
+    rng = np.random.default_rng(seed)
+    patterns = np.zeros((2, 36), np.uint8)
+    patterns[0, :18] = 230
+    patterns[1, 18:] = 230
+    def draw(n):
+        return np.clip(patterns[rng.integers(0, 2, n)] + rng.integers(0, 25, (n, 36)), 0, 255).astype(np.uint8)
+    images = {"train": draw(n_train), "valid": (draw(n_eval) > 127).astype(np.uint8),
+              "test": (draw(n_eval) > 127).astype(np.uint8)}
+    return Dataset("mnist", "bernoulli", (6, 6), images, binarization="dynamic")
+
+
+def small_config(**overrides):
+    values = dict(dataset="mnist", bound="iwae", noise=0.1, k=3, m=2, latent=3, hidden=8, epochs=4,
+                  batch_size=50, seed=3)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def strip_time(history):
+    return [{k: v for k, v in record.items() if k != "seconds"} for record in history]
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path):
+    data = synthetic_dataset()
+    straight = open_run(small_config(), tmp_path / "straight", data)
+    straight.run()
+    first = open_run(small_config(epochs=2), tmp_path / "resumed", data)
+    first.run()
+    resumed = open_run(small_config(epochs=4), tmp_path / "resumed", data, resume=True)
+    assert resumed.epoch == 2
+    resumed.run()
+    for name in straight.params:
+        np.testing.assert_array_equal(resumed.params[name], straight.params[name], err_msg=name)
+        np.testing.assert_array_equal(resumed.adam.m[name], straight.adam.m[name])
+    assert strip_time(resumed.history) == strip_time(straight.history)
+    assert strip_time(read_metrics(tmp_path / "resumed")) == strip_time(read_metrics(tmp_path / "straight"))
+
+
+def test_training_improves_the_validation_bound(tmp_path):
+    data = synthetic_dataset()
+    config = small_config(epochs=15)
+    trainer = open_run(config, tmp_path / "run", data)
+    before = validation_bound(trainer.model, trainer.params, data, config)
+    history = trainer.run()
+    assert history[-1]["valid_bound"] > before + 3, (before, history[-1])
+
+
+def test_new_run_refuses_an_existing_non_empty_directory(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "notes.txt").write_text("keep me")
+    with pytest.raises(RunDirectoryError, match="already exists"):
+        open_run(small_config(), tmp_path / "run", synthetic_dataset())
+    assert (tmp_path / "run" / "notes.txt").read_text() == "keep me"
+
+
+def test_resume_with_another_configuration_names_the_differences(tmp_path):
+    data = synthetic_dataset()
+    open_run(small_config(epochs=1), tmp_path / "run", data).run()
+    with pytest.raises(CheckpointError, match=r"noise: checkpoint has 0.1, requested 0.2; k: checkpoint has 3, requested 5"):
+        open_run(small_config(k=5, noise=0.2), tmp_path / "run", data, resume=True)
+    open_run(small_config(epochs=2, lr=1e-4), tmp_path / "run", data, resume=True).run()  # allowed changes
+
+
+def test_non_finite_bound_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    data = synthetic_dataset()
+    trainer = open_run(small_config(epochs=3), tmp_path / "run", data)
+    original = trainer.model.bound_and_gradients
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        result = original(*args, **kwargs)
+        if calls["n"] > 8:  # in the second epoch (6 minibatches per epoch)
+            result.per_example[0] = np.nan
+        return result
+
+    monkeypatch.setattr(trainer.model, "bound_and_gradients", poisoned)
+    with pytest.raises(NonFiniteBoundError, match="epoch 2"):
+        trainer.run()
+    checkpoint = load_checkpoint(tmp_path / "run" / "last.h5")
+    assert checkpoint.epoch == 1
+    assert all(np.all(np.isfinite(v)) for v in checkpoint.params.values())
+
+
+def test_early_stopping_waits_patience_epochs_after_the_best(tmp_path, monkeypatch):
+    scores = iter([-10.0, -9.0, -9.5, -9.7, -8.0, -7.0])
+    monkeypatch.setattr("npdvae.train.validation_bound", lambda *a, **k: next(scores))
+    trainer = open_run(small_config(epochs=6, patience=2), tmp_path / "run", synthetic_dataset())
+    history = trainer.run()
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]   # best at 2, then 2 epochs without improvement
+    assert load_checkpoint(tmp_path / "run" / "best.h5").epoch == 2
+
+
+def test_batch_size_larger_than_the_training_set_is_refused():
+    with pytest.raises(ValueError, match="batch_size 500 is larger than the training set"):
+        Trainer(small_config(batch_size=500), synthetic_dataset(n_train=300), "unused")
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("noise", 1.0, "noise must be in"), ("noise", -0.5, "noise must be"), ("k", 0, "k must be >= 1"),
+    ("m", 0, "m must be >= 1"), ("bound", "vae", "bound must be one of"), ("dataset", "cifar", "dataset must be"),
+    ("lr", 0.0, "lr must be > 0")])
+def test_bad_configuration_names_the_setting(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        small_config(**{field: value})
+
+
+def test_model_names_follow_the_papers_tables():
+    assert small_config(bound="iwae", k=5, noise=0.05, m=1).model_name == "DIWAE (K=5), 1 hidden layer, noise 5%"
+    assert small_config(bound="elbo", k=1, noise=0.0, m=1, encoder_layers=2).model_name == "VAE (K=1), 2 hidden layers"
+    assert TrainConfig(dataset="frey-face", noise=0.025).model_name == "DVAE (K=1), 1 hidden layer, noise sigma 0.025"
+
+
+def test_config_json_records_every_setting(tmp_path):
+    config = small_config()
+    open_run(config, tmp_path / "run", synthetic_dataset())
+    assert json.loads((tmp_path / "run" / "config.json").read_text()) == config.to_dict()
