@@ -3,8 +3,9 @@
 Every activation has three layers of code, read from the bottom up:
 
 * ``_name_ref`` / ``_name_backward_ref``: plain NumPy, obviously right;
-* ``name_kernel`` / ``name_backward_kernel``: the same formula as a Numba
-  loop over a flat array (float32 for training, float64 for checks);
+* ``name_backward_kernel``: the backward as one fused Numba loop over a flat
+  array (float32 for training, float64 for checks). The forwards stay NumPy
+  ufuncs, which are SIMD-fast (:mod:`npdvae.fastmath` has the measurements);
 * an :class:`Activation` record that pairs ``forward`` with ``backward`` and
   says what the backward needs from the forward (the pre-activation ``a`` or
   the output ``y``).
@@ -21,6 +22,8 @@ from typing import Callable
 import numpy as np
 from numba import njit
 
+from npdvae.fastmath import FASTMATH
+
 # --------------------------------------------------------------------------
 # softplus(a) = log(1 + e^a);  d/da = sigmoid(a)
 # --------------------------------------------------------------------------
@@ -32,33 +35,30 @@ def _softplus_ref(a):
     return np.maximum(a, 0) + np.log1p(np.exp(-np.abs(a)))
 
 
+def _softplus_fast(a):
+    """The same stable form, computed in one buffer (four SIMD passes, one allocation)."""
+    y = np.abs(a)
+    np.negative(y, out=y)
+    np.exp(y, out=y)
+    np.log1p(y, out=y)
+    y += np.maximum(a, 0, dtype=a.dtype)
+    return y
+
+
 def _softplus_backward_ref(d_y, a):
     """d softplus(a) / da = sigmoid(a)."""
     return d_y * _sigmoid_ref(a)
 
 
-@njit(cache=True)
-def softplus_kernel(a):
-    y = np.empty_like(a)
-    for i in range(a.size):
-        v = a[i]
-        y[i] = max(v, 0.0) + np.log1p(np.exp(-abs(v)))
-    return y
-
-
-@njit(cache=True)
-def softplus_backward_kernel(d_y, a):
-    d_a = np.empty_like(a)
-    for i in range(a.size):
-        v = a[i]
-        # sigmoid in the branch that exponentiates a non-positive number
-        if v >= 0:
-            s = 1.0 / (1.0 + np.exp(-v))
-        else:
-            e = np.exp(v)
-            s = e / (1.0 + e)
-        d_a[i] = d_y[i] * s
-    return d_a
+def _softplus_backward_fast(d_y, a, y):
+    """sigmoid(a) read off the output: y = log(1 + e^a) gives
+    sigmoid(a) = 1 - e^{-y} = -expm1(-y), exact even where it is tiny, and
+    y >= 0 keeps e^{-y} in (0, 1]. Two SIMD ufuncs and a product; no kernel
+    would beat them."""
+    sigmoid = np.expm1(-y)
+    np.negative(sigmoid, out=sigmoid)
+    sigmoid *= d_y
+    return sigmoid
 
 
 # --------------------------------------------------------------------------
@@ -69,7 +69,7 @@ def softplus_backward_kernel(d_y, a):
 def _sigmoid_ref(a):
     """sigmoid(a), evaluated so that exp never sees a positive argument."""
     e = np.exp(-np.abs(a))
-    return np.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(a.dtype, copy=False)
+    return np.where(a >= 0, 1 / (1 + e), e / (1 + e)).astype(a.dtype, copy=False)
 
 
 def _sigmoid_backward_ref(d_y, y):
@@ -77,24 +77,12 @@ def _sigmoid_backward_ref(d_y, y):
     return d_y * y * (1 - y)
 
 
-@njit(cache=True)
-def sigmoid_kernel(a):
-    y = np.empty_like(a)
-    for i in range(a.size):
-        v = a[i]
-        if v >= 0:
-            y[i] = 1.0 / (1.0 + np.exp(-v))
-        else:
-            e = np.exp(v)
-            y[i] = e / (1.0 + e)
-    return y
-
-
-@njit(cache=True)
+@njit(cache=True, fastmath=FASTMATH)
 def sigmoid_backward_kernel(d_y, y):
     d_a = np.empty_like(y)
     for i in range(y.size):
-        d_a[i] = d_y[i] * y[i] * (1.0 - y[i])
+        dy = d_y[i] * y[i]
+        d_a[i] = dy - dy * y[i]
     return d_a
 
 
@@ -112,19 +100,11 @@ def _tanh_backward_ref(d_y, y):
     return d_y * (1 - y * y)
 
 
-@njit(cache=True)
-def tanh_kernel(a):
-    y = np.empty_like(a)
-    for i in range(a.size):
-        y[i] = np.tanh(a[i])
-    return y
-
-
-@njit(cache=True)
+@njit(cache=True, fastmath=FASTMATH)
 def tanh_backward_kernel(d_y, y):
     d_a = np.empty_like(y)
     for i in range(y.size):
-        d_a[i] = d_y[i] * (1.0 - y[i] * y[i])
+        d_a[i] = d_y[i] - d_y[i] * y[i] * y[i]
     return d_a
 
 
@@ -167,20 +147,27 @@ def _identity_backward(d_y, a, y):
 
 
 def make_activations(use_kernels: bool = True) -> dict[str, Activation]:
-    """The activations by name, backed by the Numba kernels or by the NumPy
-    references (``use_kernels=False``, for tests and for reading)."""
+    """The activations by name.
+
+    Forward passes are NumPy ufunc expressions on both paths: a lone
+    transcendental is fastest there (see :mod:`npdvae.fastmath`). With
+    ``use_kernels`` the backward passes are fused Numba kernels; without, the
+    NumPy references, which also serve the tests and the reader.
+    """
     if use_kernels:
-        softplus, softplus_back = _flat(softplus_kernel), _flat(softplus_backward_kernel)
-        sigmoid, sigmoid_back = _flat(sigmoid_kernel), _flat(sigmoid_backward_kernel)
-        tanh, tanh_back = _flat(tanh_kernel), _flat(tanh_backward_kernel)
-    else:
-        softplus, softplus_back = _softplus_ref, _softplus_backward_ref
-        sigmoid, sigmoid_back = _sigmoid_ref, _sigmoid_backward_ref
-        tanh, tanh_back = _tanh_ref, _tanh_backward_ref
+        softplus_back = _softplus_backward_fast
+        sigmoid_back = _flat(sigmoid_backward_kernel)
+        tanh_back = _flat(tanh_backward_kernel)
+        return {
+            "softplus": Activation("softplus", _softplus_fast, softplus_back),
+            "sigmoid": Activation("sigmoid", _sigmoid_ref, lambda d_y, a, y: sigmoid_back(d_y, y)),
+            "tanh": Activation("tanh", _tanh_ref, lambda d_y, a, y: tanh_back(d_y, y)),
+            "identity": Activation("identity", _identity_forward, _identity_backward),
+        }
     return {
-        "softplus": Activation("softplus", softplus, lambda d_y, a, y: softplus_back(d_y, a)),
-        "sigmoid": Activation("sigmoid", sigmoid, lambda d_y, a, y: sigmoid_back(d_y, y)),
-        "tanh": Activation("tanh", tanh, lambda d_y, a, y: tanh_back(d_y, y)),
+        "softplus": Activation("softplus", _softplus_ref, lambda d_y, a, y: _softplus_backward_ref(d_y, a)),
+        "sigmoid": Activation("sigmoid", _sigmoid_ref, lambda d_y, a, y: _sigmoid_backward_ref(d_y, y)),
+        "tanh": Activation("tanh", _tanh_ref, lambda d_y, a, y: _tanh_backward_ref(d_y, y)),
         "identity": Activation("identity", _identity_forward, _identity_backward),
     }
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from npdvae.fastmath import FASTMATH
+
 LOG_2PI = float(np.log(2.0 * np.pi))
 
 # --------------------------------------------------------------------------
@@ -165,33 +167,84 @@ def _bernoulli_log_likelihood_backward_ref(d_ll, x, logits):
     return d_ll[:, :, None] * (x[:, None, :] - sigmoid)
 
 
-@njit(cache=True)
-def bernoulli_log_likelihood_kernel(x, logits):
+@njit(cache=True, fastmath=FASTMATH)
+def bernoulli_log_likelihood_kernel(x, logits, exp_neg_abs, log1p_exp_neg_abs, residual):
+    """One pass over the logits: the row sums of x l - softplus(l), and (when
+    ``residual`` is not empty) the per-pixel gradient x - sigmoid(l).
+
+    softplus(l) = max(l, 0) + log1p(e) and sigmoid(l) = (1 or e) / (1 + e),
+    with e = exp(-|l|) and log1p(e) computed by NumPy beforehand.
+    """
     B, S, D = logits.shape
+    # constants in the data's dtype: a float64 literal would promote every
+    # float32 element and stop the loops from vectorizing
+    one = np.ones(1, logits.dtype)[0]
+    zero = one - one
     out = np.empty((B, S), dtype=logits.dtype)
+    with_grad = residual.size > 0
     for b in range(B):
         for s in range(S):
-            acc = 0.0
+            acc = zero
             for d in range(D):
                 v = logits[b, s, d]
-                acc += x[b, d] * v - (max(v, 0.0) + np.log1p(np.exp(-abs(v))))
+                acc += x[b, d] * v - max(v, zero) - log1p_exp_neg_abs[b, s, d]
             out[b, s] = acc
+            if with_grad:
+                for d in range(D):
+                    e = exp_neg_abs[b, s, d]
+                    numerator = one if logits[b, s, d] >= zero else e
+                    residual[b, s, d] = x[b, d] - numerator / (one + e)
     return out
 
 
-@njit(cache=True)
-def bernoulli_log_likelihood_backward_kernel(d_ll, x, logits):
-    B, S, D = logits.shape
-    d_logits = np.empty_like(logits)
+@njit(cache=True, fastmath=FASTMATH)
+def scale_rows_kernel(d_rows, per_pixel):
+    """out[b, s, d] = d_rows[b, s] * per_pixel[b, s, d]: the chain rule for a
+    row sum, dL/dv_bsd = dL/d(row_bs) * d(row_bs)/dv_bsd."""
+    B, S, D = per_pixel.shape
+    out = np.empty_like(per_pixel)
     for b in range(B):
         for s in range(S):
-            g = d_ll[b, s]
+            g = d_rows[b, s]
             for d in range(D):
-                v = logits[b, s, d]
-                e = np.exp(-abs(v))
-                sig = 1.0 / (1.0 + e) if v >= 0 else e / (1.0 + e)
-                d_logits[b, s, d] = g * (x[b, d] - sig)
-    return d_logits
+                out[b, s, d] = g * per_pixel[b, s, d]
+    return out
+
+
+BLOCK_ELEMENTS = 1 << 18  # 1 MB of float32: a block's e and log1p(e) stay in the L2 cache
+
+
+def bernoulli_log_likelihood(x, logits, with_grad=True):
+    """Fast path: (B, S) log-likelihoods and the cache for the backward
+    (x - sigmoid(l), or nothing when ``with_grad`` is False).
+
+    Works through the examples in blocks of about BLOCK_ELEMENTS logits, so
+    the NumPy passes that make e = exp(-|l|) and log1p(e) reuse two small
+    scratch buffers instead of streaming whole (B, S, D) arrays through memory
+    (evaluation with 5000 samples has 30 MB of logits per 20 examples).
+    """
+    B, S, D = logits.shape
+    per_block = max(1, BLOCK_ELEMENTS // (S * D))
+    out = np.empty((B, S), dtype=logits.dtype)
+    residual = np.empty_like(logits) if with_grad else np.empty((0, 0, 0), logits.dtype)
+    exp_neg_abs = np.empty((min(per_block, B), S, D), logits.dtype)
+    log1p_term = np.empty_like(exp_neg_abs)
+    for start in range(0, B, per_block):
+        block = slice(start, min(B, start + per_block))
+        count = block.stop - start
+        e, lp = exp_neg_abs[:count], log1p_term[:count]
+        np.abs(logits[block], out=e)
+        np.negative(e, out=e)
+        np.exp(e, out=e)
+        np.log1p(e, out=lp)
+        out[block] = bernoulli_log_likelihood_kernel(
+            x[block], logits[block], e, lp, residual[block] if with_grad else residual)
+    return out, residual
+
+
+def bernoulli_log_likelihood_backward(d_ll, residual):
+    """d/dl_bsd = d_ll_bs * (x_bd - sigmoid(l_bsd))."""
+    return scale_rows_kernel(d_ll, residual)
 
 
 # --------------------------------------------------------------------------
@@ -213,31 +266,40 @@ def _gaussian_log_likelihood_backward_ref(d_ll, x, mean, log_var):
     return d * scaled, d * (0.5 * diff * scaled - 0.5)
 
 
-@njit(cache=True)
-def gaussian_log_likelihood_kernel(x, mean, log_var):
+@njit(cache=True, fastmath=FASTMATH)
+def gaussian_log_likelihood_kernel(x, mean, log_var, inv_var, d_mean_unit, d_log_var_unit):
+    """One pass: row sums of the Gaussian log-density and (when the gradient
+    arrays are not empty) its per-pixel partial derivatives. inv_var = e^-log_var
+    comes from NumPy."""
     B, S, D = mean.shape
+    one = np.ones(1, mean.dtype)[0]
+    half = one / (one + one)
+    log_2pi = one * LOG_2PI
     out = np.empty((B, S), dtype=mean.dtype)
+    with_grad = d_mean_unit.size > 0
     for b in range(B):
         for s in range(S):
-            acc = 0.0
+            acc = one - one
             for d in range(D):
                 diff = x[b, d] - mean[b, s, d]
-                acc += LOG_2PI + log_var[b, s, d] + diff * diff * np.exp(-log_var[b, s, d])
-            out[b, s] = -0.5 * acc
+                scaled = diff * inv_var[b, s, d]
+                acc += log_2pi + log_var[b, s, d] + diff * scaled
+                if with_grad:
+                    d_mean_unit[b, s, d] = scaled
+                    d_log_var_unit[b, s, d] = half * diff * scaled - half
+            out[b, s] = -half * acc
     return out
 
 
-@njit(cache=True)
-def gaussian_log_likelihood_backward_kernel(d_ll, x, mean, log_var):
-    B, S, D = mean.shape
-    d_mean = np.empty_like(mean)
-    d_log_var = np.empty_like(log_var)
-    for b in range(B):
-        for s in range(S):
-            g = d_ll[b, s]
-            for d in range(D):
-                diff = x[b, d] - mean[b, s, d]
-                scaled = diff * np.exp(-log_var[b, s, d])
-                d_mean[b, s, d] = g * scaled
-                d_log_var[b, s, d] = g * (0.5 * diff * scaled - 0.5)
-    return d_mean, d_log_var
+def gaussian_log_likelihood(x, mean, log_var, with_grad=True):
+    """Fast path: (B, S) log-likelihoods and the cache of per-pixel derivatives."""
+    shape = mean.shape if with_grad else (0, 0, 0)
+    d_mean_unit = np.empty(shape, mean.dtype)
+    d_log_var_unit = np.empty(shape, mean.dtype)
+    out = gaussian_log_likelihood_kernel(x, mean, log_var, np.exp(-log_var), d_mean_unit, d_log_var_unit)
+    return out, (d_mean_unit, d_log_var_unit)
+
+
+def gaussian_log_likelihood_backward(d_ll, cache):
+    d_mean_unit, d_log_var_unit = cache
+    return scale_rows_kernel(d_ll, d_mean_unit), scale_rows_kernel(d_ll, d_log_var_unit)

@@ -51,7 +51,7 @@ def importance_sampled_bound(model, params, x, num_samples, rng, chunk_k=500):
     while drawn < num_samples:
         k = min(chunk_k, num_samples - drawn)
         eps = rng.standard_normal((B, 1, k, Z), dtype=np.float32).astype(x.dtype, copy=False)
-        log_w, _ = model.forward(params, x, x_tilde, eps)
+        log_w, _ = model.forward(params, x, x_tilde, eps, with_grad=False)
         chunk_lme, _ = log_mean_exp(log_w[:, 0, :])
         running = np.logaddexp(running, chunk_lme.astype(np.float64) + math.log(k))
         drawn += k

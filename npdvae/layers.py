@@ -21,7 +21,9 @@ from npdvae.activations import Activation
 
 def affine_forward(x, W, b):
     """a = x W + b.   x: (N, I), W: (I, O), b: (O,)  ->  a: (N, O)."""
-    return x @ W + b
+    a = x @ W
+    a += b  # in place: no second (N, O) temporary
+    return a
 
 
 def affine_backward(d_a, x, W, need_input_grad=True):

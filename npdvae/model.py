@@ -87,27 +87,29 @@ class BoundResult:
 
 def _ops(use_kernels: bool):
     """The element-wise and reduction operations: Numba kernels or their
-    plain NumPy references, chosen once so the model code reads the same."""
+    plain NumPy references, chosen once so the model code reads the same.
+    The likelihoods return (value, cache) and take the cache back."""
     if use_kernels:
         return SimpleNamespace(
             reparameterize=dist.reparameterize_kernel,
             reparameterize_backward=dist.reparameterize_backward_kernel,
             gaussian_log_prob=dist.gaussian_log_prob_kernel,
             gaussian_log_prob_backward=dist.gaussian_log_prob_backward_kernel,
-            bernoulli=dist.bernoulli_log_likelihood_kernel,
-            bernoulli_backward=dist.bernoulli_log_likelihood_backward_kernel,
-            gaussian=dist.gaussian_log_likelihood_kernel,
-            gaussian_backward=dist.gaussian_log_likelihood_backward_kernel,
+            bernoulli=dist.bernoulli_log_likelihood,
+            bernoulli_backward=dist.bernoulli_log_likelihood_backward,
+            gaussian=dist.gaussian_log_likelihood,
+            gaussian_backward=dist.gaussian_log_likelihood_backward,
         )
     return SimpleNamespace(
         reparameterize=dist._reparameterize_ref,
         reparameterize_backward=dist._reparameterize_backward_ref,
         gaussian_log_prob=dist._gaussian_log_prob_ref,
         gaussian_log_prob_backward=dist._gaussian_log_prob_backward_ref,
-        bernoulli=dist._bernoulli_log_likelihood_ref,
-        bernoulli_backward=dist._bernoulli_log_likelihood_backward_ref,
-        gaussian=dist._gaussian_log_likelihood_ref,
-        gaussian_backward=dist._gaussian_log_likelihood_backward_ref,
+        bernoulli=lambda x, logits, with_grad=True: (dist._bernoulli_log_likelihood_ref(x, logits), (x, logits)),
+        bernoulli_backward=lambda d_ll, cache: dist._bernoulli_log_likelihood_backward_ref(d_ll, *cache),
+        gaussian=lambda x, mean, log_var, with_grad=True: (
+            dist._gaussian_log_likelihood_ref(x, mean, log_var), (x, mean, log_var)),
+        gaussian_backward=lambda d_ll, cache: dist._gaussian_log_likelihood_backward_ref(d_ll, *cache),
     )
 
 
@@ -208,19 +210,20 @@ class DVAEModel:
             d_h = d_h + self.decoder_log_var.backward(params, d_outputs["log_var"], lv_cache, grads)
         return self.decoder.backward(params, d_h, mlp_cache, grads)
 
-    def log_likelihood(self, x, outputs):
-        """log p(x | z) for the clean x: (B, D) and decoder outputs (B, S, D) -> (B, S)."""
+    def log_likelihood(self, x, outputs, with_grad=True):
+        """log p(x | z) for the clean x: (B, D) and decoder outputs (B, S, D) -> (B, S),
+        and the cache for :meth:`log_likelihood_backward`."""
         if self.config.likelihood == "bernoulli":
-            return self.ops.bernoulli(x, outputs["logits"])
-        return self.ops.gaussian(x, outputs["mean"], outputs["log_var"])
+            return self.ops.bernoulli(x, outputs["logits"], with_grad)
+        return self.ops.gaussian(x, outputs["mean"], outputs["log_var"], with_grad)
 
-    def log_likelihood_backward(self, d_ll, x, outputs):
+    def log_likelihood_backward(self, d_ll, cache):
         if self.config.likelihood == "bernoulli":
-            return {"logits": self.ops.bernoulli_backward(d_ll, x, outputs["logits"])}
-        d_mean, d_log_var = self.ops.gaussian_backward(d_ll, x, outputs["mean"], outputs["log_var"])
+            return {"logits": self.ops.bernoulli_backward(d_ll, cache)}
+        d_mean, d_log_var = self.ops.gaussian_backward(d_ll, cache)
         return {"mean": d_mean, "log_var": d_log_var}
 
-    def forward(self, params, x, x_tilde, eps):
+    def forward(self, params, x, x_tilde, eps, with_grad=True):
         """log w_bmk = log p(x_b | z_bmk) + log p(z_bmk) - log q(z_bmk | x~_bm).
 
         x: (B, D) clean data; x~: (B, M, D) its corrupted copies; eps: (B, M, K, Z).
@@ -237,9 +240,9 @@ class DVAEModel:
         log_prior = dist.standard_normal_log_prob(z)                             # (N, K)
         outputs, dec_cache = self.decode(params, z.reshape(N * K, Z))
         outputs = {name: out.reshape(B, M * K, D) for name, out in outputs.items()}
-        log_px = self.log_likelihood(x, outputs)                                 # (B, M*K)
+        log_px, ll_cache = self.log_likelihood(x, outputs, with_grad)           # (B, M*K)
         log_w = log_px.reshape(B, M, K) + (log_prior - log_q).reshape(B, M, K)
-        cache = (x, eps_rows, mu, log_sigma2, z, enc_cache, outputs, dec_cache)
+        cache = (eps_rows, mu, log_sigma2, z, enc_cache, ll_cache, dec_cache)
         return log_w, cache
 
     # ------------------------------------------------------------------
@@ -255,13 +258,13 @@ class DVAEModel:
         (dz/dmu = 1) and log_sigma2 (dz/dlog_sigma2 = sigma eps / 2), where
         it joins log q's direct dependence on mu and log_sigma2.
         """
-        x, eps_rows, mu, log_sigma2, z, enc_cache, outputs, dec_cache = cache
+        eps_rows, mu, log_sigma2, z, enc_cache, ll_cache, dec_cache = cache
         B, M, K = d_log_w.shape
         N, Z, D = B * M, self.config.latent_dim, self.config.input_dim
         grads = {}
         d_rows = np.ascontiguousarray(d_log_w).reshape(N, K)
         # log p(x | z) -> decoder -> z
-        d_outputs = self.log_likelihood_backward(d_log_w.reshape(B, M * K), x, outputs)
+        d_outputs = self.log_likelihood_backward(np.ascontiguousarray(d_log_w).reshape(B, M * K), ll_cache)
         d_outputs = {name: d.reshape(N * K, D) for name, d in d_outputs.items()}
         d_z = self.decode_backward(params, d_outputs, dec_cache, grads).reshape(N, K, Z)
         # + log p(z) -> z
@@ -293,7 +296,7 @@ class DVAEModel:
 
     def bound(self, params, x, x_tilde, eps, bound: str):
         """Per-example bound only (no backward), for evaluation."""
-        log_w, _ = self.forward(params, x, x_tilde, eps)
+        log_w, _ = self.forward(params, x, x_tilde, eps, with_grad=False)
         return bounds_module.bound_forward(bound, log_w, self.use_kernels)[0]
 
     # ------------------------------------------------------------------

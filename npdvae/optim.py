@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from npdvae.fastmath import FASTMATH
+
 
 def _adam_update_ref(param, grad, m, v, step_size, beta1, beta2, eps_hat, sign):
     """In place. ``step_size`` = lr sqrt(1 - beta2^t) / (1 - beta1^t) and
@@ -28,12 +30,14 @@ def _adam_update_ref(param, grad, m, v, step_size, beta1, beta2, eps_hat, sign):
     param += sign * step_size * m / (np.sqrt(v) + eps_hat)
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=FASTMATH)
 def adam_update_kernel(param, grad, m, v, step_size, beta1, beta2, eps_hat, sign):
+    one_minus_beta1 = 1 - beta1
+    one_minus_beta2 = 1 - beta2
     for i in range(param.size):
         g = grad[i]
-        m[i] = beta1 * m[i] + (1.0 - beta1) * g
-        v[i] = beta2 * v[i] + (1.0 - beta2) * g * g
+        m[i] = beta1 * m[i] + one_minus_beta1 * g
+        v[i] = beta2 * v[i] + one_minus_beta2 * g * g
         param[i] += sign * step_size * m[i] / (np.sqrt(v[i]) + eps_hat)
 
 
@@ -74,7 +78,9 @@ class Adam:
                     f"gradient for {name} must be {param.shape} {param.dtype}, got {grad.shape} {grad.dtype}"
                 )
             flat = [a.reshape(-1) for a in (param, np.ascontiguousarray(grad), self.m[name], self.v[name])]
-            update(*flat, step_size, self.beta1, self.beta2, eps_hat, sign)
+            # scalars in the parameters' dtype, so float32 arithmetic stays float32
+            scalars = [param.dtype.type(c) for c in (step_size, self.beta1, self.beta2, eps_hat, sign)]
+            update(*flat, *scalars)
 
     def state_dict(self):
         """Everything needed to continue exactly: moments, step and settings."""

@@ -35,6 +35,7 @@ from npdvae.corruption import NOISE_TYPES, Corruption
 from npdvae.data import Dataset, load_dataset
 from npdvae.data.files import DATASETS
 from npdvae.model import DVAEModel, ModelConfig, default_activation
+from npdvae.memory import keep_freed_memory
 from npdvae.optim import Adam
 
 VALIDATION_SEED = 1234
@@ -167,6 +168,7 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, dataset: Dataset, run_dir: Path):
         self.config, self.dataset, self.run_dir = config, dataset, Path(run_dir)
+        keep_freed_memory()  # every step frees and reallocates the same buffers
         self.model = DVAEModel(config.model_config(dataset.input_dim, dataset.likelihood))
         if config.batch_size > dataset.num_examples("train"):
             raise ValueError(f"batch_size {config.batch_size} is larger than the training set "

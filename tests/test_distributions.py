@@ -10,7 +10,8 @@ from tests.strategies import DTYPES
 
 shapes = st.tuples(st.integers(1, 4), st.integers(1, 5), st.integers(1, 4))  # (N or B, K or S, Z or D)
 
-# name: (reference forward, reference backward, kernel forward, kernel backward, input maker)
+# name: (reference forward, reference backward, fast forward, fast backward, input maker,
+#        backward's arguments from the inputs, positions of the inputs that get gradients)
 def _latent_inputs(rng, shape, dtype):
     N, K, Z = shape
     return (rng.standard_normal((N, K, Z)).astype(dtype), rng.standard_normal((N, Z)).astype(dtype),
@@ -41,11 +42,14 @@ OPS = {
                           dist.gaussian_log_prob_kernel, dist.gaussian_log_prob_backward_kernel,
                           _latent_inputs, lambda z, mu, ls: (z, mu, ls), (0, 1, 2)),
     "bernoulli": (dist._bernoulli_log_likelihood_ref, dist._bernoulli_log_likelihood_backward_ref,
-                  dist.bernoulli_log_likelihood_kernel, dist.bernoulli_log_likelihood_backward_kernel,
+                  lambda x, l: dist.bernoulli_log_likelihood(x, l)[0],
+                  lambda d, x, l: dist.bernoulli_log_likelihood_backward(d, dist.bernoulli_log_likelihood(x, l)[1]),
                   _bernoulli_inputs, lambda x, l: (x, l), (1,)),
-    "gaussian_likelihood": (dist._gaussian_log_likelihood_ref, dist._gaussian_log_likelihood_backward_ref,
-                            dist.gaussian_log_likelihood_kernel, dist.gaussian_log_likelihood_backward_kernel,
-                            _gaussian_inputs, lambda x, m, lv: (x, m, lv), (1, 2)),
+    "gaussian_likelihood": (
+        dist._gaussian_log_likelihood_ref, dist._gaussian_log_likelihood_backward_ref,
+        lambda x, m, lv: dist.gaussian_log_likelihood(x, m, lv)[0],
+        lambda d, x, m, lv: dist.gaussian_log_likelihood_backward(d, dist.gaussian_log_likelihood(x, m, lv)[1]),
+        _gaussian_inputs, lambda x, m, lv: (x, m, lv), (1, 2)),
 }
 
 
@@ -104,6 +108,16 @@ def test_sampler_path_gradient_of_log_q_wrt_log_sigma2_is_minus_half():
     np.testing.assert_allclose(d_ls + path_ls, -1.0, atol=1e-12)  # -1/2 per sample, K = 2
 
 
+def test_likelihood_without_gradient_gives_the_same_value():
+    rng = np.random.default_rng(3)
+    x, logits = _bernoulli_inputs(rng, (2, 3, 7), np.float32)
+    np.testing.assert_array_equal(dist.bernoulli_log_likelihood(x, logits, with_grad=False)[0],
+                                  dist.bernoulli_log_likelihood(x, logits)[0])
+    x, mean, log_var = _gaussian_inputs(rng, (2, 3, 7), np.float32)
+    np.testing.assert_array_equal(dist.gaussian_log_likelihood(x, mean, log_var, with_grad=False)[0],
+                                  dist.gaussian_log_likelihood(x, mean, log_var)[0])
+
+
 def test_log_densities_agree_with_scipy():
     rng = np.random.default_rng(1)
     z, mu, log_sigma2 = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 4)), rng.standard_normal((2, 4))
@@ -114,7 +128,7 @@ def test_log_densities_agree_with_scipy():
     logits = rng.standard_normal((2, 3, 4))
     p = 1 / (1 + np.exp(-logits))
     expected = stats.bernoulli.logpmf(x[:, None], p).sum(axis=2)
-    np.testing.assert_allclose(dist.bernoulli_log_likelihood_kernel(x, logits), expected, rtol=1e-10)
+    np.testing.assert_allclose(dist.bernoulli_log_likelihood(x, logits)[0], expected, rtol=1e-10)
 
 
 def test_standard_normal_backward_matches_finite_differences():
@@ -125,9 +139,7 @@ def test_standard_normal_backward_matches_finite_differences():
 @pytest.mark.parametrize("use_kernel", [True, False])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_bernoulli_is_finite_for_extreme_logits_and_saturated_pixels(use_kernel, dtype):
-    forward = dist.bernoulli_log_likelihood_kernel if use_kernel else dist._bernoulli_log_likelihood_ref
-    backward = (dist.bernoulli_log_likelihood_backward_kernel if use_kernel
-                else dist._bernoulli_log_likelihood_backward_ref)
+    forward, backward = OPS["bernoulli"][2:4] if use_kernel else OPS["bernoulli"][0:2]
     x = np.array([[0.0, 1.0, 0.0, 1.0]], dtype=dtype)
     logits = np.array([[[1e4, 1e4, -1e4, -1e4]]], dtype=dtype)
     ll = forward(x, logits)
