@@ -47,9 +47,9 @@ def main():
 # train
 # --------------------------------------------------------------------------
 
-TRAIN_FIELDS = ("dataset", "bound", "noise", "noise_type", "k", "m", "encoder_layers", "latent", "hidden",
-                "activation", "epochs", "batch_size", "lr", "binarize", "seed", "patience",
-                "train_examples", "eval_examples")
+TRAIN_FIELDS = ("dataset", "bound", "noise", "noise_type", "k", "m", "encoder", "encoder_layers", "latent",
+                "hidden", "activation", "epochs", "batch_size", "lr", "schedule", "clip_grad_norm", "binarize",
+                "seed", "patience", "train_examples", "eval_examples")
 
 
 def _config_error(err: ValueError) -> click.BadParameter:
@@ -81,6 +81,8 @@ def _check_writable(run_dir: Path):
               help="Default: salt-pepper for binary data, gaussian for frey-face.")
 @click.option("--k", type=click.IntRange(min=1), default=1, show_default=True, help="Samples of z per corrupted copy.")
 @click.option("--m", type=click.IntRange(min=1), default=1, show_default=True, help="Corrupted copies per example.")
+@click.option("--encoder", type=click.Choice(["mlp", "gru"]), default="mlp", show_default=True,
+              help="Inference network: an MLP, or a GRU run for five steps (Table 3).")
 @click.option("--encoder-layers", type=click.IntRange(1, 2), default=1, show_default=True)
 @click.option("--latent", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--hidden", type=click.IntRange(min=1), default=200, show_default=True)
@@ -89,6 +91,10 @@ def _check_writable(run_dir: Path):
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
+@click.option("--schedule", type=click.Choice(["constant", "staged"]), default="constant", show_default=True,
+              help="staged: stage i lasts 3^i epochs at lr * 10^(-i/7) (Burda et al.).")
+@click.option("--clip-grad-norm", type=click.FloatRange(min=0, min_open=True),
+              help="Rescale the gradient to at most this global L2 norm.")
 @click.option("--binarize", type=click.Choice(BINARIZATIONS), default="dynamic", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--patience", type=click.IntRange(min=1), help="Stop after this many epochs without a better validation bound.")
@@ -351,6 +357,67 @@ def datasets_verify(name, data_dir):
             click.echo(f"{dataset_name:14s} {row['file']:28s} {state}")
     if bad:
         raise click.ClickException(f"{bad} file(s) missing or bad")
+
+
+# --------------------------------------------------------------------------
+# reproduce
+# --------------------------------------------------------------------------
+
+
+def _parse_rows(values):
+    rows = set()
+    for value in values:
+        name, _, layers = value.rpartition("/")
+        if not name or not layers.isdigit():
+            raise click.BadParameter(f"{value!r}: expected MODEL/LAYERS, e.g. 'DIWAE (K=5)/1'", param_hint="--row")
+        rows.add((name, int(layers)))
+    return rows or None
+
+
+@main.command()
+@click.argument("experiment", type=click.Choice(["table1", "table2", "table3", "figure1", "augmentation",
+                                                 "mean-image"]))
+@click.option("--epochs", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--seeds", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Runs in parallel, one core each.")
+@click.option("--row", "rows", multiple=True, help="Only this row, as MODEL/LAYERS (repeatable), e.g. 'DVAE (K=1)/1'.")
+@click.option("--is-samples", type=click.IntRange(min=1), default=5000, show_default=True)
+@click.option("--is-examples", type=click.IntRange(min=1), help="Test images for log p(x) (default: all).")
+@click.option("--train-examples", type=click.IntRange(min=1), help="Tiny budgets: first N training examples.")
+@click.option("--eval-examples", type=click.IntRange(min=1), help="Tiny budgets: first N validation/test examples.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Default: results/EXPERIMENT.")
+@data_dir_option
+def reproduce(experiment, epochs, seeds, jobs, rows, is_samples, is_examples, train_examples, eval_examples, out,
+              data_dir):
+    """Run an experiment of section 4 (resumable) and write its tables."""
+    from npdvae.reproduce import build_experiment, plan, run_grid, write_outputs
+    selected = _parse_rows(rows)
+    grid = build_experiment(experiment, selected)
+    if not grid.cells:
+        raise click.BadParameter(f"no row of {experiment} matches {', '.join(rows)}", param_hint="--row")
+    out = out or Path("results") / experiment
+    out.mkdir(parents=True, exist_ok=True)
+    overrides = {k: v for k, v in (("train_examples", train_examples), ("eval_examples", eval_examples)) if v}
+    specs = plan(grid, out, epochs, seeds, overrides)
+    click.echo(f"{grid.title}: {len(specs)} runs ({len(grid.cells)} cells x {seeds} seeds), {epochs} epochs each, "
+               f"{jobs} at a time, in {out}")
+    started = time.perf_counter()
+    finished = [0]
+
+    def on_done(spec, result):
+        finished[0] += 1
+        click.echo(f"[{finished[0]}/{len(specs)}] {spec.cell.row}, {spec.cell.layers} l., {spec.cell.column}, "
+                   f"seed {spec.seed}: test bound {result['test_bound']:.2f}, log p(x) {result['log_likelihood']:.2f}"
+                   f"  ({time.perf_counter() - started:.0f} s)")
+
+    try:
+        results = run_grid(specs, jobs, data_dir, is_samples, is_examples, on_done)
+    except DataError as err:
+        raise click.ClickException(str(err)) from None
+    write_outputs(grid, specs, results, out)
+    click.echo(f"wrote {out / 'table.md'} and {out / 'table.csv'}"
+               + (f" and {out / 'figure1.png'}" if experiment == "figure1" else ""))
 
 
 # --------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 Data flow for one minibatch (B examples, M corrupted copies, K samples of z):
 
     x (B, D) --corruption--> x~ (B, M, D)
-    x~ --encoder MLP--> h --heads--> mu, log_sigma2 (B*M, Z)
+    x~ --encoder (MLP or GRU)--> h --heads--> mu, log_sigma2 (B*M, Z)
     eps (B, M, K, Z) --reparameterize--> z = mu + sigma * eps
     z --decoder MLP--> logits (Bernoulli) or mean, log_var (Gaussian)
     log w = log p(x | z) + log p(z) - log q(z | x~)       (B, M, K)
@@ -27,9 +27,11 @@ import numpy as np
 from npdvae import bounds as bounds_module
 from npdvae import distributions as dist
 from npdvae.activations import get_activation
+from npdvae.gru import GRU, init_gru
 from npdvae.layers import Dense, build_mlp, init_affine, init_mlp
 
 LIKELIHOODS = ("bernoulli", "gaussian")
+ENCODERS = ("mlp", "gru")
 
 
 def default_activation(bound: str) -> str:
@@ -47,7 +49,9 @@ class ModelConfig:
     input_dim: int
     latent_dim: int = 50
     hidden_units: int = 200
-    encoder_layers: int = 1
+    encoder: str = "mlp"          # "mlp", or "gru": a GRU run for encoder_steps steps (Table 3)
+    encoder_layers: int = 1       # hidden layers of the MLP encoder
+    encoder_steps: int = 5
     decoder_layers: int = 2
     activation: str = "softplus"
     likelihood: str = "bernoulli"
@@ -57,7 +61,10 @@ class ModelConfig:
     min_log_var: float = -10.0
 
     def __post_init__(self):
-        for name in ("input_dim", "latent_dim", "hidden_units", "encoder_layers", "decoder_layers"):
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
+        for name in ("input_dim", "latent_dim", "hidden_units", "encoder_layers", "encoder_steps",
+                     "decoder_layers"):
             value = getattr(self, name)
             if int(value) != value or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value}")
@@ -122,7 +129,10 @@ class DVAEModel:
         self.ops = _ops(use_kernels)
         act = get_activation(config.activation, use_kernels)
         identity = get_activation("identity", use_kernels)
-        self.encoder = build_mlp("encoder", config.encoder_layers, act)
+        if config.encoder == "gru":
+            self.encoder = GRU("encoder.gru", config.hidden_units, config.encoder_steps)
+        else:
+            self.encoder = build_mlp("encoder", config.encoder_layers, act)
         self.encoder_mu = Dense("encoder.mu", identity)
         self.encoder_log_sigma2 = Dense("encoder.log_sigma2", identity)
         self.decoder = build_mlp("decoder", config.decoder_layers, act)
@@ -147,7 +157,10 @@ class DVAEModel:
         c = self.config
         enc_sizes = [c.input_dim] + [c.hidden_units] * c.encoder_layers
         dec_sizes = [c.latent_dim] + [c.hidden_units] * c.decoder_layers
-        params = init_mlp(rng, "encoder", enc_sizes, dtype)
+        if c.encoder == "gru":
+            params = init_gru(rng, "encoder.gru", c.input_dim, c.hidden_units, dtype)
+        else:
+            params = init_mlp(rng, "encoder", enc_sizes, dtype)
         for head in ("encoder.mu", "encoder.log_sigma2"):
             params[head + ".W"], params[head + ".b"] = init_affine(rng, c.hidden_units, c.latent_dim, dtype)
         params.update(init_mlp(rng, "decoder", dec_sizes, dtype))

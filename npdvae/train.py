@@ -55,6 +55,7 @@ class TrainConfig:
     noise_type: str | None = None     # default: salt-pepper for binary data, gaussian for Frey Face
     k: int = 1                        # samples of z per corrupted copy
     m: int = 1                        # corrupted copies per example
+    encoder: str = "mlp"              # "mlp" or "gru" (Table 3)
     encoder_layers: int = 1
     latent: int = 50
     hidden: int = 200
@@ -62,6 +63,8 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 100
     lr: float = 1e-3
+    schedule: str = "constant"        # or "staged": Burda et al.'s 3^i epochs at lr 10^(-i/7) (see staged_lr)
+    clip_grad_norm: float | None = None
     binarize: str = "dynamic"
     seed: int = 0
     patience: int | None = None       # stop after this many epochs without a better validation bound
@@ -85,14 +88,18 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
+            raise ValueError(f"clip_grad_norm must be > 0, got {self.clip_grad_norm}")
 
     @property
     def model_name(self) -> str:
         """As in the paper's tables, e.g. "DIWAE (K=5), 1 hidden layer, noise 5%"."""
         family = "IWAE" if self.bound == "iwae" else "VAE"
-        name = ("D" if self.noise > 0 else "") + family
+        name = ("D" if self.noise > 0 else "") + family + (" (GRU)" if self.encoder == "gru" else "")
         layers = f"{self.encoder_layers} hidden layer" + ("s" if self.encoder_layers > 1 else "")
-        text = f"{name} (K={self.k}), {layers}"
+        text = f"{name} (K={self.k})" + (f", {layers}" if self.encoder == "mlp" else "")
         if self.noise > 0:
             level = f"{100 * self.noise:g}%" if self.noise_type != "gaussian" else f"sigma {self.noise:g}"
             text += f", noise {level}" + (" (mean image)" if self.noise_type == "mean-image" else "")
@@ -102,8 +109,8 @@ class TrainConfig:
 
     def model_config(self, input_dim: int, likelihood: str) -> ModelConfig:
         return ModelConfig(input_dim=input_dim, latent_dim=self.latent, hidden_units=self.hidden,
-                           encoder_layers=self.encoder_layers, activation=self.activation,
-                           likelihood=likelihood)
+                           encoder=self.encoder, encoder_layers=self.encoder_layers,
+                           activation=self.activation, likelihood=likelihood)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -116,6 +123,29 @@ class TrainConfig:
 
 # Settings that may change when a run is resumed; everything else must match.
 RESUMABLE_CHANGES = ("epochs", "lr", "patience")
+SCHEDULES = ("constant", "staged")
+
+
+def staged_lr(epoch: int, base_lr: float = 1e-3) -> float:
+    """Burda et al.'s schedule for IWAE: stage i = 0, 1, ..., 7 lasts 3^i epochs
+    at learning rate base_lr * 10^(-i/7); 3280 epochs in all. ``epoch`` counts
+    from 0; after the last stage the rate stays at the last stage's."""
+    stage, first_epoch_of_next = 0, 1
+    while epoch >= first_epoch_of_next and stage < 7:
+        stage += 1
+        first_epoch_of_next += 3 ** stage
+    return base_lr * 10 ** (-stage / 7)
+
+
+def clip_by_global_norm(grads: dict, max_norm: float) -> float:
+    """Scale all gradients in place so their joint L2 norm is at most max_norm;
+    returns the norm before clipping."""
+    norm = float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values())))
+    if norm > max_norm:
+        scale = max_norm / norm
+        for g in grads.values():
+            g *= scale
+    return norm
 
 
 def check_resume_compatible(stored: TrainConfig, requested: TrainConfig):
@@ -134,6 +164,7 @@ class EpochRecord:
     valid_bound: float
     seconds: float
     best: bool
+    lr: float
 
     def to_dict(self):
         return asdict(self)
@@ -202,8 +233,15 @@ class Trainer:
 
     # -- training -----------------------------------------------------------
 
+    def learning_rate(self) -> float:
+        """The rate for the epoch about to run (``self.epoch`` epochs are done)."""
+        if self.config.schedule == "staged":
+            return staged_lr(self.epoch, self.config.lr)
+        return self.config.lr
+
     def train_epoch(self, progress: Callable[[int, int], None] | None = None) -> float:
         c, n = self.config, self.dataset.num_examples("train")
+        lr = self.learning_rate()
         total, done = 0.0, 0
         for idx in iterate_minibatches(n, c.batch_size, self.rng):
             x = self.dataset.batch("train", idx, self.rng)
@@ -214,7 +252,9 @@ class Trainer:
             if not math.isfinite(batch_total) or not all(np.all(np.isfinite(g)) for g in result.grads.values()):
                 raise NonFiniteBoundError(
                     f"the bound became {batch_total} in epoch {self.epoch + 1}; the parameters were not updated")
-            self.adam.step(result.grads)
+            if c.clip_grad_norm is not None:
+                clip_by_global_norm(result.grads, c.clip_grad_norm)
+            self.adam.step(result.grads, lr=lr)
             total += batch_total
             done += len(idx)
             if progress:
@@ -230,6 +270,7 @@ class Trainer:
             if c.patience is not None and self._epochs_since_best() >= c.patience:
                 break
             start = time.perf_counter()
+            lr = self.learning_rate()
             train_bound = self.train_epoch(progress)
             valid = validation_bound(self.model, self.params, self.dataset, c)
             if not math.isfinite(valid):
@@ -237,7 +278,7 @@ class Trainer:
             self.epoch += 1
             is_best = valid > best
             best = max(best, valid)
-            record = EpochRecord(self.epoch, train_bound, valid, time.perf_counter() - start, is_best)
+            record = EpochRecord(self.epoch, train_bound, valid, time.perf_counter() - start, is_best, lr)
             self.history.append(record.to_dict())
             with open(self.run_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record.to_dict()) + "\n")

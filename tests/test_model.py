@@ -10,10 +10,10 @@ from tests.gradcheck import assert_gradient_close, numerical_gradient
 
 
 def make_problem(seed, likelihood="bernoulli", encoder_layers=1, M=2, K=3, B=3, D=6, Z=3, H=4,
-                 activation="softplus", dtype=np.float64, noise=0.2, use_kernels=True):
+                 activation="softplus", dtype=np.float64, noise=0.2, use_kernels=True, encoder="mlp"):
     rng = np.random.default_rng(seed)
-    config = ModelConfig(input_dim=D, latent_dim=Z, hidden_units=H, encoder_layers=encoder_layers,
-                         activation=activation, likelihood=likelihood)
+    config = ModelConfig(input_dim=D, latent_dim=Z, hidden_units=H, encoder=encoder, encoder_layers=encoder_layers,
+                         encoder_steps=3, activation=activation, likelihood=likelihood)
     model = DVAEModel(config, use_kernels=use_kernels)
     params = model.init_params(rng, dtype, data_mean=rng.uniform(0.1, 0.9, D))
     for value in params.values():  # move off the initialization's special values (zero biases)
@@ -28,15 +28,15 @@ def make_problem(seed, likelihood="bernoulli", encoder_layers=1, M=2, K=3, B=3, 
     return model, params, x, x_tilde, eps
 
 
-@settings(max_examples=12)
+@settings(max_examples=20)
 @given(seed=st.integers(0, 2**31), likelihood=st.sampled_from(["bernoulli", "gaussian"]),
        bound=st.sampled_from(["elbo", "iwae"]), encoder_layers=st.sampled_from([1, 2]),
        M=st.sampled_from([1, 2]), K=st.sampled_from([1, 2, 5]), activation=st.sampled_from(["softplus", "tanh"]),
-       use_kernels=st.booleans())
+       use_kernels=st.booleans(), encoder=st.sampled_from(["mlp", "gru"]))
 def test_model_gradient_matches_finite_differences_for_every_parameter(
-        seed, likelihood, bound, encoder_layers, M, K, activation, use_kernels):
+        seed, likelihood, bound, encoder_layers, M, K, activation, use_kernels, encoder):
     model, params, x, x_tilde, eps = make_problem(seed, likelihood, encoder_layers, M, K,
-                                                  activation=activation, use_kernels=use_kernels)
+                                                  activation=activation, use_kernels=use_kernels, encoder=encoder)
     result = model.bound_and_gradients(params, x, x_tilde, eps, bound)
     assert result.grads.keys() == params.keys()
 

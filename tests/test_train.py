@@ -129,3 +129,34 @@ def test_config_json_records_every_setting(tmp_path):
     config = small_config()
     open_run(config, tmp_path / "run", synthetic_dataset())
     assert json.loads((tmp_path / "run" / "config.json").read_text()) == config.to_dict()
+
+
+def test_staged_schedule_changes_rate_at_the_stage_boundaries():
+    from npdvae.train import staged_lr
+    # stage i lasts 3^i epochs: epochs 0 | 1-3 | 4-12 | 13-39 | ... | 1093-3279
+    boundaries = {0: 0, 1: 1, 3: 1, 4: 2, 12: 2, 13: 3, 39: 3, 40: 4, 1092: 6, 1093: 7, 3279: 7, 5000: 7}
+    for epoch, stage in boundaries.items():
+        assert staged_lr(epoch) == pytest.approx(1e-3 * 10 ** (-stage / 7)), epoch
+
+
+def test_staged_schedule_is_what_training_uses(tmp_path):
+    trainer = open_run(small_config(epochs=5, schedule="staged"), tmp_path / "run", synthetic_dataset())
+    history = trainer.run()
+    assert [h["lr"] for h in history] == pytest.approx([1e-3] + [1e-3 * 10 ** (-1 / 7)] * 3 + [1e-3 * 10 ** (-2 / 7)])
+
+
+def test_clipping_bounds_the_global_norm():
+    from npdvae.train import clip_by_global_norm
+    grads = {"a": np.array([3.0, 0.0]), "b": np.array([[4.0]])}
+    assert clip_by_global_norm(grads, 1.0) == pytest.approx(5.0)
+    assert np.sqrt(sum((g ** 2).sum() for g in grads.values())) == pytest.approx(1.0)
+    np.testing.assert_allclose(grads["a"], [0.6, 0.0])
+    assert clip_by_global_norm(grads, 10.0) == pytest.approx(1.0)
+    np.testing.assert_allclose(grads["a"], [0.6, 0.0])  # under the limit: unchanged
+
+
+def test_gru_encoder_trains_end_to_end(tmp_path):
+    config = small_config(encoder="gru", epochs=3, clip_grad_norm=100.0)
+    assert config.model_name == "DIWAE (GRU) (K=3), noise 10%, M=2"
+    history = open_run(config, tmp_path / "run", synthetic_dataset()).run()
+    assert history[-1]["valid_bound"] > history[0]["valid_bound"]
