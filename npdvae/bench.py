@@ -41,17 +41,24 @@ CONFIGS = {
     "VAE K=1, 1 layer": dict(bound="elbo", k=1, noise=0.0, encoder_layers=1),
     "DVAE K=5, noise 0.05, 1 layer": dict(bound="elbo", k=5, noise=0.05, encoder_layers=1),
     "DIWAE K=5, noise 0.05, 2 layers": dict(bound="iwae", k=5, noise=0.05, encoder_layers=2),
+    "DIWAE K=5, noise 0.05, GRU": dict(bound="iwae", k=5, noise=0.05, encoder="gru"),
 }
 
 
-def matmul_shapes(config: TrainConfig, input_dim: int, batch: int):
-    """The (rows, fan_in, fan_out) of every dense layer applied to one minibatch."""
+def matmul_shapes(config: TrainConfig, input_dim: int, batch: int, likelihood: str = "bernoulli"):
+    """The (rows, fan_in, fan_out) of every matrix product one minibatch makes, forward."""
     enc_rows, dec_rows = batch * config.m, batch * config.m * config.k
-    enc = [input_dim] + [config.hidden] * config.encoder_layers
-    dec = [config.latent] + [config.hidden] * 2
-    heads = [(enc_rows, config.hidden, config.latent)] * 2
-    out_heads = 1 if input_dim == 784 else 2  # Bernoulli logits, or Gaussian mean and log-variance
-    return ([(enc_rows, i, o) for i, o in zip(enc[:-1], enc[1:])] + heads
+    H = config.hidden
+    if config.encoder == "gru":
+        # x W once for all steps, then h U_zr and (r h) U_n at each of the 5 steps
+        encoder = [(enc_rows, input_dim, 3 * H)] + [(enc_rows, H, 2 * H), (enc_rows, H, H)] * 5
+    else:
+        enc = [input_dim] + [H] * config.encoder_layers
+        encoder = [(enc_rows, i, o) for i, o in zip(enc[:-1], enc[1:])]
+    dec = [config.latent] + [H] * 2
+    heads = [(enc_rows, H, config.latent)] * 2
+    out_heads = 1 if likelihood == "bernoulli" else 2  # logits, or mean and log-variance
+    return (encoder + heads
             + [(dec_rows, i, o) for i, o in zip(dec[:-1], dec[1:])]
             + [(dec_rows, config.hidden, input_dim)] * out_heads)
 
@@ -173,7 +180,7 @@ def bench_config(name, overrides, dataset: Dataset, epochs: int, batch_size=100,
     peak = peak_rss_mb()
     seconds = statistics.median(times)
     steps = -(-n // batch_size)
-    shapes = matmul_shapes(config, dataset.input_dim, batch_size)
+    shapes = matmul_shapes(config, dataset.input_dim, batch_size, dataset.likelihood)
     flops = step_flops(shapes) * n / batch_size
     matmul_seconds = replay_matmuls(shapes) * steps
     gflops = flops / seconds / 1e9

@@ -1,0 +1,102 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+from npdvae.reproduce import build_experiment, plan, run_grid, write_outputs
+from npdvae.train import TrainConfig, open_run, prepare_dataset, read_metrics
+from tests.data.conftest import shared_datasets_dir
+
+TINY = {"train_examples": 200, "eval_examples": 30, "latent": 4, "hidden": 16}
+
+
+@pytest.fixture
+def data_dir():
+    path = shared_datasets_dir()
+    if path is None:
+        pytest.skip("real data absent: set NPDVAE_DATA_DIR (CI uses ../shared/datasets)")
+    return path
+
+
+def tiny_table1(out, epochs=2, seeds=2):
+    grid = build_experiment("table1", {("DVAE (K=1)", 1), ("DIWAE (K=5)", 1)})
+    grid.cells = [c for c in grid.cells if c.column in (0, 5)]
+    return grid, plan(grid, out, epochs, seeds, TINY)
+
+
+def test_grid_runner_writes_well_formed_tables(tmp_path, data_dir):
+    grid, specs = tiny_table1(tmp_path)
+    results = run_grid(specs, jobs=1, data_dir=data_dir, is_samples=20)
+    table = write_outputs(grid, specs, results, tmp_path)
+    markdown = (tmp_path / "table.md").read_text()
+    assert "| DVAE (K=1) | 1 |" in markdown and "| DIWAE (K=5) | 1 |" in markdown
+    assert "(96.14 ± 0.09)" in markdown and "(93.67 ± 0.10)" in markdown   # the paper's numbers beside ours
+    bound_rows = markdown.split("Importance-sampled")[0].splitlines()[-4:]
+    assert [line.count("**") for line in bound_rows if line.startswith("| D")] == [2, 2]  # one best per row
+    assert "Importance-sampled log-likelihood" in markdown and "hours for 3280 epochs" in markdown
+    rows = list(csv.DictReader(open(tmp_path / "table.csv")))
+    assert len(rows) == 4 and all(row["seeds"] == "2" for row in rows)
+    for (row_key, column), entry in table.items():   # -bound: positive, and above -log p(x)
+        assert entry["bound_stats"][0] > 0
+        assert entry["bound_stats"][0] >= -entry["ll_stats"][0] - 1.0
+
+
+def test_finished_runs_are_skipped_and_interrupted_runs_resume(tmp_path, data_dir):
+    grid, specs = tiny_table1(tmp_path, epochs=2, seeds=1)
+    interrupted = specs[0]
+    config = TrainConfig(**dict(interrupted.config, epochs=1))
+    open_run(config, interrupted.run_dir, prepare_dataset(config, data_dir)).run()  # stopped after epoch 1
+    first_epoch = read_metrics(interrupted.run_dir)[0]
+    run_grid(specs, jobs=1, data_dir=data_dir, is_samples=10)
+    history = read_metrics(interrupted.run_dir)
+    assert [h["epoch"] for h in history] == [1, 2] and history[0] == first_epoch
+    stamps = {s.run_dir: (tmp_path / s.run_dir / "eval.json").stat().st_mtime_ns for s in specs}
+    again = run_grid(specs, jobs=1, data_dir=data_dir, is_samples=10)
+    assert {s.run_dir: (tmp_path / s.run_dir / "eval.json").stat().st_mtime_ns for s in specs} == stamps
+    assert all(r["epochs"] == 2 for r in again)
+
+
+def test_parallel_jobs_give_the_same_results_as_serial(tmp_path, data_dir):
+    grid, specs = tiny_table1(tmp_path / "parallel", epochs=1, seeds=1)
+    parallel = run_grid(specs[:2], jobs=2, data_dir=data_dir, is_samples=10)
+    _, serial_specs = tiny_table1(tmp_path / "serial", epochs=1, seeds=1)
+    serial = run_grid(serial_specs[:2], jobs=1, data_dir=data_dir, is_samples=10)
+    for a, b in zip(parallel, serial):
+        # one BLAS thread against two may sum in another order: equal to float32 rounding
+        assert a["test_bound"] == pytest.approx(b["test_bound"], rel=1e-4)
+
+
+def test_experiments_have_the_papers_grids():
+    table1 = build_experiment("table1")
+    assert len(table1.cells) == 6 * 4 and {c.column for c in table1.cells} == {0, 5, 10, 15}
+    assert all(c.settings["binarize"] == "static" for c in table1.cells)
+    table2 = build_experiment("table2")
+    assert {c.settings["noise"] for c in table2.cells} == {0.0, 0.025, 0.05, 0.075}
+    assert table2.higher_is_better and all(c.settings["dataset"] == "frey-face" for c in table2.cells)
+    table3 = build_experiment("table3")
+    assert {c.settings["encoder"] for c in table3.cells} == {"gru"} and len(table3.cells) == 8
+    augmentation = build_experiment("augmentation")
+    treatments = {(c.row, c.column): (c.settings["binarize"], c.settings["noise"]) for c in augmentation.cells}
+    assert treatments[("VAE", "augmentation")] == ("dynamic", 0.0)
+    assert treatments[("IWAE (K=5)", "denoising")] == ("static", 0.05)
+    assert {c.settings["noise_type"] for c in build_experiment("mean-image").cells} == {"salt-pepper", "mean-image"}
+    assert sorted(c.settings["m"] for c in build_experiment("figure1").cells) == [1, 1, 5, 5, 10, 10]
+
+
+def test_reproduce_command_runs_a_tiny_figure1(tmp_path, data_dir, monkeypatch):
+    monkeypatch.setenv("NPDVAE_DATA_DIR", str(data_dir))
+    result = CliRunner().invoke(main, [
+        "reproduce", "figure1", "--epochs", "2", "--seeds", "1", "--row", "DVAE (K=1)/1", "--is-samples", "5",
+        "--train-examples", "200", "--eval-examples", "20", "--out", str(tmp_path)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "[3/3]" in result.output
+    assert (tmp_path / "figure1.png").read_bytes()[:4] == b"\x89PNG"
+    assert len(list(csv.DictReader(open(tmp_path / "table.csv")))) == 3
+
+
+def test_reproduce_rejects_a_row_that_does_not_exist(tmp_path):
+    result = CliRunner().invoke(main, ["reproduce", "table1", "--row", "VAE/3", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "--row" in result.output
