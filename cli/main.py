@@ -7,7 +7,6 @@ each command is a few lines of glue around ``npdvae``.
 from __future__ import annotations
 
 import json
-import math
 import sys
 import tempfile
 import time
@@ -26,10 +25,11 @@ from npdvae.data.download import fetch
 from npdvae.data.datasets import BINARIZATIONS
 from npdvae.evaluate import evaluate_model, results_to_dict
 from npdvae.pictures import PlotLibraryMissing, write_reconstructions, write_samples
-from npdvae.train import (
-    NonFiniteBoundError, RunDirectoryError, TrainConfig, load_trained, open_run, prepare_dataset,
-    read_metrics, read_run_config,
+from npdvae.config import TrainConfig
+from npdvae.runs import (
+    RunDirectoryError, load_trained, open_run, prepare_dataset, read_metrics, read_run_config,
 )
+from npdvae.train import NonFiniteBoundError
 from cli.progress import Progress
 
 DATASET_NAMES = sorted(DATASETS)

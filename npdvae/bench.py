@@ -21,7 +21,6 @@ What :func:`benchmark` reports, per configuration:
 from __future__ import annotations
 
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -34,7 +33,8 @@ import numpy as np
 from npdvae.data import Dataset
 from npdvae.evaluate import importance_sampled_bound
 from npdvae.memory import keep_freed_memory
-from npdvae.train import Trainer, TrainConfig
+from npdvae.config import TrainConfig
+from npdvae.train import Trainer
 
 # The configurations of the issue, by name.
 CONFIGS = {

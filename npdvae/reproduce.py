@@ -33,11 +33,12 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
-import numpy as np
 
 from npdvae import paper
 from npdvae.evaluate import evaluate_model
-from npdvae.train import TrainConfig, open_run, prepare_dataset, read_metrics, validation_bound
+from npdvae.config import TrainConfig
+from npdvae.runs import open_run, prepare_dataset, read_metrics
+from npdvae.train import validation_bound
 
 EXPERIMENTS = ("table1", "table2", "table3", "figure1", "augmentation", "mean-image")
 
@@ -305,7 +306,7 @@ def markdown_table(experiment: Experiment, table: dict) -> str:
                 text += f" ({_fmt(entry['paper'])})"
             cells.append(text)
         lines.append(f"| {row_key[0]} | {row_key[1]} | " + " | ".join(cells) + " |")
-    lines += ["", f"Importance-sampled log-likelihood log p(x) (nats, higher is better), same runs:", "",
+    lines += ["", "Importance-sampled log-likelihood log p(x) (nats, higher is better), same runs:", "",
               "| model | layers | " + " | ".join(_column_label(c) for c in columns) + " |",
               "|---|---|" + "---|" * len(columns)]
     for row_key in rows:

@@ -61,3 +61,10 @@ def check_vjp(forward, backward, inputs, seed=0):
             continue
         numeric = numerical_gradient(lambda: float((r * forward(*inputs)).sum()), arr)
         assert_gradient_close(grad, numeric, name=f"input {position}")
+
+
+def assert_parameter_gradients(objective, params, grads):
+    """Every parameter array's analytic gradient against finite differences of ``objective()``."""
+    assert grads.keys() == params.keys(), sorted(set(grads) ^ set(params))
+    for name, value in params.items():
+        assert_gradient_close(grads[name], numerical_gradient(objective, value), name)

@@ -1,5 +1,5 @@
 from npdvae.bench import matmul_shapes, step_flops
-from npdvae.train import TrainConfig
+from npdvae.config import TrainConfig
 
 
 def test_flop_count_of_a_dvae_step():

@@ -6,7 +6,8 @@ import pytest
 from scipy.special import logsumexp
 
 from npdvae.evaluate import Estimate, evaluate_model, importance_sampled_bound
-from npdvae.train import TrainConfig, open_run, prepare_dataset
+from npdvae.config import TrainConfig
+from npdvae.runs import open_run, prepare_dataset
 from tests.data.conftest import shared_datasets_dir
 
 

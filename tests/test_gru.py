@@ -1,10 +1,9 @@
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from npdvae.gru import GRU, init_gru
-from tests.gradcheck import assert_gradient_close, numerical_gradient
+from tests.gradcheck import assert_gradient_close, assert_parameter_gradients, numerical_gradient
 
 
 @settings(max_examples=15)
@@ -25,9 +24,7 @@ def test_gru_backward_through_time_matches_finite_differences(seed, N, D, H, ste
     def objective():
         return float((r * gru.forward(params, x)[0]).sum())
 
-    assert grads.keys() == params.keys()
-    for name, value in params.items():
-        assert_gradient_close(grads[name], numerical_gradient(objective, value), name)
+    assert_parameter_gradients(objective, params, grads)
     assert_gradient_close(d_x, numerical_gradient(objective, x), "input")
 
 

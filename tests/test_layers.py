@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 
 from npdvae.activations import get_activation
 from npdvae.layers import affine_backward, affine_forward, build_mlp, init_mlp
-from tests.gradcheck import assert_gradient_close, check_vjp, numerical_gradient
+from tests.gradcheck import assert_gradient_close, assert_parameter_gradients, check_vjp, numerical_gradient
 
 
 @settings(max_examples=25)
@@ -43,7 +43,5 @@ def test_mlp_backward_matches_finite_differences_for_every_parameter(activation,
     def objective():
         return float((r * mlp.forward(params, x)[0]).sum())
 
-    assert grads.keys() == params.keys()
-    for name, value in params.items():
-        assert_gradient_close(grads[name], numerical_gradient(objective, value), name)
+    assert_parameter_gradients(objective, params, grads)
     assert_gradient_close(d_x, numerical_gradient(objective, x), "input")

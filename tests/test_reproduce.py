@@ -1,13 +1,12 @@
 import csv
-import json
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from cli.main import main
 from npdvae.reproduce import build_experiment, plan, run_grid, write_outputs
-from npdvae.train import TrainConfig, open_run, prepare_dataset, read_metrics
+from npdvae.config import TrainConfig
+from npdvae.runs import open_run, prepare_dataset, read_metrics
 from tests.data.conftest import shared_datasets_dir
 
 TINY = {"train_examples": 200, "eval_examples": 30, "latent": 4, "hidden": 16}

@@ -5,9 +5,9 @@ import pytest
 
 from npdvae.checkpoint import CheckpointError, load_checkpoint
 from npdvae.data import Dataset
-from npdvae.train import (
-    NonFiniteBoundError, RunDirectoryError, Trainer, TrainConfig, open_run, read_metrics, validation_bound,
-)
+from npdvae.config import TrainConfig
+from npdvae.runs import RunDirectoryError, open_run, read_metrics
+from npdvae.train import NonFiniteBoundError, Trainer, validation_bound
 
 
 def synthetic_dataset(n_train=300, n_eval=60, seed=0):
@@ -132,7 +132,7 @@ def test_config_json_records_every_setting(tmp_path):
 
 
 def test_staged_schedule_changes_rate_at_the_stage_boundaries():
-    from npdvae.train import staged_lr
+    from npdvae.schedule import staged_lr
     # stage i lasts 3^i epochs: epochs 0 | 1-3 | 4-12 | 13-39 | ... | 1093-3279
     boundaries = {0: 0, 1: 1, 3: 1, 4: 2, 12: 2, 13: 3, 39: 3, 40: 4, 1092: 6, 1093: 7, 3279: 7, 5000: 7}
     for epoch, stage in boundaries.items():
@@ -146,7 +146,7 @@ def test_staged_schedule_is_what_training_uses(tmp_path):
 
 
 def test_clipping_bounds_the_global_norm():
-    from npdvae.train import clip_by_global_norm
+    from npdvae.schedule import clip_by_global_norm
     grads = {"a": np.array([3.0, 0.0]), "b": np.array([[4.0]])}
     assert clip_by_global_norm(grads, 1.0) == pytest.approx(5.0)
     assert np.sqrt(sum((g ** 2).sum() for g in grads.values())) == pytest.approx(1.0)
