@@ -366,6 +366,16 @@ def write_outputs(experiment: Experiment, specs, results, out) -> dict:
     claims = findings(experiment, table)
     if claims:
         markdown += ["What the numbers say (computed from the table above):", ""] + claims + [""]
+    done = [r for r in results if r is not None]
+    if done:
+        examples = sorted({r["log_likelihood_examples"] for r in done})
+        samples = sorted({r["is_samples"] for r in done})
+        markdown += [f"log p(x) used the first {', '.join(map(str, examples))} test images "
+                     f"with {', '.join(map(str, samples))} importance samples each; the bound used all "
+                     f"{', '.join(str(n) for n in sorted({r['test_examples'] for r in done}))}.", ""]
+        markdown += [f"Compute: {len(done)} runs of {', '.join(str(e) for e in sorted({r['epochs'] for r in done}))} "
+                     f"epochs; {sum(r['train_seconds'] for r in done) / 3600:.2f} h of training and "
+                     f"{sum(r['eval_seconds'] for r in done) / 3600:.2f} h of evaluation, summed over runs.", ""]
     markdown += ["Training cost, measured:", ""] + budget_lines(experiment, table) + [""]
     (out / "table.md").write_text("\n".join(markdown))
     with open(out / "table.csv", "w", newline="") as f:
