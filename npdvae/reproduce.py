@@ -173,6 +173,7 @@ def run_one(config_dict: dict, run_dir: str, data_dir=None, is_samples=5000, is_
     done_file = run_dir / "eval.json"
     if done_file.exists():
         return json.loads(done_file.read_text())
+    began_at = time.time()
     config = TrainConfig(**config_dict)
     dataset = prepare_dataset(config, data_dir)
     resume = (run_dir / "last.h5").exists()
@@ -192,6 +193,8 @@ def run_one(config_dict: dict, run_dir: str, data_dir=None, is_samples=5000, is_
         "log_likelihood": ll["log_likelihood"].mean, "log_likelihood_stderr": ll["log_likelihood"].stderr,
         "log_likelihood_examples": n_test, "is_samples": is_samples,
         "eval_seconds": time.perf_counter() - start,
+        # wall-clock interval of this call (a resumed run counts from its resume)
+        "began_at": began_at, "finished_at": time.time(),
     }
     done_file.write_text(json.dumps(result, indent=2) + "\n")
     return result
@@ -237,6 +240,29 @@ def run_grid(specs, jobs=1, data_dir=None, is_samples=5000, is_examples=None, on
 # --------------------------------------------------------------------------
 # Tables
 # --------------------------------------------------------------------------
+
+
+def run_interval(result: dict, eval_file=None) -> tuple[float, float]:
+    """Wall-clock (start, end) of a finished run, in seconds since the epoch.
+
+    Runs finished before ``eval.json`` carried ``began_at``/``finished_at`` are
+    placed by the file's modification time, reaching back by their measured
+    training and evaluation seconds."""
+    if "began_at" in result:
+        return result["began_at"], result["finished_at"]
+    end = Path(eval_file).stat().st_mtime
+    return end - result["train_seconds"] - result["eval_seconds"], end
+
+
+def busy_seconds(intervals) -> float:
+    """Length of the union of (start, end) intervals: the wall time during which
+    at least one run was going, so gaps between invocations do not count."""
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted(intervals):
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total
 
 
 def _mean_std(values):
@@ -367,6 +393,7 @@ def write_outputs(experiment: Experiment, specs, results, out) -> dict:
     if claims:
         markdown += ["What the numbers say (computed from the table above):", ""] + claims + [""]
     done = [r for r in results if r is not None]
+    intervals = [run_interval(r, Path(spec.run_dir) / "eval.json") for spec, r in zip(specs, results) if r is not None]
     if done:
         examples = sorted({r["log_likelihood_examples"] for r in done})
         samples = sorted({r["is_samples"] for r in done})
@@ -375,7 +402,8 @@ def write_outputs(experiment: Experiment, specs, results, out) -> dict:
                      f"{', '.join(str(n) for n in sorted({r['test_examples'] for r in done}))}.", ""]
         markdown += [f"Compute: {len(done)} runs of {', '.join(str(e) for e in sorted({r['epochs'] for r in done}))} "
                      f"epochs; {sum(r['train_seconds'] for r in done) / 3600:.2f} h of training and "
-                     f"{sum(r['eval_seconds'] for r in done) / 3600:.2f} h of evaluation, summed over runs.", ""]
+                     f"{sum(r['eval_seconds'] for r in done) / 3600:.2f} h of evaluation, summed over runs; "
+                     f"{busy_seconds(intervals) / 3600:.2f} h of wall time with at least one run going.", ""]
     markdown += ["Training cost, measured:", ""] + budget_lines(experiment, table) + [""]
     (out / "table.md").write_text("\n".join(markdown))
     with open(out / "table.csv", "w", newline="") as f:

@@ -2,9 +2,10 @@ import csv
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, strategies as st
 
 from cli.main import main
-from npdvae.reproduce import build_experiment, plan, run_grid, write_outputs
+from npdvae.reproduce import build_experiment, busy_seconds, plan, run_grid, write_outputs
 from npdvae.config import TrainConfig
 from npdvae.runs import open_run, prepare_dataset, read_metrics
 from tests.data.conftest import shared_datasets_dir
@@ -36,6 +37,8 @@ def test_grid_runner_writes_well_formed_tables(tmp_path, data_dir):
     bound_rows = markdown.split("Importance-sampled")[0].splitlines()[-4:]
     assert [line.count("**") for line in bound_rows if line.startswith("| D")] == [2, 2]  # one best per row
     assert "Importance-sampled log-likelihood" in markdown and "hours for 3280 epochs" in markdown
+    assert "h of wall time with at least one run going" in markdown
+    assert all(r["began_at"] <= r["finished_at"] for r in results)
     rows = list(csv.DictReader(open(tmp_path / "table.csv")))
     assert len(rows) == 4 and all(row["seeds"] == "2" for row in rows)
     for (row_key, column), entry in table.items():   # -bound: positive, and above -log p(x)
@@ -56,6 +59,12 @@ def test_finished_runs_are_skipped_and_interrupted_runs_resume(tmp_path, data_di
     again = run_grid(specs, jobs=1, data_dir=data_dir, is_samples=10)
     assert {s.run_dir: (tmp_path / s.run_dir / "eval.json").stat().st_mtime_ns for s in specs} == stamps
     assert all(r["epochs"] == 2 for r in again)
+
+
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40)).map(sorted), max_size=6))
+def test_busy_seconds_is_the_length_of_the_union_of_intervals(intervals):
+    covered = {t for start, end in intervals for t in range(start, end)}   # unit cells [t, t+1)
+    assert busy_seconds(intervals) == len(covered)
 
 
 def test_parallel_jobs_give_the_same_results_as_serial(tmp_path, data_dir):
