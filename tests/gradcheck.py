@@ -68,3 +68,19 @@ def assert_parameter_gradients(objective, params, grads):
     assert grads.keys() == params.keys(), sorted(set(grads) ^ set(params))
     for name, value in params.items():
         assert_gradient_close(grads[name], numerical_gradient(objective, value), name)
+
+
+def assert_module_gradients(module, params, x, rng):
+    """A module with ``forward(params, x) -> (out, cache)`` and
+    ``backward(params, d_out, cache, grads) -> d_x``: its parameter and input
+    gradients of sum(r * out), for a random r, against finite differences."""
+    out, cache = module.forward(params, x)
+    r = rng.standard_normal(out.shape)
+    grads = {}
+    d_x = module.backward(params, r, cache, grads)
+
+    def objective():
+        return float((r * module.forward(params, x)[0]).sum())
+
+    assert_parameter_gradients(objective, params, grads)
+    assert_gradient_close(d_x, numerical_gradient(objective, x), "input")
