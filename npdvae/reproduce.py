@@ -5,7 +5,9 @@ is trained once per seed. Every run has its own run directory under
 ``OUT/runs/``, so a grid is resumable: a run with an ``eval.json`` is done
 and skipped; one with a checkpoint is resumed; the rest start fresh.
 
-Per run we report, on the clean test set:
+Per run we report, on the clean test set and for the run's best checkpoint
+by validation bound (model selection on the validation set, as the paper
+does for its hyper-parameters):
 
 * the bound the paper reports: the model's own training estimator (eq. 11
   with its K for DVAE rows, eq. 12 with its K for DIWAE rows), negated for
@@ -37,7 +39,7 @@ from pathlib import Path
 from npdvae import paper
 from npdvae.evaluate import evaluate_model
 from npdvae.config import TrainConfig
-from npdvae.runs import open_run, prepare_dataset, read_metrics
+from npdvae.runs import load_trained, open_run, prepare_dataset, read_metrics
 from npdvae.train import validation_bound
 
 EXPERIMENTS = ("table1", "table2", "table3", "figure1", "augmentation", "mean-image")
@@ -167,34 +169,50 @@ def plan(experiment: Experiment, out, epochs: int, seeds: int, overrides=None) -
     return specs
 
 
+EVALUATED_CHECKPOINT = "best"
+
+
 def run_one(config_dict: dict, run_dir: str, data_dir=None, is_samples=5000, is_examples=None) -> dict:
-    """Train (or resume) one run to its epochs, evaluate it, write ``eval.json``."""
+    """Train (or resume) one run to its epochs, evaluate it, write ``eval.json``.
+
+    The test figures are those of the best checkpoint by validation bound, the
+    model a user would keep and what ``npdvae evaluate`` scores by default. A
+    finished run evaluated otherwise by an older version is evaluated again,
+    without training."""
     run_dir = Path(run_dir)
     done_file = run_dir / "eval.json"
+    earlier = []
     if done_file.exists():
-        return json.loads(done_file.read_text())
+        done = json.loads(done_file.read_text())
+        if done.get("checkpoint") == EVALUATED_CHECKPOINT:
+            return done
+        earlier = run_intervals(done, done_file)
     began_at = time.time()
     config = TrainConfig(**config_dict)
     dataset = prepare_dataset(config, data_dir)
     resume = (run_dir / "last.h5").exists()
     trainer = open_run(config, run_dir, dataset, resume=resume)
     trainer.run()
+    _, model, params = load_trained(run_dir, EVALUATED_CHECKPOINT)
+    history = read_metrics(run_dir)
+    best = max(history, key=lambda h: h["valid_bound"])
     n_test = dataset.num_examples("test") if not is_examples else min(is_examples, dataset.num_examples("test"))
     start = time.perf_counter()
-    test_bound = validation_bound(trainer.model, trainer.params, dataset, config, split="test")
-    ll = evaluate_model(trainer.model, trainer.params, lambda idx: dataset.batch("test", idx), n_test,
+    test_bound = validation_bound(model, params, dataset, config, split="test")
+    ll = evaluate_model(model, params, lambda idx: dataset.batch("test", idx), n_test,
                         k=config.k, is_samples=is_samples, seed=config.seed, batch_size=50)
-    history = read_metrics(run_dir)
     result = {
         "config": config.to_dict(), "epochs": trainer.epoch,
+        "checkpoint": EVALUATED_CHECKPOINT, "checkpoint_epoch": best["epoch"],
+        "valid_bound": best["valid_bound"],
         "train_seconds": sum(h["seconds"] for h in history),
         "seconds_per_epoch": statistics.median(h["seconds"] for h in history) if history else None,
         "test_bound": test_bound, "test_examples": dataset.num_examples("test"),
         "log_likelihood": ll["log_likelihood"].mean, "log_likelihood_stderr": ll["log_likelihood"].stderr,
         "log_likelihood_examples": n_test, "is_samples": is_samples,
         "eval_seconds": time.perf_counter() - start,
-        # wall-clock interval of this call (a resumed run counts from its resume)
-        "began_at": began_at, "finished_at": time.time(),
+        # wall-clock intervals of the calls that worked on this run
+        "intervals": earlier + [[began_at, time.time()]],
     }
     done_file.write_text(json.dumps(result, indent=2) + "\n")
     return result
@@ -242,16 +260,17 @@ def run_grid(specs, jobs=1, data_dir=None, is_samples=5000, is_examples=None, on
 # --------------------------------------------------------------------------
 
 
-def run_interval(result: dict, eval_file=None) -> tuple[float, float]:
-    """Wall-clock (start, end) of a finished run, in seconds since the epoch.
+def run_intervals(result: dict, eval_file=None) -> list[list[float]]:
+    """Wall-clock [start, end] of each call that worked on a finished run.
 
-    Runs finished before ``eval.json`` carried ``began_at``/``finished_at`` are
-    placed by the file's modification time, reaching back by their measured
-    training and evaluation seconds."""
+    Results written before ``eval.json`` carried them are placed by the file's
+    modification time, reaching back by their training and evaluation seconds."""
+    if "intervals" in result:
+        return result["intervals"]
     if "began_at" in result:
-        return result["began_at"], result["finished_at"]
+        return [[result["began_at"], result["finished_at"]]]
     end = Path(eval_file).stat().st_mtime
-    return end - result["train_seconds"] - result["eval_seconds"], end
+    return [[end - result["train_seconds"] - result["eval_seconds"], end]]
 
 
 def busy_seconds(intervals) -> float:
@@ -393,13 +412,17 @@ def write_outputs(experiment: Experiment, specs, results, out) -> dict:
     if claims:
         markdown += ["What the numbers say (computed from the table above):", ""] + claims + [""]
     done = [r for r in results if r is not None]
-    intervals = [run_interval(r, Path(spec.run_dir) / "eval.json") for spec, r in zip(specs, results) if r is not None]
+    intervals = [interval for spec, r in zip(specs, results) if r is not None
+                 for interval in run_intervals(r, Path(spec.run_dir) / "eval.json")]
     if done:
         examples = sorted({r["log_likelihood_examples"] for r in done})
         samples = sorted({r["is_samples"] for r in done})
         markdown += [f"log p(x) used the first {', '.join(map(str, examples))} test images "
                      f"with {', '.join(map(str, samples))} importance samples each; the bound used all "
                      f"{', '.join(str(n) for n in sorted({r['test_examples'] for r in done}))}.", ""]
+        chosen = sorted(r["checkpoint_epoch"] for r in done)
+        markdown += [f"Each run is scored at its best epoch by validation bound: epochs {chosen[0]} to "
+                     f"{chosen[-1]}, median {statistics.median(chosen):g}.", ""]
         markdown += [f"Compute: {len(done)} runs of {', '.join(str(e) for e in sorted({r['epochs'] for r in done}))} "
                      f"epochs; {sum(r['train_seconds'] for r in done) / 3600:.2f} h of training and "
                      f"{sum(r['eval_seconds'] for r in done) / 3600:.2f} h of evaluation, summed over runs; "

@@ -1,4 +1,6 @@
 import csv
+import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -38,7 +40,12 @@ def test_grid_runner_writes_well_formed_tables(tmp_path, data_dir):
     assert [line.count("**") for line in bound_rows if line.startswith("| D")] == [2, 2]  # one best per row
     assert "Importance-sampled log-likelihood" in markdown and "hours for 3280 epochs" in markdown
     assert "h of wall time with at least one run going" in markdown
-    assert all(r["began_at"] <= r["finished_at"] for r in results)
+    assert "scored at its best epoch by validation bound" in markdown
+    for spec, r in zip(specs, results):
+        start, end = r["intervals"][-1]
+        assert start <= end
+        history = read_metrics(spec.run_dir)
+        assert r["checkpoint_epoch"] == max(history, key=lambda h: h["valid_bound"])["epoch"]
     rows = list(csv.DictReader(open(tmp_path / "table.csv")))
     assert len(rows) == 4 and all(row["seeds"] == "2" for row in rows)
     for (row_key, column), entry in table.items():   # -bound: positive, and above -log p(x)
@@ -65,6 +72,20 @@ def test_finished_runs_are_skipped_and_interrupted_runs_resume(tmp_path, data_di
 def test_busy_seconds_is_the_length_of_the_union_of_intervals(intervals):
     covered = {t for start, end in intervals for t in range(start, end)}   # unit cells [t, t+1)
     assert busy_seconds(intervals) == len(covered)
+
+
+def test_a_run_scored_by_an_older_version_is_scored_again_without_training(tmp_path, data_dir):
+    grid, specs = tiny_table1(tmp_path, epochs=2, seeds=1)
+    spec = specs[0]
+    first = run_grid([spec], jobs=1, data_dir=data_dir, is_samples=10)[0]
+    eval_file = Path(spec.run_dir) / "eval.json"
+    older = {k: v for k, v in first.items() if k not in ("checkpoint", "checkpoint_epoch", "intervals")}
+    eval_file.write_text(json.dumps(older))          # as written before runs were scored at "best"
+    metrics = (Path(spec.run_dir) / "metrics.jsonl").read_text()
+    again = run_grid([spec], jobs=1, data_dir=data_dir, is_samples=10)[0]
+    assert (Path(spec.run_dir) / "metrics.jsonl").read_text() == metrics   # no epoch trained again
+    assert again["checkpoint"] == "best" and again["test_bound"] == first["test_bound"]
+    assert len(again["intervals"]) == 2 and again["intervals"][0][1] <= again["intervals"][1][0] + 1.0
 
 
 def test_parallel_jobs_give_the_same_results_as_serial(tmp_path, data_dir):
