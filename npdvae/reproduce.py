@@ -391,17 +391,24 @@ def findings(experiment: Experiment, table: dict) -> list[str]:
 def budget_lines(experiment: Experiment, table: dict) -> list[str]:
     """Measured seconds per epoch and what the paper's 3280 epochs would take."""
     lines = []
+    full_grid_hours = 0.0
     keys = [(cell.row_key, cell.column) for cell in experiment.cells]
     for row_key, column in keys:
         entry = table.get((row_key, column))
         if entry is None:
             continue
         per_epoch = statistics.fmean(entry["seconds_per_epoch"])
+        run_hours = per_epoch * paper.PAPER_EPOCHS / 3600
+        full_grid_hours += run_hours * paper.PAPER_SEEDS
         lines.append(f"| {row_key[0]}, {row_key[1]} l. | {_column_label(column)} | {max(entry['epochs'])} | "
-                     f"{per_epoch:.2f} | {per_epoch * paper.PAPER_EPOCHS / 3600:.1f} |")
+                     f"{per_epoch:.2f} | {run_hours:.1f} |")
     header = ["| run | noise | epochs run | s/epoch (measured) | hours for 3280 epochs, one run |",
               "|---|---|---|---|---|"]
-    return header + lines
+    cores = os.cpu_count() or 1
+    total = [f"These cells at the paper's budget ({paper.PAPER_EPOCHS} epochs, {paper.PAPER_SEEDS} seeds): "
+             f"{full_grid_hours:.0f} core-hours of training, about {full_grid_hours / cores:.0f} h on this "
+             f"machine's {cores} cores running {cores} runs at a time (evaluation not counted)."]
+    return header + lines + [""] + total
 
 
 def write_outputs(experiment: Experiment, specs, results, out) -> dict:

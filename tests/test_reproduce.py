@@ -40,6 +40,7 @@ def test_grid_runner_writes_well_formed_tables(tmp_path, data_dir):
     assert [line.count("**") for line in bound_rows if line.startswith("| D")] == [2, 2]  # one best per row
     assert "Importance-sampled log-likelihood" in markdown and "hours for 3280 epochs" in markdown
     assert "h of wall time with at least one run going" in markdown
+    assert "These cells at the paper's budget (3280 epochs, 10 seeds)" in markdown
     assert "scored at its best epoch by validation bound" in markdown
     for spec, r in zip(specs, results):
         start, end = r["intervals"][-1]
