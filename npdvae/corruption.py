@@ -56,6 +56,11 @@ def _check_x(x):
         raise ValueError(f"x must be float32 or float64, got {x.dtype}")
 
 
+def _copies(x, num_corruptions_m):
+    """(B, D) -> (B, M, D): M uncorrupted copies, as a new array."""
+    return np.repeat(x[:, None, :], num_corruptions_m, axis=1)
+
+
 def _check_num_corruptions(num_corruptions_m):
     if int(num_corruptions_m) != num_corruptions_m or num_corruptions_m < 1:
         raise ValueError(f"num_corruptions_m must be an integer >= 1, got {num_corruptions_m}")
@@ -82,6 +87,9 @@ def per_pixel_salt_and_pepper(x, rates, num_corruptions_m: int, rng: np.random.G
         raise ValueError(f"rates must have shape ({x.shape[1]},), got {rates.shape}")
     if np.any(rates < 0) or np.any(rates >= 1) or not np.all(np.isfinite(rates)):
         raise ValueError(f"rates must lie in [0, 1), got min {rates.min()} max {rates.max()}")
+    if not rates.any():
+        # noise 0 is the plain VAE/IWAE: skip drawing B*M*D uniforms that could not hit anything
+        return _copies(x, num_corruptions_m)
     uniforms = rng.random((x.shape[0], num_corruptions_m, x.shape[1]), dtype=x.dtype)
     if use_kernel:
         return salt_and_pepper_kernel(np.ascontiguousarray(x), uniforms, rates)
@@ -114,6 +122,8 @@ def additive_gaussian(x, sigma: float, num_corruptions_m: int, rng: np.random.Ge
     _check_num_corruptions(num_corruptions_m)
     if not (sigma >= 0.0 and np.isfinite(sigma)):
         raise ValueError(f"sigma must be a finite number >= 0, got {sigma}")
+    if sigma == 0.0:
+        return _copies(x, num_corruptions_m)
     noise = rng.standard_normal((x.shape[0], num_corruptions_m, x.shape[1]), dtype=x.dtype)
     return x[:, None, :] + x.dtype.type(sigma) * noise
 

@@ -41,6 +41,16 @@ def test_noise_zero_is_the_identity(use_kernel):
                                   np.repeat(x[:, None], 2, axis=1))
 
 
+def test_noise_zero_draws_no_randomness_and_returns_its_own_array():
+    x = np.random.default_rng(0).random((4, 9))
+    rng = np.random.default_rng(1)
+    before = rng.bit_generator.state
+    for x_tilde in (C.salt_and_pepper(x, 0.0, 2, rng), C.additive_gaussian(x, 0.0, 2, rng),
+                    C.per_pixel_salt_and_pepper(x, np.zeros(9), 2, rng)):
+        assert not np.shares_memory(x_tilde, x)
+    assert rng.bit_generator.state == before
+
+
 def test_per_pixel_rates_hit_pixels_at_their_own_rate():
     rates = np.array([0.0, 0.1, 0.5, 0.9])
     x = np.full((20000, 4), 0.5)
