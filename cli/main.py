@@ -413,7 +413,7 @@ def reproduce(experiment, epochs, seeds, jobs, rows, is_samples, is_examples, tr
 
     try:
         results = run_grid(specs, jobs, data_dir, is_samples, is_examples, on_done)
-    except DataError as err:
+    except (DataError, RunDirectoryError, CheckpointError) as err:
         raise click.ClickException(str(err)) from None
     write_outputs(grid, specs, results, out)
     click.echo(f"wrote {out / 'table.md'} and {out / 'table.csv'}"

@@ -39,7 +39,7 @@ from pathlib import Path
 from npdvae import paper
 from npdvae.evaluate import evaluate_model
 from npdvae.config import TrainConfig
-from npdvae.runs import load_trained, open_run, prepare_dataset, read_metrics
+from npdvae.runs import RunDirectoryError, load_trained, open_run, prepare_dataset, read_metrics
 from npdvae.train import validation_bound
 
 EXPERIMENTS = ("table1", "table2", "table3", "figure1", "augmentation", "mean-image")
@@ -178,14 +178,20 @@ def run_one(config_dict: dict, run_dir: str, data_dir=None, is_samples=5000, is_
     The test figures are those of the best checkpoint by validation bound, the
     model a user would keep and what ``npdvae evaluate`` scores by default. A
     finished run evaluated otherwise by an older version is evaluated again,
-    without training."""
+    without training; one asked for more epochs than it was trained for
+    continues from its last checkpoint and is scored again."""
     run_dir = Path(run_dir)
     done_file = run_dir / "eval.json"
     earlier = []
     if done_file.exists():
         done = json.loads(done_file.read_text())
-        if done.get("checkpoint") == EVALUATED_CHECKPOINT:
+        trained_for, asked_for = done["config"]["epochs"], config_dict["epochs"]
+        if asked_for < trained_for:
+            raise RunDirectoryError(f"{run_dir} was trained for {trained_for} epochs; ask for at least that many "
+                             "or choose another --out")
+        if done.get("checkpoint") == EVALUATED_CHECKPOINT and asked_for == trained_for:
             return done
+        # more epochs asked for, or scored by an older version: continue and score again
         earlier = run_intervals(done, done_file)
     began_at = time.time()
     config = TrainConfig(**config_dict)

@@ -9,7 +9,7 @@ from hypothesis import given, strategies as st
 from cli.main import main
 from npdvae.reproduce import build_experiment, busy_seconds, plan, run_grid, write_outputs
 from npdvae.config import TrainConfig
-from npdvae.runs import open_run, prepare_dataset, read_metrics
+from npdvae.runs import RunDirectoryError, open_run, prepare_dataset, read_metrics
 from tests.data.conftest import shared_datasets_dir
 
 TINY = {"train_examples": 200, "eval_examples": 30, "latent": 4, "hidden": 16}
@@ -87,6 +87,18 @@ def test_a_run_scored_by_an_older_version_is_scored_again_without_training(tmp_p
     assert (Path(spec.run_dir) / "metrics.jsonl").read_text() == metrics   # no epoch trained again
     assert again["checkpoint"] == "best" and again["test_bound"] == first["test_bound"]
     assert len(again["intervals"]) == 2 and again["intervals"][0][1] <= again["intervals"][1][0] + 1.0
+
+
+def test_a_finished_run_asked_for_more_epochs_continues_and_fewer_is_refused(tmp_path, data_dir):
+    grid, specs = tiny_table1(tmp_path, epochs=1, seeds=1)
+    first = run_grid(specs[:1], jobs=1, data_dir=data_dir, is_samples=10)[0]
+    _, longer = tiny_table1(tmp_path, epochs=2, seeds=1)
+    again = run_grid(longer[:1], jobs=1, data_dir=data_dir, is_samples=10)[0]
+    assert [h["epoch"] for h in read_metrics(longer[0].run_dir)] == [1, 2]
+    assert again["epochs"] == 2 and again["config"]["epochs"] == 2 and len(again["intervals"]) == 2
+    assert first["epochs"] == 1
+    with pytest.raises(RunDirectoryError, match="trained for 2 epochs"):
+        run_grid(specs[:1], jobs=1, data_dir=data_dir, is_samples=10)
 
 
 def test_parallel_jobs_give_the_same_results_as_serial(tmp_path, data_dir):
