@@ -187,8 +187,8 @@ def run_one(config_dict: dict, run_dir: str, data_dir=None, is_samples=5000, is_
         done = json.loads(done_file.read_text())
         trained_for, asked_for = done["config"]["epochs"], config_dict["epochs"]
         if asked_for < trained_for:
-            raise RunDirectoryError(f"{run_dir} was trained for {trained_for} epochs; ask for at least that many "
-                             "or choose another --out")
+            raise RunDirectoryError(f"{run_dir} was trained for {trained_for} epochs; "
+                                    "ask for at least that many or choose another --out")
         if done.get("checkpoint") == EVALUATED_CHECKPOINT and asked_for == trained_for:
             return done
         # more epochs asked for, or scored by an older version: continue and score again
@@ -273,8 +273,6 @@ def run_intervals(result: dict, eval_file=None) -> list[list[float]]:
     modification time, reaching back by their training and evaluation seconds."""
     if "intervals" in result:
         return result["intervals"]
-    if "began_at" in result:
-        return [[result["began_at"], result["finished_at"]]]
     end = Path(eval_file).stat().st_mtime
     return [[end - result["train_seconds"] - result["eval_seconds"], end]]
 
@@ -395,7 +393,7 @@ def findings(experiment: Experiment, table: dict) -> list[str]:
 
 
 def budget_lines(experiment: Experiment, table: dict) -> list[str]:
-    """Measured seconds per epoch and what the paper's 3280 epochs would take."""
+    """Measured seconds per epoch and what the paper's budget would take."""
     lines = []
     full_grid_hours = 0.0
     keys = [(cell.row_key, cell.column) for cell in experiment.cells]
@@ -408,7 +406,7 @@ def budget_lines(experiment: Experiment, table: dict) -> list[str]:
         full_grid_hours += run_hours * paper.PAPER_SEEDS
         lines.append(f"| {row_key[0]}, {row_key[1]} l. | {_column_label(column)} | {max(entry['epochs'])} | "
                      f"{per_epoch:.2f} | {run_hours:.1f} |")
-    header = ["| run | noise | epochs run | s/epoch (measured) | hours for 3280 epochs, one run |",
+    header = [f"| run | noise | epochs run | s/epoch (measured) | hours for {paper.PAPER_EPOCHS} epochs, one run |",
               "|---|---|---|---|---|"]
     cores = os.cpu_count() or 1
     total = [f"These cells at the paper's budget ({paper.PAPER_EPOCHS} epochs, {paper.PAPER_SEEDS} seeds): "
