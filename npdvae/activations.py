@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 from numba import njit
 
-from npdvae.fastmath import FASTMATH
+from npdvae.fastmath import ERROR_MODEL, FASTMATH
 
 # --------------------------------------------------------------------------
 # softplus(a) = log(1 + e^a);  d/da = sigmoid(a)
@@ -77,7 +77,7 @@ def _sigmoid_backward_ref(d_y, y):
     return d_y * y * (1 - y)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def sigmoid_backward_kernel(d_y, y):
     d_a = np.empty_like(y)
     for i in range(y.size):
@@ -100,7 +100,7 @@ def _tanh_backward_ref(d_y, y):
     return d_y * (1 - y * y)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def tanh_backward_kernel(d_y, y):
     d_a = np.empty_like(y)
     for i in range(y.size):

@@ -25,6 +25,8 @@ import math
 import numpy as np
 from numba import njit
 
+from npdvae.fastmath import ERROR_MODEL
+
 BOUNDS = ("elbo", "iwae")
 
 # --------------------------------------------------------------------------
@@ -43,7 +45,7 @@ def _log_mean_exp_ref(log_w):
     return lme, shifted / total
 
 
-@njit(cache=True)
+@njit(cache=True, error_model=ERROR_MODEL)
 def log_mean_exp_kernel(log_w):
     R, K = log_w.shape
     lme = np.empty(R, dtype=log_w.dtype)

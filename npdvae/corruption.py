@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from npdvae.fastmath import ERROR_MODEL
+
 # --------------------------------------------------------------------------
 # Salt-and-pepper with a rate per pixel. One uniform u per pixel decides both
 # whether it is hit and with what: u < p/2 -> 0 (pepper), p/2 <= u < p -> 1
@@ -31,7 +33,7 @@ def _salt_and_pepper_ref(x, uniforms, rates):
     return out.astype(x.dtype, copy=False)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model=ERROR_MODEL)
 def salt_and_pepper_kernel(x, uniforms, rates):
     B, M, D = uniforms.shape
     out = np.empty(uniforms.shape, dtype=x.dtype)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from npdvae.fastmath import FASTMATH
+from npdvae.fastmath import ERROR_MODEL, FASTMATH
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -41,7 +41,7 @@ def _reparameterize_backward_ref(d_z, log_sigma2, eps):
     return d_mu, d_log_sigma2
 
 
-@njit(cache=True)
+@njit(cache=True, error_model=ERROR_MODEL)
 def reparameterize_kernel(mu, log_sigma2, eps):
     N, K, Z = eps.shape
     z = np.empty_like(eps)
@@ -53,7 +53,7 @@ def reparameterize_kernel(mu, log_sigma2, eps):
     return z
 
 
-@njit(cache=True)
+@njit(cache=True, error_model=ERROR_MODEL)
 def reparameterize_backward_kernel(d_z, log_sigma2, eps):
     N, K, Z = eps.shape
     d_mu = np.zeros_like(log_sigma2)
@@ -101,7 +101,7 @@ def _gaussian_log_prob_backward_ref(d_lp, z, mu, log_sigma2):
     return d_z, d_mu, d_log_sigma2
 
 
-@njit(cache=True)
+@njit(cache=True, error_model=ERROR_MODEL)
 def gaussian_log_prob_kernel(z, mu, log_sigma2):
     N, K, Z = z.shape
     out = np.empty((N, K), dtype=z.dtype)
@@ -115,7 +115,7 @@ def gaussian_log_prob_kernel(z, mu, log_sigma2):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model=ERROR_MODEL)
 def gaussian_log_prob_backward_kernel(d_lp, z, mu, log_sigma2):
     N, K, Z = z.shape
     d_z = np.empty_like(z)
@@ -167,7 +167,7 @@ def _bernoulli_log_likelihood_backward_ref(d_ll, x, logits):
     return d_ll[:, :, None] * (x[:, None, :] - sigmoid)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def bernoulli_log_likelihood_kernel(x, logits, exp_neg_abs, log1p_exp_neg_abs, residual):
     """One pass over the logits: the row sums of x l - softplus(l), and (when
     ``residual`` is not empty) the per-pixel gradient x - sigmoid(l).
@@ -197,7 +197,7 @@ def bernoulli_log_likelihood_kernel(x, logits, exp_neg_abs, log1p_exp_neg_abs, r
     return out
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def scale_rows_kernel(d_rows, per_pixel):
     """out[b, s, d] = d_rows[b, s] * per_pixel[b, s, d]: the chain rule for a
     row sum, dL/dv_bsd = dL/d(row_bs) * d(row_bs)/dv_bsd."""
@@ -266,7 +266,7 @@ def _gaussian_log_likelihood_backward_ref(d_ll, x, mean, log_var):
     return d * scaled, d * (0.5 * diff * scaled - 0.5)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def gaussian_log_likelihood_kernel(x, mean, log_var, inv_var, d_mean_unit, d_log_var_unit):
     """One pass: row sums of the Gaussian log-density and (when the gradient
     arrays are not empty) its per-pixel partial derivatives. inv_var = e^-log_var

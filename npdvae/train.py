@@ -28,7 +28,7 @@ from npdvae.corruption import Corruption
 from npdvae.data import Dataset
 from npdvae.memory import keep_freed_memory
 from npdvae.model import DVAEModel
-from npdvae.optim import Adam
+from npdvae.optim import Adam, NonFiniteGradientError, pack_arrays
 from npdvae.schedule import clip_by_global_norm, staged_lr
 
 VALIDATION_SEED = 1234
@@ -87,7 +87,8 @@ class Trainer:
                              f"({dataset.num_examples('train')} examples)")
         self.rng = np.random.default_rng(config.seed)
         mean_image = dataset.pixel_mean("train")
-        self.params = self.model.init_params(self.rng, np.float32, data_mean=mean_image)
+        # one contiguous buffer, so that Adam updates the whole model in one pass
+        self.params = pack_arrays(self.model.init_params(self.rng, np.float32, data_mean=mean_image))
         self.adam = Adam(self.params, lr=config.lr)
         self.corruption = Corruption(config.noise_type, config.noise, mean_image)
         self.epoch = 0
@@ -130,12 +131,15 @@ class Trainer:
             eps = self.rng.standard_normal((x.shape[0], c.m, c.k, c.latent), dtype=np.float32)
             result = self.model.bound_and_gradients(self.params, x, x_tilde, eps, c.bound)
             batch_total = float(result.per_example.sum())
-            if not math.isfinite(batch_total) or not all(np.all(np.isfinite(g)) for g in result.grads.values()):
+            if not math.isfinite(batch_total):
                 raise NonFiniteBoundError(
                     f"the bound became {batch_total} in epoch {self.epoch + 1}; the parameters were not updated")
             if c.clip_grad_norm is not None:
                 clip_by_global_norm(result.grads, c.clip_grad_norm)
-            self.adam.step(result.grads, lr=lr)
+            try:
+                self.adam.step(result.grads, lr=lr)  # refuses a non-finite gradient before any update
+            except NonFiniteGradientError as error:
+                raise NonFiniteBoundError(f"in epoch {self.epoch + 1}: {error}") from error
             total += batch_total
             done += len(idx)
             if progress:

@@ -3,7 +3,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from npdvae.optim import Adam, _adam_update_ref, adam_update_fast
+from npdvae.optim import (Adam, NonFiniteGradientError, _adam_update_ref, adam_update_kernel, pack_arrays,
+                          packed_buffer)
 from tests.strategies import DTYPES
 
 
@@ -35,19 +36,85 @@ def test_adam_follows_kingma_and_ba_algorithm_1(fast, seed, steps, size):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_adam_fast_path_equals_reference(dtype):
-    rng = np.random.default_rng(0)
-    state = [rng.standard_normal(50).astype(dtype) for _ in range(4)]
-    state[3] = np.abs(state[3])  # v >= 0
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31), size=st.integers(1, 300), t=st.integers(1, 1000))
+def test_adam_kernel_equals_reference(dtype, seed, size, t):
+    rng = np.random.default_rng(seed)
+    state = [rng.standard_normal(size).astype(dtype) * 10 ** rng.uniform(-4, 2) for _ in range(3)]
+    state.append(np.abs(rng.standard_normal(size)).astype(dtype) * 10 ** rng.uniform(-8, 2))  # v >= 0
     a = [s.copy() for s in state]
     b = [s.copy() for s in state]
-    scalars = [dtype(c) for c in (0.003, 0.9, 0.999, 1e-8, 1.0)]
-    adam_update_fast(a[0], a[1], a[2], a[3], *scalars, np.empty_like(a[0]))
+    correction2 = np.sqrt(1 - 0.999 ** t)
+    scalars = [dtype(c) for c in (-0.003 * correction2 / (1 - 0.9 ** t), 0.9, 0.999, 1e-8 * correction2)]
+    adam_update_kernel(a[0], a[1], a[2], a[3], *scalars)
     _adam_update_ref(b[0], b[1], b[2], b[3], *scalars)
-    rtol = 1e-6 if dtype == np.float32 else 1e-14
-    for x, y in zip(a, b):
+    for x, y in zip(a, b):  # same operations in the same order: the same bits
         assert x.dtype == dtype
-        np.testing.assert_allclose(x, y, rtol=rtol, atol=rtol)
+        np.testing.assert_array_equal(x, y)
+
+
+def model_like_params(rng, dtype=np.float32):
+    return {"enc.W": rng.standard_normal((7, 4)).astype(dtype), "enc.b": np.zeros(4, dtype),
+            "dec.W": rng.standard_normal((4, 7)).astype(dtype), "dec.b": rng.standard_normal(7).astype(dtype)}
+
+
+def test_pack_arrays_keeps_values_and_shares_one_buffer():
+    params = model_like_params(np.random.default_rng(0))
+    packed = pack_arrays(params)
+    assert list(packed) == list(params)
+    for name in params:
+        np.testing.assert_array_equal(packed[name], params[name])
+        assert packed[name].shape == params[name].shape
+    flat = packed_buffer(packed)
+    assert flat is not None and flat.size == sum(p.size for p in params.values())
+    packed["dec.b"][2] = 123.0  # a write through the view reaches the buffer
+    assert flat[7 * 4 + 4 + 4 * 7 + 2] == 123.0
+    assert packed_buffer(params) is None  # separately allocated arrays
+    assert packed_buffer({"a": packed["enc.W"], "b": packed["dec.W"]}) is None  # a gap between them
+    with pytest.raises(ValueError, match="one dtype"):
+        pack_arrays({"a": np.ones(2, np.float32), "b": np.ones(2)})
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_packed_per_array_and_reference_adam_agree(dtype):
+    """The three ways to step: one pass over the packed buffer, one kernel call
+    per array, the NumPy reference; the same trajectory to the bit."""
+    rng = np.random.default_rng(3)
+    start = model_like_params(rng, dtype)
+    runs = {"packed": (pack_arrays(start), True), "per array": ({n: p.copy() for n, p in start.items()}, True),
+            "reference": ({n: p.copy() for n, p in start.items()}, False)}
+    adams = {key: Adam(params, lr=0.01, fast=fast) for key, (params, fast) in runs.items()}
+    assert adams["packed"]._flat_params is not None and adams["per array"]._flat_params is None
+    for _ in range(20):
+        grads = {n: rng.standard_normal(p.shape).astype(dtype) for n, p in start.items()}
+        for adam in adams.values():
+            adam.step(grads)
+    for key in ("packed", "per array"):
+        for name in start:
+            np.testing.assert_array_equal(runs[key][0][name], runs["reference"][0][name])
+            np.testing.assert_array_equal(adams[key].m[name], adams["reference"].m[name])
+            np.testing.assert_array_equal(adams[key].v[name], adams["reference"].v[name])
+
+
+@pytest.mark.parametrize("packed", [True, False])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_adam_refuses_a_non_finite_gradient_before_changing_anything(packed, bad):
+    rng = np.random.default_rng(4)
+    params = model_like_params(rng)
+    params = pack_arrays(params) if packed else params
+    adam = Adam(params)
+    grads = {n: rng.standard_normal(p.shape).astype(np.float32) for n, p in params.items()}
+    adam.step(grads)
+    before = {n: p.copy() for n, p in params.items()}
+    moments = {n: (adam.m[n].copy(), adam.v[n].copy()) for n in params}
+    grads["dec.W"][1, 2] = bad
+    with pytest.raises(NonFiniteGradientError, match="dec.W"):
+        adam.step(grads)
+    assert adam.step_count == 1
+    for name in params:
+        np.testing.assert_array_equal(params[name], before[name])
+        np.testing.assert_array_equal(adam.m[name], moments[name][0])
+        np.testing.assert_array_equal(adam.v[name], moments[name][1])
 
 
 def test_maximize_climbs_and_minimize_descends_a_quadratic():

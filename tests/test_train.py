@@ -96,6 +96,25 @@ def test_non_finite_bound_stops_and_keeps_the_last_good_checkpoint(tmp_path, mon
     assert all(np.all(np.isfinite(v)) for v in checkpoint.params.values())
 
 
+def test_a_non_finite_gradient_stops_training_without_an_update(tmp_path, monkeypatch):
+    data = synthetic_dataset()
+    trainer = open_run(small_config(epochs=2), tmp_path / "run", data)
+    original = trainer.model.bound_and_gradients
+    before = {}
+
+    def poisoned(*args, **kwargs):
+        result = original(*args, **kwargs)  # a finite bound, but one infinite gradient entry
+        result.grads["decoder.hidden0.W"][0, 0] = np.inf
+        before.update({name: p.copy() for name, p in trainer.params.items()})
+        return result
+
+    monkeypatch.setattr(trainer.model, "bound_and_gradients", poisoned)
+    with pytest.raises(NonFiniteBoundError, match="epoch 1.*decoder.hidden0.W"):
+        trainer.run()
+    for name, value in trainer.params.items():
+        np.testing.assert_array_equal(value, before[name])
+
+
 def test_early_stopping_waits_patience_epochs_after_the_best(tmp_path, monkeypatch):
     scores = iter([-10.0, -9.0, -9.5, -9.7, -8.0, -7.0])
     monkeypatch.setattr("npdvae.train.validation_bound", lambda *a, **k: next(scores))
