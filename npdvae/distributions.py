@@ -103,15 +103,19 @@ def _gaussian_log_prob_backward_ref(d_lp, z, mu, log_sigma2):
 
 @njit(cache=True, error_model=ERROR_MODEL)
 def gaussian_log_prob_kernel(z, mu, log_sigma2):
+    """One exp per (row, latent unit), shared by the row's K samples."""
     N, K, Z = z.shape
     out = np.empty((N, K), dtype=z.dtype)
+    acc = np.empty(K)  # float64 sums
     for n in range(N):
-        for k in range(K):
-            acc = 0.0
-            for j in range(Z):
+        acc[:] = 0.0
+        for j in range(Z):
+            inv_var = np.exp(-log_sigma2[n, j])
+            for k in range(K):
                 diff = z[n, k, j] - mu[n, j]
-                acc += LOG_2PI + log_sigma2[n, j] + diff * diff * np.exp(-log_sigma2[n, j])
-            out[n, k] = -0.5 * acc
+                acc[k] += LOG_2PI + log_sigma2[n, j] + diff * diff * inv_var
+        for k in range(K):
+            out[n, k] = -0.5 * acc[k]
     return out
 
 
