@@ -12,10 +12,18 @@ What :func:`benchmark` reports, per configuration:
 * seconds per full epoch (median of several, after a warm-up epoch that
   also absorbs Numba's compilation) and examples per second;
 * achieved model GFLOP/s = matmul FLOPs per epoch / seconds per epoch, and its
-  ratio to the measured GEMM rate (the fraction of the floor reached);
+  ratio to the GEMM rate (the fraction of the floor reached);
 * the matrix products' share of the step, measured by replaying exactly the
-  step's products (same shapes, same order) on their own;
+  step's products (same shapes, same order) on their own, and the ratio those
+  products alone reach: the ceiling for this configuration's shapes, which
+  no cut in overhead can pass (small products run below the GEMM rate);
 * peak resident memory while that configuration trained.
+
+Noise. On a shared host the speed of the whole machine drifts by tens of
+percent over minutes, so a GEMM rate measured once at the start would be
+compared with epochs run in another phase. The ratios therefore divide by the
+GEMM rate measured right after each timed epoch (the median of those), on the
+shape of the decoder's output layer: the machine's speed at the time.
 """
 
 from __future__ import annotations
@@ -130,6 +138,10 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+# The GEMM whose rate the ratios divide by: the decoder's output layer at K=5.
+MODEL_GEMM_SHAPE = (500, 200, 784)
+
+
 @dataclass
 class ConfigResult:
     name: str
@@ -141,6 +153,8 @@ class ConfigResult:
     matmul_share: float
     overhead_share: float
     peak_rss_mb: float
+    gemm_gflops_during: list      # measured right after each timed epoch
+    matmul_only_ratio: float      # the replayed products alone, over the same GEMM rate
 
 
 @dataclass
@@ -152,6 +166,7 @@ class EvalResult:
     gemm_ratio: float
     floor_seconds_full_test: float
     projected_seconds_full_test: float
+    gemm_gflops_during: list      # measured just before and just after
 
 
 @dataclass
@@ -166,37 +181,42 @@ class BenchReport:
         return json.dumps(asdict(self), indent=2)
 
 
-def bench_config(name, overrides, dataset: Dataset, epochs: int, batch_size=100, gemm=None) -> ConfigResult:
+def bench_config(name, overrides, dataset: Dataset, epochs: int, batch_size=100) -> ConfigResult:
     config = TrainConfig(dataset="mnist", batch_size=batch_size, epochs=epochs + 1, **overrides)
     trainer = Trainer(config, dataset, run_dir="unused")
     n = dataset.num_examples("train")
     trainer.train_epoch()  # warm-up: compilation, caches, allocator
     _reset_peak_rss()
-    times = []
+    times, gemm_during = [], []
     for _ in range(epochs):
         start = time.perf_counter()
         trainer.train_epoch()
         times.append(time.perf_counter() - start)
+        gemm_during.append(gemm_rate(*MODEL_GEMM_SHAPE, seconds=0.3))
     peak = peak_rss_mb()
     seconds = statistics.median(times)
+    gemm = statistics.median(gemm_during)
     steps = -(-n // batch_size)
     shapes = matmul_shapes(config, dataset.input_dim, batch_size, dataset.likelihood)
     flops = step_flops(shapes) * n / batch_size
     matmul_seconds = replay_matmuls(shapes) * steps
     gflops = flops / seconds / 1e9
     return ConfigResult(name, seconds, times, n / seconds, gflops, gflops / gemm,
-                        min(1.0, matmul_seconds / seconds), max(0.0, 1 - matmul_seconds / seconds), peak)
+                        min(1.0, matmul_seconds / seconds), max(0.0, 1 - matmul_seconds / seconds), peak,
+                        gemm_during, flops / matmul_seconds / 1e9 / gemm)
 
 
-def bench_evaluation(model, params, images, samples=5000, batch_size=100, gemm=None,
-                     full_test=10_000) -> EvalResult:
+def bench_evaluation(model, params, images, samples=5000, batch_size=100, full_test=10_000) -> EvalResult:
     """Importance-sampled log p(x) on ``images`` (forward only: decoder on B*S rows)."""
     rng = np.random.default_rng(0)
     importance_sampled_bound(model, params, images[:2], 10, rng)  # warm-up
+    gemm_during = [gemm_rate(*MODEL_GEMM_SHAPE, seconds=0.3)]
     start = time.perf_counter()
     for begin in range(0, images.shape[0], batch_size):
         importance_sampled_bound(model, params, images[begin:begin + batch_size], samples, rng)
     seconds = time.perf_counter() - start
+    gemm_during.append(gemm_rate(*MODEL_GEMM_SHAPE, seconds=0.3))
+    gemm = statistics.mean(gemm_during)
     c = model.config
     decoder = [(1, c.latent_dim, c.hidden_units)] + [(1, c.hidden_units, c.hidden_units)] * (c.decoder_layers - 1)
     decoder.append((1, c.hidden_units, c.input_dim))
@@ -207,7 +227,8 @@ def bench_evaluation(model, params, images, samples=5000, batch_size=100, gemm=N
     flops = per_example * images.shape[0]
     gflops = flops / seconds / 1e9
     return EvalResult(images.shape[0], samples, seconds, gflops, gflops / gemm,
-                      per_example * full_test / (gemm * 1e9), seconds * full_test / images.shape[0])
+                      per_example * full_test / (gemm * 1e9), seconds * full_test / images.shape[0],
+                      gemm_during)
 
 
 def startup_seconds() -> float:
@@ -237,36 +258,38 @@ def benchmark(dataset: Dataset, configs=None, epochs=3, eval_examples=200, eval_
     say = progress or (lambda message: None)
     say("GEMM rate")
     report = BenchReport(gemm_gflops_square=gemm_rate(2000, 2000, 2000),
-                         gemm_gflops_model=gemm_rate(500, 200, 784))
-    gemm = report.gemm_gflops_model
+                         gemm_gflops_model=gemm_rate(*MODEL_GEMM_SHAPE))
     for name in (configs or CONFIGS):
         say(f"training: {name}")
-        report.configs.append(bench_config(name, CONFIGS[name], dataset, epochs, gemm=gemm))
+        report.configs.append(bench_config(name, CONFIGS[name], dataset, epochs))
     if eval_examples:
         say(f"evaluation: K={eval_samples} on {eval_examples} test images")
         config = TrainConfig(dataset="mnist", bound="iwae", k=5)
         trainer = Trainer(config, dataset, run_dir="unused")
         images = dataset.batch("test", np.arange(min(eval_examples, dataset.num_examples("test"))))
-        report.evaluation = bench_evaluation(trainer.model, trainer.params, images, eval_samples, gemm=gemm)
+        report.evaluation = bench_evaluation(trainer.model, trainer.params, images, eval_samples)
     say("start-up of a fresh process")
     report.startup_seconds = startup_seconds()
     return report
 
 
 def format_report(report: BenchReport) -> str:
-    lines = [f"float32 GEMM: {report.gemm_gflops_square:.0f} GFLOP/s (2000^3), "
+    lines = [f"float32 GEMM at the start: {report.gemm_gflops_square:.0f} GFLOP/s (2000^3), "
              f"{report.gemm_gflops_model:.0f} GFLOP/s (500x200 @ 200x784, the decoder's output layer)", ""]
-    header = (f"{'configuration':34s} {'s/epoch':>8s} {'ex/s':>8s} {'GFLOP/s':>8s} {'of GEMM':>8s} "
-              f"{'matmul':>7s} {'other':>7s} {'peak MB':>8s}")
+    header = (f"{'configuration':34s} {'s/epoch':>8s} {'ex/s':>8s} {'GFLOP/s':>8s} {'GEMM now':>9s} "
+              f"{'of GEMM':>8s} {'ceiling':>8s} {'matmul':>7s} {'other':>7s} {'peak MB':>8s}")
     lines += [header, "-" * len(header)]
     for c in report.configs:
+        gemm_now = statistics.median(c.gemm_gflops_during)
         lines.append(f"{c.name:34s} {c.seconds_per_epoch:8.2f} {c.examples_per_second:8.0f} {c.model_gflops:8.1f} "
-                     f"{c.gemm_ratio:8.2f} {c.matmul_share:7.0%} {c.overhead_share:7.0%} {c.peak_rss_mb:8.0f}")
+                     f"{gemm_now:9.0f} {c.gemm_ratio:8.2f} {c.matmul_only_ratio:8.2f} "
+                     f"{c.matmul_share:7.0%} {c.overhead_share:7.0%} {c.peak_rss_mb:8.0f}")
     if report.evaluation:
         e = report.evaluation
         lines += ["", f"evaluation, K={e.samples} importance samples: {e.examples} images in {e.seconds:.1f} s, "
-                      f"{e.gflops:.1f} GFLOP/s = {e.gemm_ratio:.2f} of GEMM; the 10,000 test images would take "
-                      f"{e.projected_seconds_full_test:.0f} s (GEMM floor {e.floor_seconds_full_test:.0f} s)"]
+                      f"{e.gflops:.1f} GFLOP/s = {e.gemm_ratio:.2f} of GEMM "
+                      f"({statistics.mean(e.gemm_gflops_during):.0f} GFLOP/s now); the 10,000 test images would "
+                      f"take {e.projected_seconds_full_test:.0f} s (GEMM floor {e.floor_seconds_full_test:.0f} s)"]
     if report.startup_seconds is not None:
         lines.append(f"fresh process to the end of its first training step (Numba cache warm): "
                      f"{report.startup_seconds:.2f} s")

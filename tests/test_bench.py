@@ -1,3 +1,5 @@
+import math
+
 from npdvae.bench import matmul_shapes, step_flops
 from npdvae.config import TrainConfig
 
@@ -16,3 +18,26 @@ def test_gru_encoder_products_are_counted_per_step():
     config = TrainConfig(bound="iwae", k=5, encoder="gru", hidden=200)
     shapes = matmul_shapes(config, 784, 100)
     assert shapes[0] == (100, 784, 600) and shapes[1:11] == [(100, 200, 400), (100, 200, 200)] * 5
+
+
+def test_benchmark_divides_by_the_gemm_rate_measured_alongside():
+    import json
+    import statistics
+
+    from npdvae.bench import benchmark, format_report
+    from tests.test_train import synthetic_dataset
+
+    report = benchmark(synthetic_dataset(n_train=200), configs=["VAE K=1, 1 layer"], epochs=2,
+                       eval_examples=3, eval_samples=50)
+    (result,) = report.configs
+    assert len(result.epoch_seconds) == 2 and len(result.gemm_gflops_during) == 2
+    assert all(rate > 0 for rate in result.gemm_gflops_during)
+    assert math.isclose(result.gemm_ratio, result.model_gflops / statistics.median(result.gemm_gflops_during))
+    assert result.matmul_only_ratio > 0 and 0 <= result.overhead_share <= 1
+    e = report.evaluation
+    assert e.examples == 3 and len(e.gemm_gflops_during) == 2
+    assert math.isclose(e.gemm_ratio, e.gflops / statistics.mean(e.gemm_gflops_during))
+    assert report.startup_seconds > 0
+    text = format_report(report)
+    assert "VAE K=1, 1 layer" in text and "GEMM now" in text and "ceiling" in text
+    assert json.loads(report.to_json())["configs"][0]["gemm_gflops_during"] == result.gemm_gflops_during
