@@ -39,6 +39,16 @@ def test_activation_kernel_equals_reference(name, dtype, data):
     np.testing.assert_allclose(d_fast, d_ref, rtol=rtol, atol=rtol)
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_fast_forward_handles_any_layout_and_propagates_nan(name):
+    fast, reference = A.get_activation(name, True), A.get_activation(name, False)
+    a = np.random.default_rng(0).standard_normal((7, 5)).astype(np.float32) * 5
+    a[3, 2] = np.nan
+    for layout in (a, a.T, a[:, ::2]):
+        np.testing.assert_allclose(fast.forward(layout), reference.forward(layout), rtol=2e-6, atol=2e-6)
+    assert np.isnan(fast.forward(a)[3, 2])
+
+
 @pytest.mark.parametrize("use_kernels", [True, False])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_softplus_and_sigmoid_stay_finite_at_extremes(use_kernels, dtype):
