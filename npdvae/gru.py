@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from npdvae.activations import _sigmoid_ref as sigmoid
+from npdvae.activations import get_activation
 from npdvae.layers import init_affine
 
 
@@ -43,10 +43,12 @@ class GRU:
     name: str
     hidden: int
     num_steps: int = 5
+    use_kernels: bool = True      # the fast sigmoid (one tanh), or the reference
 
     def forward(self, params, x):
         """x: (N, D) -> h_T: (N, H), and the per-step cache for :meth:`backward`."""
         H, p = self.hidden, self.name
+        sigmoid = get_activation("sigmoid", self.use_kernels).forward
         x_proj = x @ params[p + ".W"]
         x_proj += params[p + ".b"]                        # (N, 3H): x W + b, shared by every step
         h = np.zeros((x.shape[0], H), dtype=x.dtype)

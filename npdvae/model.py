@@ -130,7 +130,7 @@ class DVAEModel:
         act = get_activation(config.activation, use_kernels)
         identity = get_activation("identity", use_kernels)
         if config.encoder == "gru":
-            self.encoder = GRU("encoder.gru", config.hidden_units, config.encoder_steps)
+            self.encoder = GRU("encoder.gru", config.hidden_units, config.encoder_steps, use_kernels)
         else:
             self.encoder = build_mlp("encoder", config.encoder_layers, act)
         self.encoder_mu = Dense("encoder.mu", identity)

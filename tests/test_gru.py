@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -6,12 +7,13 @@ from npdvae.gru import GRU, init_gru
 from tests.gradcheck import assert_module_gradients
 
 
+@pytest.mark.parametrize("use_kernels", [True, False])
 @settings(max_examples=15)
 @given(seed=st.integers(0, 2**31), N=st.integers(1, 4), D=st.integers(1, 6), H=st.integers(1, 5),
        steps=st.integers(1, 5))
-def test_gru_backward_through_time_matches_finite_differences(seed, N, D, H, steps):
+def test_gru_backward_through_time_matches_finite_differences(use_kernels, seed, N, D, H, steps):
     rng = np.random.default_rng(seed)
-    gru = GRU("g", H, steps)
+    gru = GRU("g", H, steps, use_kernels)
     params = init_gru(rng, "g", D, H, np.float64)
     for value in params.values():
         value += 0.5 * rng.standard_normal(value.shape)
@@ -36,8 +38,9 @@ def test_one_gru_step_follows_the_equations():
     r2 = sig(x @ W[:, H:2 * H] + h1 @ U_zr[:, H:] + b[H:2 * H])
     n2 = np.tanh(x @ W[:, 2 * H:] + (r2 * h1) @ U_n + b[2 * H:])
     h2 = (1 - z2) * h1 + z2 * n2
-    np.testing.assert_allclose(GRU("g", H, 1).forward(params, x)[0], h1, rtol=1e-12)
-    np.testing.assert_allclose(GRU("g", H, 2).forward(params, x)[0], h2, rtol=1e-12)
+    for use_kernels in (True, False):
+        np.testing.assert_allclose(GRU("g", H, 1, use_kernels).forward(params, x)[0], h1, rtol=1e-12)
+        np.testing.assert_allclose(GRU("g", H, 2, use_kernels).forward(params, x)[0], h2, rtol=1e-12)
 
 
 def test_gru_keeps_float32():
