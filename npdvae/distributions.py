@@ -41,30 +41,49 @@ def _reparameterize_backward_ref(d_z, log_sigma2, eps):
     return d_mu, d_log_sigma2
 
 
+# The fast path computes sigma = exp(log_sigma2 / 2) with one NumPy ufunc per
+# (row, unit) and hands it to the kernel, whose loops run over the latent unit
+# j innermost: contiguous in memory and free of transcendentals, so they
+# vectorize. (With j outermost and a scalar exp in the loop, evaluation's
+# 100 x 500 x 50 samples took 6.0 ms for the sampler and 12.5 ms for its backward.)
+
+
 @njit(cache=True, error_model=ERROR_MODEL)
-def reparameterize_kernel(mu, log_sigma2, eps):
+def reparameterize_kernel(mu, sigma, eps):
     N, K, Z = eps.shape
     z = np.empty_like(eps)
     for n in range(N):
-        for j in range(Z):
-            sigma = np.exp(0.5 * log_sigma2[n, j])
-            for k in range(K):
-                z[n, k, j] = mu[n, j] + sigma * eps[n, k, j]
+        for k in range(K):
+            for j in range(Z):
+                z[n, k, j] = mu[n, j] + sigma[n, j] * eps[n, k, j]
     return z
 
 
 @njit(cache=True, error_model=ERROR_MODEL)
-def reparameterize_backward_kernel(d_z, log_sigma2, eps):
+def reparameterize_backward_kernel(d_z, sigma, eps):
+    """d_mu = sum_k d_z;  d_log_sigma2 = sigma / 2 * sum_k d_z eps."""
     N, K, Z = eps.shape
-    d_mu = np.zeros_like(log_sigma2)
-    d_log_sigma2 = np.zeros_like(log_sigma2)
+    half = np.ones(1, sigma.dtype)[0] / 2
+    d_mu = np.zeros_like(sigma)
+    d_log_sigma2 = np.zeros_like(sigma)
     for n in range(N):
-        for j in range(Z):
-            half_sigma = 0.5 * np.exp(0.5 * log_sigma2[n, j])
-            for k in range(K):
+        for k in range(K):
+            for j in range(Z):
                 d_mu[n, j] += d_z[n, k, j]
-                d_log_sigma2[n, j] += half_sigma * d_z[n, k, j] * eps[n, k, j]
+                d_log_sigma2[n, j] += d_z[n, k, j] * eps[n, k, j]
+        for j in range(Z):
+            d_log_sigma2[n, j] *= half * sigma[n, j]
     return d_mu, d_log_sigma2
+
+
+def reparameterize(mu, log_sigma2, eps):
+    """Fast path of :func:`_reparameterize_ref`: mu, log_sigma2 (N, Z), eps (N, K, Z) -> z (N, K, Z)."""
+    return reparameterize_kernel(mu, np.exp(log_sigma2 * log_sigma2.dtype.type(0.5)), eps)
+
+
+def reparameterize_backward(d_z, log_sigma2, eps):
+    """Fast path of :func:`_reparameterize_backward_ref`."""
+    return reparameterize_backward_kernel(d_z, np.exp(log_sigma2 * log_sigma2.dtype.type(0.5)), eps)
 
 
 def draw_eps(rng: np.random.Generator, num_rows: int, num_samples_k: int, latent_dim: int, dtype):
@@ -101,40 +120,54 @@ def _gaussian_log_prob_backward_ref(d_lp, z, mu, log_sigma2):
     return d_z, d_mu, d_log_sigma2
 
 
-@njit(cache=True, error_model=ERROR_MODEL)
-def gaussian_log_prob_kernel(z, mu, log_sigma2):
-    """One exp per (row, latent unit), shared by the row's K samples."""
+@njit(cache=True, fastmath=FASTMATH, error_model=ERROR_MODEL)
+def gaussian_log_prob_kernel(z, mu, log_sigma2, inv_var):
+    """-1/2 [Z log 2 pi + sum_j log_sigma2_j + sum_j (z_j - mu_j)^2 inv_var_j] per
+    (row, sample); the first two terms are the same for a row's K samples.
+    inv_var = e^-log_sigma2 comes from NumPy."""
     N, K, Z = z.shape
+    zero = np.zeros(1, z.dtype)[0]
     out = np.empty((N, K), dtype=z.dtype)
-    acc = np.empty(K)  # float64 sums
     for n in range(N):
-        acc[:] = 0.0
+        row_constant = Z * LOG_2PI
         for j in range(Z):
-            inv_var = np.exp(-log_sigma2[n, j])
-            for k in range(K):
-                diff = z[n, k, j] - mu[n, j]
-                acc[k] += LOG_2PI + log_sigma2[n, j] + diff * diff * inv_var
+            row_constant += log_sigma2[n, j]
         for k in range(K):
-            out[n, k] = -0.5 * acc[k]
+            acc = zero
+            for j in range(Z):
+                diff = z[n, k, j] - mu[n, j]
+                acc += diff * diff * inv_var[n, j]
+            out[n, k] = -0.5 * (row_constant + acc)
     return out
 
 
 @njit(cache=True, error_model=ERROR_MODEL)
-def gaussian_log_prob_backward_kernel(d_lp, z, mu, log_sigma2):
+def gaussian_log_prob_backward_kernel(d_lp, z, mu, inv_var):
     N, K, Z = z.shape
+    half = np.ones(1, z.dtype)[0] / 2
     d_z = np.empty_like(z)
     d_mu = np.zeros_like(mu)
-    d_log_sigma2 = np.zeros_like(log_sigma2)
+    d_log_sigma2 = np.zeros_like(mu)
     for n in range(N):
-        for j in range(Z):
-            inv_var = np.exp(-log_sigma2[n, j])
-            for k in range(K):
-                d = d_lp[n, k]
-                scaled = (z[n, k, j] - mu[n, j]) * inv_var
+        for k in range(K):
+            d = d_lp[n, k]
+            for j in range(Z):
+                diff = z[n, k, j] - mu[n, j]
+                scaled = diff * inv_var[n, j]
                 d_z[n, k, j] = -d * scaled
                 d_mu[n, j] += d * scaled
-                d_log_sigma2[n, j] += d * (0.5 * scaled * (z[n, k, j] - mu[n, j]) - 0.5)
+                d_log_sigma2[n, j] += d * (half * scaled * diff - half)
     return d_z, d_mu, d_log_sigma2
+
+
+def gaussian_log_prob(z, mu, log_sigma2):
+    """Fast path of :func:`_gaussian_log_prob_ref`: z (N, K, Z) -> (N, K)."""
+    return gaussian_log_prob_kernel(z, mu, log_sigma2, np.exp(-log_sigma2))
+
+
+def gaussian_log_prob_backward(d_lp, z, mu, log_sigma2):
+    """Fast path of :func:`_gaussian_log_prob_backward_ref`."""
+    return gaussian_log_prob_backward_kernel(d_lp, z, mu, np.exp(-log_sigma2))
 
 
 # --------------------------------------------------------------------------

@@ -98,10 +98,10 @@ def _ops(use_kernels: bool):
     The likelihoods return (value, cache) and take the cache back."""
     if use_kernels:
         return SimpleNamespace(
-            reparameterize=dist.reparameterize_kernel,
-            reparameterize_backward=dist.reparameterize_backward_kernel,
-            gaussian_log_prob=dist.gaussian_log_prob_kernel,
-            gaussian_log_prob_backward=dist.gaussian_log_prob_backward_kernel,
+            reparameterize=dist.reparameterize,
+            reparameterize_backward=dist.reparameterize_backward,
+            gaussian_log_prob=dist.gaussian_log_prob,
+            gaussian_log_prob_backward=dist.gaussian_log_prob_backward,
             bernoulli=dist.bernoulli_log_likelihood,
             bernoulli_backward=dist.bernoulli_log_likelihood_backward,
             gaussian=dist.gaussian_log_likelihood,

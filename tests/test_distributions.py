@@ -36,10 +36,10 @@ def _gaussian_inputs(rng, shape, dtype):
 
 OPS = {
     "reparameterize": (dist._reparameterize_ref, dist._reparameterize_backward_ref,
-                       dist.reparameterize_kernel, dist.reparameterize_backward_kernel,
+                       dist.reparameterize, dist.reparameterize_backward,
                        _reparam_inputs, lambda mu, ls, eps: (ls, eps), (0, 1)),
     "gaussian_log_prob": (dist._gaussian_log_prob_ref, dist._gaussian_log_prob_backward_ref,
-                          dist.gaussian_log_prob_kernel, dist.gaussian_log_prob_backward_kernel,
+                          dist.gaussian_log_prob, dist.gaussian_log_prob_backward,
                           _latent_inputs, lambda z, mu, ls: (z, mu, ls), (0, 1, 2)),
     "bernoulli": (dist._bernoulli_log_likelihood_ref, dist._bernoulli_log_likelihood_backward_ref,
                   lambda x, l: dist.bernoulli_log_likelihood(x, l)[0],
@@ -101,9 +101,9 @@ def test_sampler_path_gradient_of_log_q_wrt_log_sigma2_is_minus_half():
     rng = np.random.default_rng(0)
     mu, log_sigma2 = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
     eps = rng.standard_normal((3, 2, 4))
-    z = dist.reparameterize_kernel(mu, log_sigma2, eps)
-    d_z, d_mu, d_ls = dist.gaussian_log_prob_backward_kernel(np.ones((3, 2)), z, mu, log_sigma2)
-    path_mu, path_ls = dist.reparameterize_backward_kernel(d_z, log_sigma2, eps)
+    z = dist.reparameterize(mu, log_sigma2, eps)
+    d_z, d_mu, d_ls = dist.gaussian_log_prob_backward(np.ones((3, 2)), z, mu, log_sigma2)
+    path_mu, path_ls = dist.reparameterize_backward(d_z, log_sigma2, eps)
     np.testing.assert_allclose(d_mu + path_mu, 0.0, atol=1e-12)
     np.testing.assert_allclose(d_ls + path_ls, -1.0, atol=1e-12)  # -1/2 per sample, K = 2
 
@@ -122,7 +122,7 @@ def test_log_densities_agree_with_scipy():
     rng = np.random.default_rng(1)
     z, mu, log_sigma2 = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 4)), rng.standard_normal((2, 4))
     expected = stats.norm.logpdf(z, mu[:, None], np.exp(0.5 * log_sigma2)[:, None]).sum(axis=2)
-    np.testing.assert_allclose(dist.gaussian_log_prob_kernel(z, mu, log_sigma2), expected, rtol=1e-12)
+    np.testing.assert_allclose(dist.gaussian_log_prob(z, mu, log_sigma2), expected, rtol=1e-12)
     np.testing.assert_allclose(dist.standard_normal_log_prob(z), stats.norm.logpdf(z).sum(axis=2), rtol=1e-12)
     x = (rng.random((2, 4)) < 0.5).astype(float)
     logits = rng.standard_normal((2, 3, 4))
