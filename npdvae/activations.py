@@ -3,9 +3,11 @@
 Every activation has three layers of code, read from the bottom up:
 
 * ``_name_ref`` / ``_name_backward_ref``: plain NumPy, obviously right;
-* ``name_backward_kernel``: the backward as one fused Numba loop over a flat
-  array (float32 for training, float64 for checks). The forwards stay NumPy
-  ufuncs, which are SIMD-fast (:mod:`npdvae.fastmath` has the measurements);
+* the fast path: ``_name_fast`` forwards, whose transcendental stays a NumPy
+  ufunc (SIMD-fast; :mod:`npdvae.fastmath` has the measurements) with the
+  arithmetic around it done in place or in a small kernel, and
+  ``name_backward_kernel``, the backward as one fused Numba loop over a flat
+  array (float32 for training, float64 for checks);
 * an :class:`Activation` record that pairs ``forward`` with ``backward`` and
   says what the backward needs from the forward (the pre-activation ``a`` or
   the output ``y``).
@@ -176,10 +178,11 @@ def _identity_backward(d_y, a, y):
 def make_activations(use_kernels: bool = True) -> dict[str, Activation]:
     """The activations by name.
 
-    Forward passes are NumPy ufunc expressions on both paths: a lone
-    transcendental is fastest there (see :mod:`npdvae.fastmath`). With
-    ``use_kernels`` the backward passes are fused Numba kernels; without, the
-    NumPy references, which also serve the tests and the reader.
+    Transcendentals are NumPy ufuncs on both paths: a lone transcendental is
+    fastest there (see :mod:`npdvae.fastmath`). With ``use_kernels`` the
+    forwards are the ``_fast`` forms and the backward passes fused Numba
+    kernels; without, the NumPy references, which also serve the tests and the
+    reader.
     """
     if use_kernels:
         softplus_back = _softplus_backward_fast
