@@ -167,6 +167,7 @@ class EvalResult:
     floor_seconds_full_test: float
     projected_seconds_full_test: float
     gemm_gflops_during: list      # measured just before and just after
+    peak_rss_mb: float
 
 
 @dataclass
@@ -211,10 +212,12 @@ def bench_evaluation(model, params, images, samples=5000, batch_size=100, full_t
     rng = np.random.default_rng(0)
     importance_sampled_bound(model, params, images[:2], 10, rng)  # warm-up
     gemm_during = [gemm_rate(*MODEL_GEMM_SHAPE, seconds=0.3)]
+    _reset_peak_rss()
     start = time.perf_counter()
     for begin in range(0, images.shape[0], batch_size):
         importance_sampled_bound(model, params, images[begin:begin + batch_size], samples, rng)
     seconds = time.perf_counter() - start
+    peak = peak_rss_mb()
     gemm_during.append(gemm_rate(*MODEL_GEMM_SHAPE, seconds=0.3))
     gemm = statistics.mean(gemm_during)
     c = model.config
@@ -228,7 +231,7 @@ def bench_evaluation(model, params, images, samples=5000, batch_size=100, full_t
     gflops = flops / seconds / 1e9
     return EvalResult(images.shape[0], samples, seconds, gflops, gflops / gemm,
                       per_example * full_test / (gemm * 1e9), seconds * full_test / images.shape[0],
-                      gemm_during)
+                      gemm_during, peak)
 
 
 def startup_seconds() -> float:
@@ -289,7 +292,8 @@ def format_report(report: BenchReport) -> str:
         lines += ["", f"evaluation, K={e.samples} importance samples: {e.examples} images in {e.seconds:.1f} s, "
                       f"{e.gflops:.1f} GFLOP/s = {e.gemm_ratio:.2f} of GEMM "
                       f"({statistics.mean(e.gemm_gflops_during):.0f} GFLOP/s now); the 10,000 test images would "
-                      f"take {e.projected_seconds_full_test:.0f} s (GEMM floor {e.floor_seconds_full_test:.0f} s)"]
+                      f"take {e.projected_seconds_full_test:.0f} s (GEMM floor {e.floor_seconds_full_test:.0f} s); "
+                      f"peak {e.peak_rss_mb:.0f} MB"]
     if report.startup_seconds is not None:
         lines.append(f"fresh process to the end of its first training step (Numba cache warm): "
                      f"{report.startup_seconds:.2f} s")

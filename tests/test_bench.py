@@ -35,7 +35,7 @@ def test_benchmark_divides_by_the_gemm_rate_measured_alongside():
     assert math.isclose(result.gemm_ratio, result.model_gflops / statistics.median(result.gemm_gflops_during))
     assert result.matmul_only_ratio > 0 and 0 <= result.overhead_share <= 1
     e = report.evaluation
-    assert e.examples == 3 and len(e.gemm_gflops_during) == 2
+    assert e.examples == 3 and len(e.gemm_gflops_during) == 2 and e.peak_rss_mb > 0
     assert math.isclose(e.gemm_ratio, e.gflops / statistics.mean(e.gemm_gflops_during))
     assert report.startup_seconds > 0
     text = format_report(report)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from scipy.special import logsumexp
 
+from npdvae import evaluate as evaluate_module
 from npdvae.evaluate import Estimate, evaluate_model, importance_sampled_bound
 from npdvae.config import TrainConfig
 from npdvae.runs import open_run, prepare_dataset
@@ -26,6 +27,19 @@ def test_chunked_log_mean_exp_equals_the_one_shot_value(chunk_k):
     got = importance_sampled_bound(StreamModel(), None, x, 300, np.random.default_rng(0), chunk_k)
     stream = np.random.default_rng(0).standard_normal(300, dtype=np.float32).astype(np.float64) * 40
     np.testing.assert_allclose(got, [logsumexp(stream) - math.log(300)], rtol=1e-12)
+
+
+@pytest.mark.parametrize("rows_per_forward", [1, 30, 10_000])
+def test_forward_blocking_changes_no_draw_and_no_result(monkeypatch, rows_per_forward):
+    """Each image's estimate uses the same eps whether the model sees one image
+    a pass or all of them: eps is drawn per chunk for the whole batch."""
+    x = np.zeros((7, 1))
+    monkeypatch.setattr(evaluate_module, "ROWS_PER_FORWARD", rows_per_forward)
+    got = importance_sampled_bound(StreamModel(), None, x, 90, np.random.default_rng(0), chunk_k=40)
+    rng = np.random.default_rng(0)  # chunks of 40, 40, 10 samples, each drawn for all 7 images
+    chunks = [rng.standard_normal((7, 1, k, 1), dtype=np.float32)[:, 0, :, 0] for k in (40, 40, 10)]
+    log_w = np.concatenate(chunks, axis=1).astype(np.float64) * 40
+    np.testing.assert_allclose(got, logsumexp(log_w, axis=1) - math.log(90), rtol=1e-12)
 
 
 def test_estimate_reports_mean_and_standard_error():
