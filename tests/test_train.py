@@ -6,6 +6,7 @@ import pytest
 from npdvae.checkpoint import CheckpointError, load_checkpoint
 from npdvae.data import Dataset
 from npdvae.config import TrainConfig
+from npdvae.optim import packed_buffer
 from npdvae.runs import RunDirectoryError, open_run, read_metrics
 from npdvae.train import NonFiniteBoundError, Trainer, validation_bound
 
@@ -99,6 +100,7 @@ def test_non_finite_bound_stops_and_keeps_the_last_good_checkpoint(tmp_path, mon
 def test_a_non_finite_gradient_stops_training_without_an_update(tmp_path, monkeypatch):
     data = synthetic_dataset()
     trainer = open_run(small_config(epochs=2), tmp_path / "run", data)
+    assert packed_buffer(trainer.params) is not None  # Adam's one-pass path is the one in use
     original = trainer.model.bound_and_gradients
     before = {}
 
