@@ -147,3 +147,13 @@ def test_bernoulli_is_finite_for_extreme_logits_and_saturated_pixels(use_kernel,
     np.testing.assert_allclose(ll, [[-2e4]], rtol=1e-6)
     d = backward(np.ones((1, 1), dtype=dtype), x, logits)
     np.testing.assert_array_equal(d, [[[-1.0, 0.0, 0.0, 1.0]]])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bernoulli_kernel_lets_a_nan_logit_through(dtype):
+    """The trainer stops on a NaN bound; the fused kernel must not hide one."""
+    x = np.array([[0.0, 1.0, 1.0]], dtype=dtype)
+    logits = np.array([[[0.5, np.nan, -2.0], [0.5, 1.0, -2.0]]], dtype=dtype)
+    ll, residual = dist.bernoulli_log_likelihood(x, logits)
+    assert np.isnan(ll[0, 0]) and np.isfinite(ll[0, 1])
+    assert np.isnan(residual[0, 0, 1]) and np.isfinite(np.delete(residual.reshape(-1), 1)).all()
