@@ -41,8 +41,9 @@ def _softplus_ref(a):
 def softplus_kernel(a):
     """The same stable form in one pass over a flat array: exp and log1p from
     :mod:`npdvae.vecmath`, so the loop vectorizes (measured on the CI machine,
-    0.03 ms for 500 x 200 float32 against 0.11 ms for the four-pass NumPy
-    form). ``a if a >= 0`` rather than ``max``: a NaN must come out as NaN."""
+    0.06 ms for 500 x 200 float32 against 0.11 ms for the earlier NumPy form:
+    three ufunc passes and a kernel). ``v if v >= 0`` rather than ``max``:
+    a NaN must come out as NaN."""
     zero = np.zeros(1, a.dtype)[0]
     y = np.empty_like(a)
     for i in range(a.size):
@@ -60,7 +61,8 @@ def _softplus_backward_ref(d_y, a):
 def softplus_backward_kernel(d_y, a):
     """d_a = d_y sigmoid(a), with sigmoid(a) = (1 or e) / (1 + e) and
     e = exp(-|a|): the exponential never overflows and a tiny sigmoid keeps
-    its relative precision."""
+    its relative precision. 0.04 ms for 500 x 200 float32, against 0.06 ms
+    for the earlier -expm1(-y) d_y in NumPy."""
     one = np.ones(1, a.dtype)[0]
     zero = one - one
     d_a = np.empty_like(a)
