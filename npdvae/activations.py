@@ -3,10 +3,10 @@
 Every activation has three layers of code, read from the bottom up:
 
 * ``_name_ref`` / ``_name_backward_ref``: plain NumPy, obviously right;
-* the fast path: ``name_kernel`` / ``name_backward_kernel``, one fused Numba
-  loop over a flat array (float32 for training, float64 for checks), or a
-  ``_name_fast`` forward made of NumPy ufuncs where the transcendental is
-  one NumPy has and :mod:`npdvae.vecmath` does not (tanh);
+* the fast path: ``name_kernel`` / ``name_backward_kernel``, each one fused
+  Numba loop over a flat array (float32 for training, float64 for checks),
+  with exp and log1p from :mod:`npdvae.vecmath` so that the loop
+  vectorizes (tanh keeps NumPy's SIMD ufunc, which no kernel beat);
 * an :class:`Activation` record that pairs ``forward`` with ``backward`` and
   says what the backward needs from the forward (the pre-activation ``a`` or
   the output ``y``).
@@ -85,16 +85,21 @@ def _sigmoid_ref(a):
     return np.where(a >= 0, 1 / (1 + e), e / (1 + e)).astype(a.dtype, copy=False)
 
 
-def _sigmoid_fast(a):
-    """sigmoid(a) = (1 + tanh(a / 2)) / 2: one SIMD tanh instead of an exp, two
-    divisions and a select (4 times faster on 100 x 400 float32 here). tanh
-    saturates instead of overflowing, so it is stable; its error is absolute,
-    about 1e-7 in float32, so outputs near 0 lose relative precision, which
-    gates and pixel means do not need (log-probabilities never read them)."""
-    y = np.multiply(a, a.dtype.type(0.5))
-    np.tanh(y, out=y)
-    y *= a.dtype.type(0.5)
-    y += a.dtype.type(0.5)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERROR_MODEL)
+def sigmoid_kernel(a):
+    """The reference's form, (1 or e) / (1 + e) with e = exp(-|a|), in one
+    pass over a flat array (exp from :mod:`npdvae.vecmath`): no overflow, and
+    a tiny output keeps its relative precision. Measured on the CI machine,
+    500 x 200 float32: 0.035 ms, against 0.059 ms for the earlier
+    (1 + tanh(a / 2)) / 2 in NumPy, whose error near 0 was absolute."""
+    one = np.ones(1, a.dtype)[0]
+    zero = one - one
+    y = np.empty_like(a)
+    for i in range(a.size):
+        v = a[i]
+        e = exp_nonpositive(-abs(v))
+        numerator = one if v >= zero else e
+        y[i] = numerator / (one + e)
     return y
 
 
@@ -118,6 +123,8 @@ def sigmoid_backward_kernel(d_y, y):
 
 
 def _tanh_ref(a):
+    """NumPy's SIMD tanh serves both paths: a kernel through expm1 and a
+    division measured no faster (0.141 against 0.146 ms on 2000 x 200)."""
     return np.tanh(a)
 
 
@@ -176,9 +183,8 @@ def make_activations(use_kernels: bool = True) -> dict[str, Activation]:
     """The activations by name.
 
     With ``use_kernels`` the forwards and backwards are the fused Numba
-    kernels (softplus through :mod:`npdvae.vecmath`) and the ``_fast``
-    forms (sigmoid and tanh stay NumPy's SIMD tanh); without, the NumPy
-    references, which also serve the tests and the reader.
+    kernels; without, the NumPy references, which also serve the tests and
+    the reader.
     """
     if use_kernels:
         softplus_back = _flat(softplus_backward_kernel)
@@ -186,7 +192,7 @@ def make_activations(use_kernels: bool = True) -> dict[str, Activation]:
         tanh_back = _flat(tanh_backward_kernel)
         return {
             "softplus": Activation("softplus", _flat(softplus_kernel), lambda d_y, a, y: softplus_back(d_y, a)),
-            "sigmoid": Activation("sigmoid", _sigmoid_fast, lambda d_y, a, y: sigmoid_back(d_y, y)),
+            "sigmoid": Activation("sigmoid", _flat(sigmoid_kernel), lambda d_y, a, y: sigmoid_back(d_y, y)),
             "tanh": Activation("tanh", _tanh_ref, lambda d_y, a, y: tanh_back(d_y, y)),
             "identity": Activation("identity", _identity_forward, _identity_backward),
         }

@@ -21,9 +21,10 @@ Parameters, under ``encoder.gru.``: W (D, 3H) = [W_z W_r W_n],
 U_zr (H, 2H) = [U_z U_r], U_n (H, H), b (3H,). Because x is the same at every
 step, x W is computed once and its gradient is summed over the steps.
 
-Why no Numba kernel here: each gate is one transcendental per element
-(sigmoid, tanh), which NumPy's SIMD ufuncs compute faster than a Numba loop
-could (see :mod:`npdvae.fastmath`), and the rest is matrix products.
+The gates use the activations' kernels (or their references, without
+``use_kernels``); the rest is matrix products and a few element-wise NumPy
+operations on (N, H) arrays, which a fused kernel did not make faster
+(measured: 2.89 against 2.91 ms for a backward at N = 100, H = 200).
 """
 
 from __future__ import annotations
@@ -43,12 +44,13 @@ class GRU:
     name: str
     hidden: int
     num_steps: int = 5
-    use_kernels: bool = True      # the fast sigmoid (one tanh), or the reference
+    use_kernels: bool = True      # the activations' Numba kernels, or their NumPy references
 
     def forward(self, params, x):
         """x: (N, D) -> h_T: (N, H), and the per-step cache for :meth:`backward`."""
         H, p = self.hidden, self.name
         sigmoid = get_activation("sigmoid", self.use_kernels).forward
+        tanh = get_activation("tanh", self.use_kernels).forward
         x_proj = x @ params[p + ".W"]
         x_proj += params[p + ".b"]                        # (N, 3H): x W + b, shared by every step
         h = np.zeros((x.shape[0], H), dtype=x.dtype)
@@ -57,7 +59,7 @@ class GRU:
             zr = sigmoid(x_proj[:, :2 * H] + h @ params[p + ".U_zr"])
             z, r = zr[:, :H], zr[:, H:]
             rh = r * h
-            n = np.tanh(x_proj[:, 2 * H:] + rh @ params[p + ".U_n"])
+            n = tanh(x_proj[:, 2 * H:] + rh @ params[p + ".U_n"])
             steps.append((h, z, r, rh, n))
             h = h + z * (n - h)                           # (1 - z) h + z n
         return h, (x, steps)

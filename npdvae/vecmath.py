@@ -54,6 +54,8 @@ _LN2_LO = _f32(-2.12194440e-4)     # ln 2 - _LN2_HI
 # returned as 0 instead of a subnormal.
 _EXP_LOWEST = _f32(-87.33654)
 
+_HELPER_OPTIONS = {"fastmath": {"contract"}, "error_model": ERROR_MODEL}
+
 
 def exp_nonpositive(x):
     """e^x for x <= 0 (NaN in, NaN out; x below -87.34 gives 0).
@@ -118,9 +120,6 @@ def _exp_libm(x):
 
 def _log1p_libm(t):
     return math.log1p(t)
-
-
-_HELPER_OPTIONS = {"fastmath": {"contract"}, "error_model": ERROR_MODEL}
 
 
 @overload(exp_nonpositive, jit_options=_HELPER_OPTIONS)

@@ -66,3 +66,14 @@ def test_softplus_and_sigmoid_stay_finite_at_extremes(use_kernels, dtype):
 def test_unknown_activation_is_named_in_the_error():
     with pytest.raises(ValueError, match="relu"):
         A.get_activation("relu")
+
+
+def test_fast_tanh_and_sigmoid_keep_their_relative_precision_where_small():
+    """tanh(a) for tiny a, and sigmoid(a) far below 0.5, in float32: where a
+    form like (1 - e) / (1 + e) would keep only absolute precision."""
+    a = np.array([1e-6, -3e-5, 1e-3, 0.2], np.float32)
+    tanh = A.get_activation("tanh", True).forward(a)
+    np.testing.assert_allclose(tanh, np.tanh(a.astype(np.float64)), rtol=4e-7)
+    a = np.array([-20.0, -50.0, -80.0], np.float32)
+    sigmoid = A.get_activation("sigmoid", True).forward(a)
+    np.testing.assert_allclose(sigmoid, 1 / (1 + np.exp(-a.astype(np.float64))), rtol=4e-7)
