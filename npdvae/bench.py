@@ -21,9 +21,10 @@ What :func:`benchmark` reports, per configuration:
 
 Noise. On a shared host the speed of the whole machine drifts by tens of
 percent over minutes, so a GEMM rate measured once at the start would be
-compared with epochs run in another phase. The ratios therefore divide by the
-GEMM rate measured right after each timed epoch (the median of those), on the
-shape of the decoder's output layer: the machine's speed at the time.
+compared with epochs run in another phase. So right after each timed epoch
+the GEMM rate (on the shape of the decoder's output layer) and the replayed
+products are measured again, each ratio and share is formed within its
+epoch, and the table shows the medians over epochs.
 """
 
 from __future__ import annotations
@@ -155,6 +156,7 @@ class ConfigResult:
     peak_rss_mb: float
     gemm_gflops_during: list      # measured right after each timed epoch
     matmul_only_ratio: float      # the replayed products alone, over the same GEMM rate
+    matmul_seconds_during: list   # an epoch's products replayed alone, right after each timed epoch
 
 
 @dataclass
@@ -183,28 +185,33 @@ class BenchReport:
 
 
 def bench_config(name, overrides, dataset: Dataset, epochs: int, batch_size=100) -> ConfigResult:
+    """Times ``epochs`` epochs after a warm-up one. Right after each, the GEMM
+    rate and the replayed products are measured too, and every ratio is
+    formed within its epoch before the median is taken, so that an epoch in
+    a slow phase of the host is compared with measurements from that phase."""
     config = TrainConfig(dataset="mnist", batch_size=batch_size, epochs=epochs + 1, **overrides)
     trainer = Trainer(config, dataset, run_dir="unused")
     n = dataset.num_examples("train")
+    steps = -(-n // batch_size)
+    shapes = matmul_shapes(config, dataset.input_dim, batch_size, dataset.likelihood)
+    flops = step_flops(shapes) * n / batch_size
     trainer.train_epoch()  # warm-up: compilation, caches, allocator
     _reset_peak_rss()
-    times, gemm_during = [], []
+    times, gemm_during, matmul_during = [], [], []
     for _ in range(epochs):
         start = time.perf_counter()
         trainer.train_epoch()
         times.append(time.perf_counter() - start)
         gemm_during.append(gemm_rate(*MODEL_GEMM_SHAPE, seconds=0.3))
+        matmul_during.append(replay_matmuls(shapes) * steps)
     peak = peak_rss_mb()
     seconds = statistics.median(times)
-    gemm = statistics.median(gemm_during)
-    steps = -(-n // batch_size)
-    shapes = matmul_shapes(config, dataset.input_dim, batch_size, dataset.likelihood)
-    flops = step_flops(shapes) * n / batch_size
-    matmul_seconds = replay_matmuls(shapes) * steps
-    gflops = flops / seconds / 1e9
-    return ConfigResult(name, seconds, times, n / seconds, gflops, gflops / gemm,
-                        min(1.0, matmul_seconds / seconds), max(0.0, 1 - matmul_seconds / seconds), peak,
-                        gemm_during, flops / matmul_seconds / 1e9 / gemm)
+    per_epoch = list(zip(times, gemm_during, matmul_during))
+    ratio = statistics.median(flops / t / 1e9 / gemm for t, gemm, _ in per_epoch)
+    share = statistics.median(min(1.0, matmuls / t) for t, _, matmuls in per_epoch)
+    ceiling = statistics.median(flops / matmuls / 1e9 / gemm for _, gemm, matmuls in per_epoch)
+    return ConfigResult(name, seconds, times, n / seconds, flops / seconds / 1e9, ratio,
+                        share, 1.0 - share, peak, gemm_during, ceiling, matmul_during)
 
 
 def bench_evaluation(model, params, images, samples=5000, batch_size=100, full_test=10_000) -> EvalResult:

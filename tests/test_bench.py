@@ -32,8 +32,13 @@ def test_benchmark_divides_by_the_gemm_rate_measured_alongside():
     (result,) = report.configs
     assert len(result.epoch_seconds) == 2 and len(result.gemm_gflops_during) == 2
     assert all(rate > 0 for rate in result.gemm_gflops_during)
-    assert math.isclose(result.gemm_ratio, result.model_gflops / statistics.median(result.gemm_gflops_during))
-    assert result.matmul_only_ratio > 0 and 0 <= result.overhead_share <= 1
+    # each epoch is divided by the measurements taken right after it; the medians of two are means
+    flops = result.model_gflops * result.seconds_per_epoch
+    per_epoch = list(zip(result.epoch_seconds, result.gemm_gflops_during, result.matmul_seconds_during))
+    assert math.isclose(result.gemm_ratio, statistics.mean(flops / t / gemm for t, gemm, _ in per_epoch))
+    assert math.isclose(result.matmul_only_ratio, statistics.mean(flops / m / gemm for _, gemm, m in per_epoch))
+    assert math.isclose(result.matmul_share, statistics.mean(min(1.0, m / t) for t, _, m in per_epoch))
+    assert 0 <= result.overhead_share <= 1 and math.isclose(result.matmul_share + result.overhead_share, 1.0)
     e = report.evaluation
     assert e.examples == 3 and len(e.gemm_gflops_during) == 2 and e.peak_rss_mb > 0
     assert math.isclose(e.gemm_ratio, e.gflops / statistics.mean(e.gemm_gflops_during))
