@@ -24,7 +24,7 @@ import numpy as np
 from numba import njit
 
 from npdvae.fastmath import ERROR_MODEL, FASTMATH
-from npdvae.vecmath import exp_nonpositive, log1p_unit
+from npdvae.vecmath import exp_nonpositive, log1p_unit, stable_sigmoid
 
 # --------------------------------------------------------------------------
 # softplus(a) = log(1 + e^a);  d/da = sigmoid(a)
@@ -59,18 +59,13 @@ def _softplus_backward_ref(d_y, a):
 
 @njit(cache=True, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def softplus_backward_kernel(d_y, a):
-    """d_a = d_y sigmoid(a), with sigmoid(a) = (1 or e) / (1 + e) and
-    e = exp(-|a|): the exponential never overflows and a tiny sigmoid keeps
-    its relative precision. 0.03 ms for 500 x 200 float32, against 0.06 ms
+    """d_a = d_y sigmoid(a), the sigmoid in the stable form of
+    :func:`npdvae.vecmath.stable_sigmoid`. 0.03 ms for 500 x 200 float32, against 0.06 ms
     for the earlier -expm1(-y) d_y in NumPy."""
     one = np.ones(1, a.dtype)[0]
-    zero = one - one
     d_a = np.empty_like(a)
     for i in range(a.size):
-        v = a[i]
-        e = exp_nonpositive(-abs(v))
-        numerator = one if v >= zero else e
-        d_a[i] = d_y[i] * numerator / (one + e)
+        d_a[i] = d_y[i] * stable_sigmoid(a[i], one)
     return d_a
 
 
@@ -93,13 +88,9 @@ def sigmoid_kernel(a):
     500 x 200 float32: 0.03 ms, against 0.059 ms for the earlier
     (1 + tanh(a / 2)) / 2 in NumPy, whose error near 0 was absolute."""
     one = np.ones(1, a.dtype)[0]
-    zero = one - one
     y = np.empty_like(a)
     for i in range(a.size):
-        v = a[i]
-        e = exp_nonpositive(-abs(v))
-        numerator = one if v >= zero else e
-        y[i] = numerator / (one + e)
+        y[i] = stable_sigmoid(a[i], one)
     return y
 
 

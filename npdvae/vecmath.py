@@ -1,4 +1,5 @@
-"""exp and log1p that a Numba loop can vectorize, for the fused kernels.
+"""exp and log1p that a Numba loop can vectorize, for the fused kernels
+(and the stable sigmoid made from that exp).
 
 Why these exist. Numba compiles ``math.exp`` and ``math.log1p`` to calls
 into the C library, one element at a time, and LLVM cannot vectorize a loop
@@ -43,7 +44,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import types
+from numba import njit, types
 from numba.extending import overload
 
 from npdvae.fastmath import ERROR_MODEL
@@ -142,3 +143,13 @@ def _exp_nonpositive_jit(x):
 @overload(log1p_unit, jit_options=_HELPER_OPTIONS)
 def _log1p_unit_jit(t):
     return _log1p_unit_float32 if t == types.float32 else _log1p_libm
+
+
+@njit(**_HELPER_OPTIONS)
+def stable_sigmoid(v, one):
+    """sigmoid(v) = (1 or e) / (1 + e) with e = exp(-|v|), inside a kernel:
+    the exponential never overflows and a tiny sigmoid keeps its relative
+    precision. ``one`` is 1 in the kernel's dtype (a float64 literal would
+    promote float32 work)."""
+    e = exp_nonpositive(-abs(v))
+    return (one if v >= one - one else e) / (one + e)
