@@ -49,8 +49,9 @@ def test_model_gradient_matches_finite_differences_for_every_parameter(
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
 @pytest.mark.parametrize("bound", ["elbo", "iwae"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_kernel_path_equals_reference_path(likelihood, bound, dtype):
-    fast = make_problem(5, likelihood, 2, M=2, K=5, dtype=dtype, use_kernels=True)
+@pytest.mark.parametrize("encoder", ["mlp", "gru"])
+def test_kernel_path_equals_reference_path(likelihood, bound, dtype, encoder):
+    fast = make_problem(5, likelihood, 2, M=2, K=5, dtype=dtype, use_kernels=True, encoder=encoder)
     slow_model = DVAEModel(fast[0].config, use_kernels=False)
     model, params, x, x_tilde, eps = fast
     a = model.bound_and_gradients(params, x, x_tilde, eps, bound)
