@@ -49,7 +49,7 @@ def main():
 
 TRAIN_FIELDS = ("dataset", "bound", "noise", "noise_type", "k", "m", "encoder", "encoder_layers", "latent",
                 "hidden", "activation", "epochs", "batch_size", "lr", "schedule", "clip_grad_norm", "binarize",
-                "seed", "patience", "train_examples", "eval_examples")
+                "seed", "patience", "train_examples", "eval_examples", "kernels")
 
 
 def _config_error(err: ValueError) -> click.BadParameter:
@@ -100,6 +100,9 @@ def _check_writable(run_dir: Path):
 @click.option("--patience", type=click.IntRange(min=1), help="Stop after this many epochs without a better validation bound.")
 @click.option("--train-examples", type=click.IntRange(min=1), help="Use only the first N training examples.")
 @click.option("--eval-examples", type=click.IntRange(min=1), help="Use only the first N validation/test examples.")
+@click.option("--kernels/--reference", default=True, show_default=True,
+              help="--reference trains with the plain NumPy references instead of the Numba kernels "
+                   "(slower; the same numbers to float32 rounding).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Run directory (default: runs/<dataset>-<bound>-k<K>-noise<noise>-seed<seed>).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")

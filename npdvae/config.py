@@ -40,6 +40,7 @@ class TrainConfig:
     patience: int | None = None       # stop after this many epochs without a better validation bound
     train_examples: int | None = None  # use only the first N training examples (quick runs)
     eval_examples: int | None = None   # likewise for validation and test
+    kernels: bool = True              # False: the plain NumPy references throughout (slow; to read and check)
 
     def __post_init__(self):
         if self.dataset not in DATASETS:
@@ -92,7 +93,7 @@ class TrainConfig:
 
 
 # Settings that may change when a run is resumed; everything else must match.
-RESUMABLE_CHANGES = ("epochs", "lr", "patience")
+RESUMABLE_CHANGES = ("epochs", "lr", "patience", "kernels")
 
 
 def check_resume_compatible(stored: TrainConfig, requested: TrainConfig):

@@ -81,7 +81,7 @@ class Trainer:
     def __init__(self, config: TrainConfig, dataset: Dataset, run_dir: Path):
         self.config, self.dataset, self.run_dir = config, dataset, Path(run_dir)
         keep_freed_memory()  # every step frees and reallocates the same buffers
-        self.model = DVAEModel(config.model_config(dataset.input_dim, dataset.likelihood))
+        self.model = DVAEModel(config.model_config(dataset.input_dim, dataset.likelihood), use_kernels=config.kernels)
         if config.batch_size > dataset.num_examples("train"):
             raise ValueError(f"batch_size {config.batch_size} is larger than the training set "
                              f"({dataset.num_examples('train')} examples)")
@@ -89,8 +89,8 @@ class Trainer:
         mean_image = dataset.pixel_mean("train")
         # one contiguous buffer, so that Adam updates the whole model in one pass
         self.params = pack_arrays(self.model.init_params(self.rng, np.float32, data_mean=mean_image))
-        self.adam = Adam(self.params, lr=config.lr)
-        self.corruption = Corruption(config.noise_type, config.noise, mean_image)
+        self.adam = Adam(self.params, lr=config.lr, fast=config.kernels)
+        self.corruption = Corruption(config.noise_type, config.noise, mean_image, use_kernel=config.kernels)
         self.epoch = 0
         self.history: list[dict] = []
 

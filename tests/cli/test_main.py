@@ -132,6 +132,18 @@ def test_existing_run_directory_is_refused_and_untouched(data_env, tmp_path):
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
+def test_reference_flag_trains_with_the_numpy_references_and_is_recorded(data_env, tmp_path):
+    out = tmp_path / "run"
+    result = run("train", "--epochs", "1", "--noise", "0.05", *SMALL, "--reference", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "kernels=False" in result.output
+    assert json.loads((out / "config.json").read_text())["kernels"] is False
+    # resuming may switch back to the kernels: the numbers agree to float32 rounding
+    result = run("train", "--out", out, "--resume", "--epochs", "2", "--kernels")
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "config.json").read_text())["kernels"] is True
+
+
 def test_non_finite_bound_stops_with_advice_and_keeps_the_checkpoint(data_env, tmp_path, monkeypatch):
     from npdvae import train as train_module
     original = train_module.Trainer.train_epoch
