@@ -18,6 +18,7 @@ import numpy as np
 from numba import njit
 
 from npdvae.fastmath import ERROR_MODEL
+from npdvae.sampling import standard_normal
 
 # --------------------------------------------------------------------------
 # Salt-and-pepper with a rate per pixel. One uniform u per pixel decides both
@@ -117,7 +118,7 @@ def mean_image_rates(mean_image, noise: float):
     return np.minimum(mean_image * (noise / average), 0.999)
 
 
-def additive_gaussian(x, sigma: float, num_corruptions_m: int, rng: np.random.Generator):
+def additive_gaussian(x, sigma: float, num_corruptions_m: int, rng: np.random.Generator, use_kernel: bool = True):
     """M copies x~ = x + sigma * n with n ~ N(0, I); pixels are not clipped, so
     the corruption stays exactly the Gaussian the paper describes."""
     _check_x(x)
@@ -126,7 +127,7 @@ def additive_gaussian(x, sigma: float, num_corruptions_m: int, rng: np.random.Ge
         raise ValueError(f"sigma must be a finite number >= 0, got {sigma}")
     if sigma == 0.0:
         return _copies(x, num_corruptions_m)
-    noise = rng.standard_normal((x.shape[0], num_corruptions_m, x.shape[1]), dtype=x.dtype)
+    noise = standard_normal(rng, (x.shape[0], num_corruptions_m, x.shape[1]), x.dtype, use_kernel)
     return x[:, None, :] + x.dtype.type(sigma) * noise
 
 
@@ -160,7 +161,7 @@ class Corruption:
     def sample(self, x, num_corruptions_m: int, rng: np.random.Generator):
         """x: (B, D) -> x~: (B, M, D)."""
         if self.noise_type == "gaussian":
-            return additive_gaussian(x, self.noise, num_corruptions_m, rng)
+            return additive_gaussian(x, self.noise, num_corruptions_m, rng, self.use_kernel)
         if self.noise_type == "mean-image":
             return per_pixel_salt_and_pepper(x, self.rates, num_corruptions_m, rng, self.use_kernel)
         return salt_and_pepper(x, self.noise, num_corruptions_m, rng, self.use_kernel)

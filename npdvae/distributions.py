@@ -89,13 +89,6 @@ def reparameterize_backward(d_z, log_sigma2, eps):
     return reparameterize_backward_kernel(d_z, np.exp(log_sigma2 * log_sigma2.dtype.type(0.5)), eps)
 
 
-def draw_eps(rng: np.random.Generator, num_rows: int, num_samples_k: int, latent_dim: int, dtype):
-    """eps ~ N(0, I) of shape (N, K, Z), drawn from the caller's generator."""
-    return rng.standard_normal((num_rows, num_samples_k, latent_dim), dtype=np.float64).astype(
-        dtype, copy=False
-    )
-
-
 # --------------------------------------------------------------------------
 # log q(z | x~) = sum_j log N(z_j; mu_j, sigma_j^2)
 #              = -1/2 sum_j [log 2 pi + log_sigma2_j + (z_j - mu_j)^2 / sigma_j^2]

@@ -23,6 +23,7 @@ import numpy as np
 
 from npdvae.bounds import log_mean_exp
 from npdvae.corruption import Corruption
+from npdvae.sampling import standard_normal
 
 
 @dataclass
@@ -65,7 +66,7 @@ def importance_sampled_bound(model, params, x, num_samples, rng, chunk_k=500):
     drawn = 0
     while drawn < num_samples:
         k = min(chunk_k, num_samples - drawn)
-        eps = rng.standard_normal((B, 1, k, Z), dtype=np.float32).astype(x.dtype, copy=False)
+        eps = standard_normal(rng, (B, 1, k, Z), x.dtype, model.use_kernels)
         chunk_lme = np.empty(B)
         images_per_pass = max(1, ROWS_PER_FORWARD // k)
         for first in range(0, B, images_per_pass):
@@ -80,8 +81,8 @@ def importance_sampled_bound(model, params, x, num_samples, rng, chunk_k=500):
 def denoising_bound(model, params, x, corruption: Corruption, bound, num_corruptions_m, num_samples_k, rng):
     """The training objective (eq. 11 or 12) on x with fresh corruption and eps."""
     x_tilde = corruption.sample(x, num_corruptions_m, rng)
-    eps = rng.standard_normal((x.shape[0], num_corruptions_m, num_samples_k, model.config.latent_dim),
-                              dtype=np.float32).astype(x.dtype, copy=False)
+    eps = standard_normal(rng, (x.shape[0], num_corruptions_m, num_samples_k, model.config.latent_dim),
+                          x.dtype, model.use_kernels)
     return model.bound(params, x, x_tilde, eps, bound).astype(np.float64)
 
 

@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from npdvae.activations import _sigmoid_ref
+from npdvae.sampling import standard_normal
 
 
 class PlotLibraryMissing(ImportError):
@@ -38,7 +39,7 @@ def decoder_mean(model, outputs) -> np.ndarray:
 def sample_images(model, params, num_images, rng) -> np.ndarray:
     """Decoder means at z ~ p(z) = N(0, I): (n, D)."""
     dtype = params["decoder.hidden0.W"].dtype
-    z = rng.standard_normal((num_images, model.config.latent_dim)).astype(dtype)
+    z = standard_normal(rng, (num_images, model.config.latent_dim), dtype, model.use_kernels)
     outputs, _ = model.decode(params, z)
     return decoder_mean(model, outputs)
 

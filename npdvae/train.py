@@ -29,6 +29,7 @@ from npdvae.data import Dataset
 from npdvae.memory import keep_freed_memory
 from npdvae.model import DVAEModel
 from npdvae.optim import Adam, NonFiniteGradientError, pack_arrays
+from npdvae.sampling import standard_normal
 from npdvae.schedule import clip_by_global_norm, staged_lr
 
 VALIDATION_SEED = 1234
@@ -66,7 +67,7 @@ def validation_bound(model, params, dataset: Dataset, config: TrainConfig, split
     total = 0.0
     for start in range(0, n, batch_size):
         x = dataset.batch(split, np.arange(start, min(n, start + batch_size)))
-        eps = rng.standard_normal((x.shape[0], 1, config.k, config.latent), dtype=np.float32)
+        eps = standard_normal(rng, (x.shape[0], 1, config.k, config.latent), np.float32, model.use_kernels)
         total += float(model.bound(params, x, x[:, None, :], eps, config.bound).sum())
     return total / n
 
@@ -128,7 +129,7 @@ class Trainer:
         for idx in iterate_minibatches(n, c.batch_size, self.rng):
             x = self.dataset.batch("train", idx, self.rng)
             x_tilde = self.corruption.sample(x, c.m, self.rng)
-            eps = self.rng.standard_normal((x.shape[0], c.m, c.k, c.latent), dtype=np.float32)
+            eps = standard_normal(self.rng, (x.shape[0], c.m, c.k, c.latent), np.float32, c.kernels)
             result = self.model.bound_and_gradients(self.params, x, x_tilde, eps, c.bound)
             batch_total = float(result.per_example.sum())
             if not math.isfinite(batch_total):

@@ -4,8 +4,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from npdvae.corruption import salt_and_pepper
-from npdvae.distributions import draw_eps
 from npdvae.model import DVAEModel, ModelConfig, default_activation
+from npdvae.sampling import standard_normal
 from tests.gradcheck import assert_parameter_gradients
 
 
@@ -24,7 +24,7 @@ def make_problem(seed, likelihood="bernoulli", encoder_layers=1, M=2, K=3, B=3, 
     else:
         x = rng.random((B, D)).astype(dtype)
         x_tilde = x[:, None, :] + (noise * rng.standard_normal((B, M, D))).astype(dtype)
-    eps = draw_eps(rng, B * M, K, Z, dtype).reshape(B, M, K, Z)
+    eps = standard_normal(rng, (B, M, K, Z), dtype)
     return model, params, x, x_tilde, eps
 
 
