@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from npdvae.activations import get_activation
-from npdvae.layers import init_affine
+from npdvae.layers import affine_backward, affine_forward, init_affine
 
 
 @dataclass(frozen=True)
@@ -44,15 +44,15 @@ class GRU:
     name: str
     hidden: int
     num_steps: int = 5
-    use_kernels: bool = True      # the activations' Numba kernels, or their NumPy references
+    use_kernels: bool = True      # the activations' and the bias's Numba kernels, or their NumPy references
 
     def forward(self, params, x):
         """x: (N, D) -> h_T: (N, H), and the per-step cache for :meth:`backward`."""
         H, p = self.hidden, self.name
         sigmoid = get_activation("sigmoid", self.use_kernels).forward
         tanh = get_activation("tanh", self.use_kernels).forward
-        x_proj = x @ params[p + ".W"]
-        x_proj += params[p + ".b"]                        # (N, 3H): x W + b, shared by every step
+        # (N, 3H): x W + b, shared by every step
+        x_proj = affine_forward(x, params[p + ".W"], params[p + ".b"], self.use_kernels)
         h = np.zeros((x.shape[0], H), dtype=x.dtype)
         steps = []
         for _ in range(self.num_steps):
@@ -93,11 +93,11 @@ class GRU:
             d_x_proj[:, :2 * H] += d_a_zr
             d_x_proj[:, 2 * H:] += d_a_n
             d_h = d_h_prev
-        grads[p + ".W"] = x.T @ d_x_proj
-        grads[p + ".b"] = d_x_proj.sum(axis=0)
+        grads[p + ".W"], grads[p + ".b"], d_x = affine_backward(d_x_proj, x, params[p + ".W"], need_input_grad,
+                                                                self.use_kernels)
         grads[p + ".U_zr"] = d_U_zr
         grads[p + ".U_n"] = d_U_n
-        return d_x_proj @ params[p + ".W"].T if need_input_grad else None
+        return d_x
 
 
 def init_gru(rng, name: str, input_dim: int, hidden: int, dtype) -> dict:

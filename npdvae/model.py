@@ -132,15 +132,15 @@ class DVAEModel:
         if config.encoder == "gru":
             self.encoder = GRU("encoder.gru", config.hidden_units, config.encoder_steps, use_kernels)
         else:
-            self.encoder = build_mlp("encoder", config.encoder_layers, act)
-        self.encoder_mu = Dense("encoder.mu", identity)
-        self.encoder_log_sigma2 = Dense("encoder.log_sigma2", identity)
-        self.decoder = build_mlp("decoder", config.decoder_layers, act)
+            self.encoder = build_mlp("encoder", config.encoder_layers, act, use_kernels)
+        self.encoder_mu = Dense("encoder.mu", identity, use_kernels)
+        self.encoder_log_sigma2 = Dense("encoder.log_sigma2", identity, use_kernels)
+        self.decoder = build_mlp("decoder", config.decoder_layers, act, use_kernels)
         if config.likelihood == "bernoulli":
-            self.decoder_logits = Dense("decoder.logits", identity)
+            self.decoder_logits = Dense("decoder.logits", identity, use_kernels)
         else:
-            self.decoder_mean = Dense("decoder.mean", get_activation("sigmoid", use_kernels))
-            self.decoder_log_var = Dense("decoder.log_var", get_activation("softplus", use_kernels))
+            self.decoder_mean = Dense("decoder.mean", get_activation("sigmoid", use_kernels), use_kernels)
+            self.decoder_log_var = Dense("decoder.log_var", get_activation("softplus", use_kernels), use_kernels)
 
     # ------------------------------------------------------------------
     # Parameters
