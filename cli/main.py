@@ -18,7 +18,7 @@ from click.core import ParameterSource
 
 from npdvae.bounds import BOUNDS
 from npdvae.checkpoint import CheckpointError
-from npdvae.corruption import NOISE_TYPES, Corruption
+from npdvae.corruption import NOISE_TYPE_DESCRIPTIONS, NOISE_TYPES, Corruption
 from npdvae.data import DATASETS, DataError
 from npdvae.data.files import describe, get_spec, read_verified
 from npdvae.data.download import fetch
@@ -78,7 +78,9 @@ def _check_writable(run_dir: Path):
 @click.option("--noise", type=float, default=0.0, show_default=True,
               help="Corruption level: salt-and-pepper rate in [0, 1), or Gaussian std on [0, 1] pixels. 0 is the plain VAE/IWAE.")
 @click.option("--noise-type", type=click.Choice(NOISE_TYPES),
-              help="Default: salt-pepper for binary data, gaussian for frey-face.")
+              help="Default: salt-pepper-released for binary data (the authors' released code: a hit pixel "
+                   "becomes Bernoulli(noise)), gaussian for frey-face. salt-pepper: the textbook form "
+                   "(a hit pixel becomes 0 or 1 with equal chance).")
 @click.option("--k", type=click.IntRange(min=1), default=1, show_default=True, help="Samples of z per corrupted copy.")
 @click.option("--m", type=click.IntRange(min=1), default=1, show_default=True, help="Corrupted copies per example.")
 @click.option("--encoder", type=click.Choice(["mlp", "gru"]), default="mlp", show_default=True,
@@ -131,7 +133,9 @@ def train(ctx, out, resume, data_dir, **options):
                                  "Use --resume to continue it, or choose another --out.", param_hint="--out")
     _check_writable(out)
 
-    click.echo(f"{config.model_name} on {config.dataset}")
+    click.echo(f"{config.model_name} on {config.dataset}"
+               + (f"; corruption {config.noise_type}: {NOISE_TYPE_DESCRIPTIONS[config.noise_type]}"
+                  if config.noise > 0 else ""))
     click.echo("  " + "  ".join(f"{k}={v}" for k, v in config.to_dict().items() if v is not None))
     click.echo(f"  run directory: {out}")
     try:
@@ -389,20 +393,52 @@ def _parse_rows(values):
 @click.option("--is-examples", type=click.IntRange(min=1), help="Test images for log p(x) (default: all).")
 @click.option("--train-examples", type=click.IntRange(min=1), help="Tiny budgets: first N training examples.")
 @click.option("--eval-examples", type=click.IntRange(min=1), help="Tiny budgets: first N validation/test examples.")
+@click.option("--column", "columns", multiple=True,
+              help="Only this column, as the table labels it (repeatable), e.g. '5%' or '0' for Table 1.")
+@click.option("--noise-type", type=click.Choice(["salt-pepper-released", "salt-pepper", "gaussian"]),
+              help="Salt-and-pepper form of the MNIST experiments. Default: salt-pepper-released, the authors' "
+                   "released code's (a hit pixel becomes Bernoulli(noise)); salt-pepper: the textbook one. "
+                   "Table 2 is always gaussian.")
+@click.option("--schedule", type=click.Choice(["constant", "staged"]), default="constant", show_default=True,
+              help="staged: stage i lasts 3^i epochs at lr * 10^(-i/7), as the authors' code.")
+@click.option("--clip-grad-norm", type=click.FloatRange(min=0, min_open=True),
+              help="Rescale every gradient to at most this global L2 norm (the authors' code: 5).")
+@click.option("--binarize", type=click.Choice(BINARIZATIONS),
+              help="MNIST training-set binarization for every run (default: static; augmentation sets its own).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Default: results/EXPERIMENT.")
 @data_dir_option
-def reproduce(experiment, epochs, seeds, jobs, rows, is_samples, is_examples, train_examples, eval_examples, out,
-              data_dir):
-    """Run an experiment of section 4 (resumable) and write its tables."""
-    from npdvae.reproduce import build_experiment, plan, run_grid, write_outputs
+def reproduce(experiment, epochs, seeds, jobs, rows, columns, noise_type, schedule, clip_grad_norm, binarize, lr,
+              is_samples, is_examples, train_examples, eval_examples, out, data_dir):
+    """Run an experiment of section 4 (resumable) and write its tables.
+
+    Each run's folder under OUT/runs names its cell, its protocol and its seed;
+    a folder trained with another protocol is never counted in the table."""
+    from npdvae.reproduce import build_experiment, column_labels, plan, run_grid, write_outputs
     selected = _parse_rows(rows)
-    grid = build_experiment(experiment, selected)
+    labels = column_labels(experiment)
+    wanted = None
+    if columns:
+        wanted = {c if c in labels else f"{c}%" for c in columns}
+        unknown = [c for c in columns if c not in labels and f"{c}%" not in labels]
+        if unknown:
+            raise click.BadParameter(f"{unknown[0]!r} is not a column of {experiment}; its columns: "
+                                     + ", ".join(labels), param_hint="--column")
+    try:
+        grid = build_experiment(experiment, selected, noise_type, wanted)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--noise-type") from None
     if not grid.cells:
         raise click.BadParameter(f"no row of {experiment} matches {', '.join(rows)}", param_hint="--row")
+    overrides = {k: v for k, v in (("train_examples", train_examples), ("eval_examples", eval_examples),
+                                   ("clip_grad_norm", clip_grad_norm), ("binarize", binarize)) if v}
+    overrides.update(schedule=schedule, lr=lr)
+    try:
+        specs = plan(grid, out or Path("results") / experiment, epochs, seeds, overrides)
+    except ValueError as err:
+        raise _config_error(err) from None
     out = out or Path("results") / experiment
     out.mkdir(parents=True, exist_ok=True)
-    overrides = {k: v for k, v in (("train_examples", train_examples), ("eval_examples", eval_examples)) if v}
-    specs = plan(grid, out, epochs, seeds, overrides)
     click.echo(f"{grid.title}: {len(specs)} runs ({len(grid.cells)} cells x {seeds} seeds), {epochs} epochs each, "
                f"{jobs} at a time, in {out}")
     started = time.perf_counter()

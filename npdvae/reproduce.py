@@ -89,9 +89,41 @@ def _noise_table(name, title, dataset, columns, reference, rows=None, extra=None
     return experiment
 
 
-def build_experiment(name: str, rows=None) -> Experiment:
-    """The grid of an experiment; ``rows`` (set of (row, layers)) restricts it."""
-    mnist = dict(binarize="static")
+# The corruption of the MNIST experiments when none is asked for: the one the authors' released
+# code draws (npdvae/corruption.py says how it differs from the textbook salt-and-pepper).
+DEFAULT_BINARY_NOISE_TYPE = "salt-pepper-released"
+BINARY_NOISE_TYPES = ("salt-pepper-released", "salt-pepper")
+
+
+def build_experiment(name: str, rows=None, noise_type=None, columns=None) -> Experiment:
+    """The grid of an experiment.
+
+    ``rows`` (set of (row, layers)) and ``columns`` (set of column labels as
+    the table prints them, e.g. "5%", "M=5") restrict it. ``noise_type`` is
+    the salt-and-pepper form of the MNIST experiments (default: the authors'
+    released code's); the mean-image columns keep their per-pixel rates and
+    Table 2 is Gaussian."""
+    experiment = _build_experiment(name, rows, noise_type)
+    if columns is not None:
+        experiment.columns = [c for c in experiment.columns if _column_label(c) in columns]
+        experiment.cells = [cell for cell in experiment.cells if _column_label(cell.column) in columns]
+    return experiment
+
+
+def column_labels(name: str) -> list[str]:
+    """The column labels an experiment's ``columns`` may name."""
+    return [_column_label(c) for c in _build_experiment(name, None, None).columns]
+
+
+def _build_experiment(name, rows, noise_type) -> Experiment:
+    if name == "table2":
+        if noise_type not in (None, "gaussian"):
+            raise ValueError(f"noise_type must be gaussian for table2 (Frey Face), got {noise_type!r}")
+    elif noise_type is None:
+        noise_type = DEFAULT_BINARY_NOISE_TYPE
+    elif noise_type not in BINARY_NOISE_TYPES:
+        raise ValueError(f"noise_type must be one of {BINARY_NOISE_TYPES} for {name} (MNIST), got {noise_type!r}")
+    mnist = dict(binarize="static", noise_type=noise_type)
     if name == "table1":
         return _noise_table("table1", "Table 1: MNIST, salt-and-pepper noise, -bound (lower is better)",
                             "mnist", [0, 5, 10, 15], paper.TABLE1, rows, mnist)
@@ -110,10 +142,12 @@ def build_experiment(name: str, rows=None) -> Experiment:
             if rows is not None and (row, layers) not in rows:
                 continue
             experiment.cells.append(Cell(row, layers, "augmentation",
-                                         dict(dataset="mnist", binarize="dynamic", noise=0.0, **base),
+                                         dict(dataset="mnist", binarize="dynamic", noise=0.0,
+                                              noise_type=noise_type, **base),
                                          reference["augmentation"]))
             experiment.cells.append(Cell(row, layers, "denoising",
-                                         dict(dataset="mnist", binarize="static", noise=0.05, **base),
+                                         dict(dataset="mnist", binarize="static", noise=0.05,
+                                              noise_type=noise_type, **base),
                                          reference["denoising"]))
         return experiment
     if name == "mean-image":
@@ -124,9 +158,9 @@ def build_experiment(name: str, rows=None) -> Experiment:
                 continue
             for column in experiment.columns:
                 kind, level = column.split()
-                noise_type = "salt-pepper" if kind == "global" else "mean-image"
+                cell_noise_type = noise_type if kind == "global" else "mean-image"
                 experiment.cells.append(Cell(row, 1, column, dict(
-                    dataset="mnist", binarize="static", noise=float(level[:-1]) / 100, noise_type=noise_type,
+                    dataset="mnist", binarize="static", noise=float(level[:-1]) / 100, noise_type=cell_noise_type,
                     **base), None))
         return experiment
     if name == "figure1":
@@ -137,13 +171,24 @@ def build_experiment(name: str, rows=None) -> Experiment:
                 continue
             for m in (1, 5, 10):
                 experiment.cells.append(Cell(row, 1, f"M={m}", dict(
-                    dataset="mnist", binarize="static", noise=0.05, m=m, **base), None))
+                    dataset="mnist", binarize="static", noise=0.05, m=m, noise_type=noise_type, **base), None))
         return experiment
     raise ValueError(f"experiment must be one of {EXPERIMENTS}, got {name!r}")
 
 
-def run_name(cell: Cell, seed: int) -> str:
-    text = f"{cell.row}-{cell.layers}l-{cell.column}-seed{seed}"
+def protocol_tag(config: dict) -> str:
+    """The training protocol in a run folder's name, e.g. ``salt-pepper-released-staged-clip5-static``,
+    so that runs of different protocols never share a folder (or a table)."""
+    clip = config.get("clip_grad_norm")
+    # a clean run (noise 0) is the same whatever corruption the grid names, so grids share it
+    corruption = config.get("noise_type") or "default" if config.get("noise") else "clean"
+    return "-".join([corruption, config.get("schedule", "constant")]
+                    + ([f"clip{clip:g}"] if clip else []) + [config.get("binarize", "dynamic")])
+
+
+def run_name(cell: Cell, seed: int, config: dict | None = None) -> str:
+    protocol = f"-{protocol_tag(config)}" if config is not None else ""
+    text = f"{cell.row}-{cell.layers}l-{_column_label(cell.column)}{protocol}-seed{seed}"
     return "".join(ch if ch.isalnum() or ch in "-=." else "_" for ch in text).replace("__", "_")
 
 
@@ -160,13 +205,53 @@ class RunSpec:
     run_dir: str
 
 
+# Settings of a grid that the whole grid shares and any experiment may take from the command line.
+PROTOCOL_OVERRIDES = ("schedule", "clip_grad_norm", "binarize", "lr", "train_examples", "eval_examples")
+
+
 def plan(experiment: Experiment, out, epochs: int, seeds: int, overrides=None) -> list[RunSpec]:
+    """One RunSpec per cell and seed; ``overrides`` (fields of PROTOCOL_OVERRIDES) apply to every run.
+
+    The augmentation experiment sets the binarization per column (its point), so it refuses one."""
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(PROTOCOL_OVERRIDES))
+    if unknown:
+        raise ValueError(f"cannot override {', '.join(unknown)} for a whole grid")
+    if experiment.name == "augmentation" and "binarize" in overrides:
+        raise ValueError("binarize cannot be set for augmentation: the experiment compares dynamic "
+                         "binarization (augmentation) with static binarization and noise (denoising)")
     specs = []
     for cell in experiment.cells:
         for seed in range(seeds):
-            settings = dict(cell.settings, epochs=epochs, seed=seed, **(overrides or {}))
-            specs.append(RunSpec(cell, seed, settings, str(Path(out) / "runs" / run_name(cell, seed))))
+            settings = dict(cell.settings, epochs=epochs, seed=seed)
+            settings.update(overrides)
+            settings = TrainConfig(**settings).to_dict()  # validated, defaults filled in, as recorded
+            specs.append(RunSpec(cell, seed, settings,
+                                 str(Path(out) / "runs" / run_name(cell, seed, settings))))
     return specs
+
+
+# Settings a finished or started run may differ in from a request and still belong to it.
+_MAY_DIFFER = ("epochs", "patience", "kernels")
+
+
+def check_run_matches(run_dir, config_dict: dict):
+    """Refuse to count (or continue) a run whose recorded configuration is another protocol's."""
+    recorded_file = Path(run_dir) / "config.json"
+    if not recorded_file.exists():
+        return None
+    try:
+        recorded = json.loads(recorded_file.read_text())
+    except (OSError, ValueError) as err:
+        raise RunDirectoryError(f"{recorded_file} cannot be read ({err}); move the run folder aside") from None
+    requested = TrainConfig(**config_dict).to_dict()
+    diffs = [f"{k}: run has {recorded.get(k)!r}, grid asks {v!r}"
+             for k, v in requested.items() if k not in _MAY_DIFFER and recorded.get(k) != v
+             and not (k == "noise_type" and requested["noise"] == 0)]
+    if diffs:
+        raise RunDirectoryError(f"{run_dir} was trained with another protocol ({'; '.join(diffs)}); "
+                                "choose another --out or move the folder aside")
+    return recorded
 
 
 EVALUATED_CHECKPOINT = "best"
@@ -181,6 +266,10 @@ def run_one(config_dict: dict, run_dir: str, data_dir=None, is_samples=5000, is_
     without training; one asked for more epochs than it was trained for
     continues from its last checkpoint and is scored again."""
     run_dir = Path(run_dir)
+    recorded = check_run_matches(run_dir, config_dict)
+    if recorded and config_dict["noise"] == 0:
+        # a clean run shared by grids of different corruptions keeps the name it was trained under
+        config_dict = dict(config_dict, noise_type=recorded["noise_type"])
     done_file = run_dir / "eval.json"
     earlier = []
     if done_file.exists():
@@ -327,14 +416,42 @@ def _column_label(column):
     return f"{column:g}%" if isinstance(column, (int, float)) else str(column)
 
 
-def markdown_table(experiment: Experiment, table: dict) -> str:
+def protocol_lines(specs) -> list[str]:
+    """The training protocol of a grid's runs, as the table's header states it: the corruption
+    of each column and every setting the grid shares (or its values, where runs differ)."""
+    from npdvae.corruption import NOISE_TYPE_DESCRIPTIONS
+    corruption = {}
+    for spec in specs:
+        if spec.config["noise"] > 0:
+            corruption.setdefault(spec.config["noise_type"], []).append(_column_label(spec.cell.column))
+    lines = []
+    for noise_type, labels in corruption.items():
+        columns = ", ".join(dict.fromkeys(labels))
+        lines.append(f"- corruption ({columns}): `{noise_type}`, {NOISE_TYPE_DESCRIPTIONS[noise_type]}")
+
+    def values(name):
+        return ", ".join(str(v) for v in dict.fromkeys(spec.config[name] for spec in specs))
+
+    schedule = values("schedule")
+    lines.append(f"- training: Adam, lr {values('lr')}, schedule {schedule}, gradient norm clipped at "
+                 f"{values('clip_grad_norm').replace('None', 'no limit')}, binarization {values('binarize')}, "
+                 f"batch {values('batch_size')}, {values('epochs')} epochs")
+    subsets = [f"first {spec.config[name]} {what}" for name, what in (("train_examples", "training examples"),
+                                                                    ("eval_examples", "validation/test examples"))
+               for spec in specs[:1] if spec.config[name]]
+    if subsets:
+        lines.append("- data: " + ", ".join(subsets))
+    return ["Protocol:", ""] + lines
+
+
+def markdown_table(experiment: Experiment, table: dict, protocol=()) -> str:
     rows = []
     for cell in experiment.cells:
         if cell.row_key not in rows:
             rows.append(cell.row_key)
     columns = experiment.columns
     choose = max if experiment.higher_is_better else min
-    lines = [f"### {experiment.title}", "",
+    lines = [f"### {experiment.title}", ""] + ([*protocol, ""] if protocol else []) + [
              "Each cell: our mean ± std over seeds (the paper's value in brackets); **bold** is the best "
              "of the row.", "",
              "| model | layers | " + " | ".join(_column_label(c) for c in columns) + " |",
@@ -418,7 +535,7 @@ def budget_lines(experiment: Experiment, table: dict) -> list[str]:
 def write_outputs(experiment: Experiment, specs, results, out) -> dict:
     out = Path(out)
     table = collect(experiment, specs, results)
-    markdown = [markdown_table(experiment, table), ""]
+    markdown = [markdown_table(experiment, table, protocol_lines(specs)), ""]
     claims = findings(experiment, table)
     if claims:
         markdown += ["What the numbers say (computed from the table above):", ""] + claims + [""]
@@ -444,12 +561,15 @@ def write_outputs(experiment: Experiment, specs, results, out) -> dict:
         writer = csv.writer(f)
         writer.writerow(["experiment", "model", "layers", "column", "seeds", "epochs", "bound_mean", "bound_std",
                          "paper_mean", "paper_std", "log_likelihood_mean", "log_likelihood_std",
-                         "seconds_per_epoch"])
+                         "seconds_per_epoch", "noise_type", "schedule", "clip_grad_norm", "binarize", "lr"])
+        protocol = {(spec.cell.row_key, spec.cell.column): spec.config for spec in specs}
         for (row_key, column), entry in table.items():
+            config = protocol[(row_key, column)]
             paper_mean, paper_std = entry["paper"] or (None, None)
             writer.writerow([experiment.name, row_key[0], row_key[1], column, entry["seeds"], max(entry["epochs"]),
                              *entry["bound_stats"], paper_mean, paper_std, *entry["ll_stats"],
-                             statistics.fmean(entry["seconds_per_epoch"])])
+                             statistics.fmean(entry["seconds_per_epoch"]), config["noise_type"],
+                             config["schedule"], config["clip_grad_norm"], config["binarize"], config["lr"]])
     if experiment.name == "figure1":
         from npdvae.pictures import plot_training_curves
         series = []
