@@ -32,6 +32,48 @@ def test_salt_and_pepper_hits_each_pixel_with_probability_p_and_half_of_hits_are
     assert abs(ones - 0.5) < 4 * np.sqrt(0.25 / hits.sum())
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@settings(max_examples=30)
+@given(seed=st.integers(0, 2**31), B=st.integers(1, 6), M=st.integers(1, 3), D=st.integers(1, 30),
+       noise=st.floats(0, 0.99))
+def test_released_salt_and_pepper_kernel_equals_reference(dtype, seed, B, M, D, noise):
+    x = (np.random.default_rng(seed).random((B, D)) < 0.5).astype(dtype)
+    kernel = C.salt_and_pepper(x, noise, M, np.random.default_rng(seed + 1), use_kernel=True, released=True)
+    reference = C.salt_and_pepper(x, noise, M, np.random.default_rng(seed + 1), use_kernel=False, released=True)
+    assert kernel.shape == (B, M, D) and kernel.dtype == dtype
+    np.testing.assert_array_equal(kernel, reference)
+
+
+@pytest.mark.parametrize("use_kernel", [True, False])
+@pytest.mark.parametrize("noise", [0.05, 0.3])
+def test_released_salt_and_pepper_turns_on_p_squared_off_p_one_minus_p_and_keeps_one_minus_p(use_kernel, noise):
+    # x = 0.5 everywhere: a 1 in x~ is a hit turned on, a 0 a hit turned off, 0.5 a kept pixel
+    x = np.full((400, 500), 0.5)
+    x_tilde = C.salt_and_pepper(x, noise, 2, np.random.default_rng(11), use_kernel, released=True)
+    n = x_tilde.size
+    for value, rate in ((1.0, noise ** 2), (0.0, noise * (1 - noise)), (0.5, 1 - noise)):
+        observed = (x_tilde == value).mean()
+        assert abs(observed - rate) < 4 * np.sqrt(rate * (1 - rate) / n), (value, observed, rate)
+
+
+def test_released_salt_and_pepper_is_the_released_codes_two_mask_form_in_law():
+    # The released code: a ~ Bernoulli(1 - p), b ~ Bernoulli(p), x~ = x a + (1 - a) b. On a binary
+    # image the four transition rates (0->1, 1->0 and the kept ones) must agree with ours.
+    rng = np.random.default_rng(2)
+    p, shape = 0.2, (300, 400)
+    x = (rng.random(shape) < 0.3).astype(np.float64)
+    a = (rng.random(shape) < 1 - p).astype(np.float64)
+    b = (rng.random(shape) < p).astype(np.float64)
+    two_masks = x * a + (1 - a) * b
+    ours = C.salt_and_pepper(x, p, 1, np.random.default_rng(3), released=True)[:, 0]
+    for before in (0.0, 1.0):
+        pixels = x == before
+        theirs_on, ours_on = two_masks[pixels].mean(), ours[pixels].mean()
+        expected_on = (1 - p) * before + p * p
+        for observed in (theirs_on, ours_on):
+            assert abs(observed - expected_on) < 4 * np.sqrt(expected_on * (1 - expected_on) / pixels.sum())
+
+
 @pytest.mark.parametrize("use_kernel", [True, False])
 def test_noise_zero_is_the_identity(use_kernel):
     x = np.random.default_rng(0).random((4, 9))
@@ -113,6 +155,10 @@ def test_corruption_by_name_dispatches_and_validates():
     assert C.Corruption("salt-pepper", 0.0).sample(x, 2, rng).shape == (50, 2, 40)
     assert np.all(C.Corruption("salt-pepper", 0.0).sample(x, 1, rng) == 0.5)
     assert C.Corruption("gaussian", 0.1).sample(x, 1, rng).std() > 0.05
+    released = C.Corruption("salt-pepper-released", 0.3).sample(np.full((2000, 40), 0.5), 1, rng)
+    assert 0.07 < (released == 1).mean() < 0.11 and 0.19 < (released == 0).mean() < 0.23  # 0.09 and 0.21
+    textbook = C.Corruption("salt-pepper", 0.3).sample(np.full((2000, 40), 0.5), 1, rng)
+    assert 0.13 < (textbook == 1).mean() < 0.17 and 0.13 < (textbook == 0).mean() < 0.17   # 0.15 each
     rates_image = np.linspace(0, 1, 40)
     hit = C.Corruption("mean-image", 0.2, rates_image).sample(np.full((2000, 40), 0.5), 1, rng)[:, 0] != 0.5
     assert hit[:, 0].mean() == 0.0 and hit[:, -1].mean() > 0.3

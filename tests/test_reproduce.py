@@ -124,7 +124,8 @@ def test_experiments_have_the_papers_grids():
     treatments = {(c.row, c.column): (c.settings["binarize"], c.settings["noise"]) for c in augmentation.cells}
     assert treatments[("VAE", "augmentation")] == ("dynamic", 0.0)
     assert treatments[("IWAE (K=5)", "denoising")] == ("static", 0.05)
-    assert {c.settings["noise_type"] for c in build_experiment("mean-image").cells} == {"salt-pepper", "mean-image"}
+    assert {c.settings["noise_type"] for c in build_experiment("mean-image").cells} == {"salt-pepper-released",
+                                                                                        "mean-image"}
     assert sorted(c.settings["m"] for c in build_experiment("figure1").cells) == [1, 1, 5, 5, 10, 10]
 
 
@@ -142,3 +143,83 @@ def test_reproduce_command_runs_a_tiny_figure1(tmp_path, data_dir, monkeypatch):
 def test_reproduce_rejects_a_row_that_does_not_exist(tmp_path):
     result = CliRunner().invoke(main, ["reproduce", "table1", "--row", "VAE/3", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "--row" in result.output
+
+
+@pytest.mark.parametrize("name", ["table1", "table3", "figure1", "augmentation"])
+def test_mnist_experiments_default_to_the_released_codes_corruption_and_take_the_textbook_one(name):
+    assert {c.settings["noise_type"] for c in build_experiment(name).cells} == {"salt-pepper-released"}
+    textbook = build_experiment(name, noise_type="salt-pepper")
+    assert {c.settings["noise_type"] for c in textbook.cells} == {"salt-pepper"}
+    with pytest.raises(ValueError, match="noise_type"):
+        build_experiment(name, noise_type="gaussian")
+
+
+def test_frey_face_stays_gaussian():
+    assert {c.settings["noise_type"] for c in build_experiment("table2").cells} == {"gaussian"}
+    with pytest.raises(ValueError, match="noise_type must be gaussian"):
+        build_experiment("table2", noise_type="salt-pepper-released")
+
+
+def test_the_protocol_reaches_every_run_and_its_folder_name(tmp_path):
+    protocol = dict(schedule="staged", clip_grad_norm=5.0, binarize="dynamic", lr=3e-4)
+    released = plan(build_experiment("table1", columns={"0%", "5%"}), tmp_path, 3280, 2, protocol)
+    textbook = plan(build_experiment("table1", noise_type="salt-pepper", columns={"0%", "5%"}), tmp_path,
+                    3280, 2, protocol)
+    assert len(released) == 6 * 2 * 2
+    for spec in released + textbook:
+        assert {k: spec.config[k] for k in protocol} == protocol and spec.config["epochs"] == 3280
+        assert "-staged-clip5-dynamic-seed" in spec.run_dir
+    noisy = {s.run_dir for s in released if s.config["noise"] > 0}
+    assert noisy.isdisjoint(s.run_dir for s in textbook)          # two corruptions never share a folder
+    assert {s.run_dir for s in released if s.config["noise"] == 0} == \
+        {s.run_dir for s in textbook if s.config["noise"] == 0}      # the clean runs are the same runs
+    with pytest.raises(ValueError, match="cannot override k"):
+        plan(build_experiment("table1"), tmp_path, 1, 1, {"k": 3})
+    with pytest.raises(ValueError, match="binarize cannot be set for augmentation"):
+        plan(build_experiment("augmentation"), tmp_path, 1, 1, {"binarize": "static"})
+
+
+def test_a_run_of_another_protocol_is_refused_not_counted(tmp_path, data_dir):
+    grid, specs = tiny_table1(tmp_path, epochs=1, seeds=1)
+    run_grid(specs[:1], jobs=1, data_dir=data_dir, is_samples=5)
+    _, other = tiny_table1(tmp_path, epochs=1, seeds=1)
+    other[0].config["lr"] = 3e-4                                   # same folder name, another protocol
+    with pytest.raises(RunDirectoryError, match="another protocol .*lr: run has 0.001, grid asks 0.0003"):
+        run_grid(other[:1], jobs=1, data_dir=data_dir, is_samples=5)
+
+
+def test_reproduce_command_records_the_protocol_in_configs_and_the_table(tmp_path, data_dir, monkeypatch):
+    monkeypatch.setenv("NPDVAE_DATA_DIR", str(data_dir))
+    result = CliRunner().invoke(main, [
+        "reproduce", "table1", "--epochs", "2", "--seeds", "1", "--row", "DVAE (K=1)/1", "--column", "0",
+        "--column", "5%", "--schedule", "staged", "--clip-grad-norm", "5", "--binarize", "static",
+        "--is-samples", "5", "--train-examples", "200", "--eval-examples", "20", "--out", str(tmp_path)],
+        catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "[2/2]" in result.output
+    configs = [json.loads(p.read_text()) for p in sorted((tmp_path / "runs").glob("*/config.json"))]
+    assert [c["noise"] for c in configs] == [0.0, 0.05]
+    assert all((c["schedule"], c["clip_grad_norm"], c["binarize"]) == ("staged", 5.0, "static") for c in configs)
+    assert configs[1]["noise_type"] == "salt-pepper-released"
+    markdown = (tmp_path / "table.md").read_text()
+    assert "- corruption (5%): `salt-pepper-released`" in markdown
+    assert "schedule staged, gradient norm clipped at 5.0, binarization static" in markdown
+    rows = list(csv.DictReader(open(tmp_path / "table.csv")))
+    assert {(r["column"], r["noise_type"], r["schedule"]) for r in rows} == {
+        ("0", "salt-pepper-released", "staged"), ("5", "salt-pepper-released", "staged")}
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--column", "7"], "'7' is not a column of table1; its columns: 0%, 5%, 10%, 15%"),
+    (["--noise-type", "gaussian"], "noise_type must be one of"),
+    (["--binarize", "static"], None),
+])
+def test_reproduce_rejects_bad_protocol_options(tmp_path, options, message):
+    if message is None:   # binarize is refused for augmentation only
+        result = CliRunner().invoke(main, ["reproduce", "augmentation", *options, "--out", str(tmp_path / "o")])
+        message = "binarize cannot be set for augmentation"
+    else:
+        result = CliRunner().invoke(main, ["reproduce", "table1", *options, "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "o").exists()

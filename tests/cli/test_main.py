@@ -36,7 +36,8 @@ def test_train_evaluate_sample_reconstruct_plot(data_env, tmp_path):
     result = run("train", "--dataset", "mnist", "--noise", "0.05", "--k", "5", "--bound", "iwae",
                  "--epochs", "2", *SMALL, "--out", out)
     assert result.exit_code == 0, result.output
-    assert "DIWAE (K=5), 1 hidden layer, noise 5% on mnist" in result.output
+    assert "DIWAE (K=5), 1 hidden layer, noise 5% on mnist; corruption salt-pepper-released:" in result.output
+    assert json.loads((out / "config.json").read_text())["noise_type"] == "salt-pepper-released"
     epoch_lines = [line for line in result.output.splitlines() if line.strip()[:1].isdigit()]
     assert len(epoch_lines) == 2
     for name in ("config.json", "metrics.jsonl", "best.h5", "last.h5", "samples.png", "reconstructions.png"):
