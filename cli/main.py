@@ -7,6 +7,9 @@ each command is a few lines of glue around ``npdvae``.
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import signal
 import sys
 import tempfile
 import time
@@ -24,13 +27,15 @@ from npdvae.data.files import describe, get_spec, read_verified
 from npdvae.data.download import fetch
 from npdvae.data.datasets import BINARIZATIONS
 from npdvae.evaluate import evaluate_model, results_to_dict
-from npdvae.pictures import PlotLibraryMissing, write_reconstructions, write_samples
+from npdvae.pictures import MAX_IMAGES, PlotLibraryMissing, picture_format, write_reconstructions, write_samples
 from npdvae.config import TrainConfig
 from npdvae.runs import (
-    RunDirectoryError, load_trained, open_run, prepare_dataset, read_metrics, read_run_config,
+    RunDirectoryError, has_checkpoint, load_trained, open_run, prepare_dataset, read_metrics, read_run_config,
 )
-from npdvae.train import NonFiniteBoundError
+from npdvae.run_files import RunLockedError, RunWriteError
+from npdvae.train import NonFiniteBoundError, TrainingInterrupted
 from cli.progress import Progress
+from cli.stopping import StopRequests
 
 DATASET_NAMES = sorted(DATASETS)
 data_dir_option = click.option(
@@ -38,9 +43,26 @@ data_dir_option = click.option(
     help="Folder with the data files (default: $NPDVAE_DATA_DIR, then the default data directory).")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The command group, ending an interrupt outside the polled loops in one line, exit 130."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            pass
+        except SystemError as err:   # a KeyboardInterrupt raised while a Numba kernel returned
+            if not isinstance(err.__context__, KeyboardInterrupt):
+                raise
+        click.echo("\ninterrupted", err=True)
+        ctx.exit(130)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 def main():
     """Denoising variational autoencoders (DVAE, DIWAE) with hand-written gradients."""
+    # past RLIMIT_FSIZE a write must fail with EFBIG (and be reported), not kill the process
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
 
 # --------------------------------------------------------------------------
@@ -57,6 +79,23 @@ def _config_error(err: ValueError) -> click.BadParameter:
     field = str(err).split(" ", 1)[0]
     hint = f"--{field.replace('_', '-')}" if field in TRAIN_FIELDS else None
     return click.BadParameter(str(err), param_hint=hint)
+
+
+def _check_output_file(path: Path, option: str, picture: bool = True):
+    """Fail before any work if ``path`` cannot be written: missing folder, no write access,
+    a directory in its place, or (for pictures) a suffix that names no format."""
+    if picture:
+        try:
+            picture_format(path)
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint=option) from None
+    folder = path.parent
+    if not folder.is_dir():
+        raise click.BadParameter(f"{path}: the folder {folder} does not exist", param_hint=option)
+    if path.is_dir():
+        raise click.BadParameter(f"{path} is a directory", param_hint=option)
+    if not os.access(folder, os.W_OK):
+        raise click.BadParameter(f"{path}: the folder {folder} is not writable", param_hint=option)
 
 
 def _check_writable(run_dir: Path):
@@ -98,7 +137,7 @@ def _check_writable(run_dir: Path):
 @click.option("--clip-grad-norm", type=click.FloatRange(min=0, min_open=True),
               help="Rescale the gradient to at most this global L2 norm.")
 @click.option("--binarize", type=click.Choice(BINARIZATIONS), default="dynamic", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2 ** 63 - 1), default=0, show_default=True)
 @click.option("--patience", type=click.IntRange(min=1), help="Stop after this many epochs without a better validation bound.")
 @click.option("--train-examples", type=click.IntRange(min=1), help="Use only the first N training examples.")
 @click.option("--eval-examples", type=click.IntRange(min=1), help="Use only the first N validation/test examples.")
@@ -115,10 +154,13 @@ def train(ctx, out, resume, data_dir, **options):
     if resume:
         if out is None:
             raise click.UsageError("--resume needs --out RUN_DIR")
+        config_notes = []
         try:
-            stored = read_run_config(out).to_dict()
+            stored = read_run_config(out, config_notes).to_dict()
         except RunDirectoryError as err:
             raise click.BadParameter(str(err), param_hint="--out") from None
+        for note in config_notes:
+            click.echo(f"note: {note}")
         given = {k: v for k, v in options.items()
                  if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
         options = {**stored, **given}
@@ -128,8 +170,10 @@ def train(ctx, out, resume, data_dir, **options):
         raise _config_error(err) from None
     if out is None:
         out = Path("runs") / f"{config.dataset}-{config.bound}-k{config.k}-noise{config.noise:g}-seed{config.seed}"
-    if not resume and out.exists() and any(out.iterdir()):
-        raise click.BadParameter(f"{out} already exists and is not empty; nothing was overwritten. "
+    if out.exists() and not out.is_dir():
+        raise click.BadParameter(f"{out} is a file, not a run directory", param_hint="--out")
+    if not resume and has_checkpoint(out):
+        raise click.BadParameter(f"{out} already holds a run; nothing was overwritten. "
                                  "Use --resume to continue it, or choose another --out.", param_hint="--out")
     _check_writable(out)
 
@@ -138,10 +182,21 @@ def train(ctx, out, resume, data_dir, **options):
                   if config.noise > 0 else ""))
     click.echo("  " + "  ".join(f"{k}={v}" for k, v in config.to_dict().items() if v is not None))
     click.echo(f"  run directory: {out}")
+    # from here to the end of training a signal only asks to stop (see cli/stopping.py); the
+    # data is loaded first, so that Ctrl-C during a download stops it at once
+    stops = StopRequests()
+    try:
+        _train_in(config, out, resume, data_dir, stops)
+    finally:
+        stops.uninstall()
+
+
+def _train_in(config, out, resume, data_dir, stops):
     try:
         dataset = prepare_dataset(config, data_dir, progress=Progress.for_download())
+        stops.install()
         trainer = open_run(config, out, dataset, resume=resume)
-    except DataError as err:
+    except (DataError, RunLockedError, RunWriteError) as err:
         raise click.ClickException(str(err)) from None
     except (CheckpointError, RunDirectoryError) as err:
         raise click.UsageError(str(err)) from None
@@ -149,8 +204,16 @@ def train(ctx, out, resume, data_dir, **options):
         if "batch_size" in str(err):
             raise click.BadParameter(str(err), param_hint="--batch-size") from None
         raise
-    if resume:
+    for note in trainer.notes:
+        click.echo(f"  note: {note}")
+    if resume and trainer.epoch_state is not None:
+        click.echo(f"  resumed in epoch {trainer.epoch + 1} at minibatch {trainer.epoch_state.position}")
+    elif resume and trainer.history:
         click.echo(f"  resumed after epoch {trainer.epoch}")
+    continue_command = f"npdvae train --resume --out {shlex.quote(str(out))}"
+    if resume and trainer.epoch >= config.epochs and trainer.epoch_state is None:
+        click.echo(f"  the run has already trained its {trainer.epoch} epochs; "
+                   "give a larger --epochs to train further")
 
     bar = Progress("epoch")
     header = f"{'epoch':>5}  {'train bound':>12}  {'valid bound':>12}  {'seconds':>8}"
@@ -162,14 +225,26 @@ def train(ctx, out, resume, data_dir, **options):
         click.echo(f"{record.epoch:5d}  {record.train_bound:12.3f}  {record.valid_bound:12.3f}  "
                    f"{record.seconds:8.1f}{mark}")
 
+    trainer.stop_requested = stops
     try:
         trainer.run(progress=bar.update, on_epoch=on_epoch)
+    except TrainingInterrupted as stop:
+        bar.clear()
+        click.echo(f"{stops.name}: {stop}, saved in {out / 'last.h5'}; continue with: {continue_command}", err=True)
+        sys.exit(stops.exit_code)
     except NonFiniteBoundError as err:
         bar.clear()
+        where = (f"after epoch {trainer.epoch}" if trainer.epoch else "before the first epoch (the initial parameters)")
         click.echo(f"Error: {err}.", err=True)
-        click.echo(f"The last good checkpoint is kept in {out / 'last.h5'}. Resume with a smaller learning rate:\n"
-                   f"  npdvae train --out {out} --resume --lr {config.lr / 10:g}", err=True)
+        click.echo(f"{out / 'last.h5'} keeps the run as it was {where}. Resume with a smaller learning rate:\n"
+                   f"  {continue_command} --lr {config.lr / 10:g}", err=True)
         sys.exit(1)
+    except RunWriteError as err:
+        bar.clear()
+        click.echo(f"Error: {err}; the checkpoints written before it are intact. "
+                   f"Once the cause is fixed, continue with: {continue_command}", err=True)
+        sys.exit(1)
+    stops.uninstall()   # training is over; pictures are quick, and an interrupt there ends with exit 130
     history = trainer.history
     if history:
         best = max(history, key=lambda h: h["valid_bound"])
@@ -182,6 +257,8 @@ def train(ctx, out, resume, data_dir, **options):
         click.echo(f"pictures: {samples}, {recon}")
     except PlotLibraryMissing as err:
         click.echo(f"note: no pictures written ({err})")
+    except RunWriteError as err:
+        raise click.ClickException(f"{err}; the run itself is complete and saved") from None
 
 
 # --------------------------------------------------------------------------
@@ -203,24 +280,44 @@ def train(ctx, out, resume, data_dir, **options):
 @data_dir_option
 def evaluate(run, split, k, is_samples, examples, batch_size, which, seed, as_json, data_dir):
     """Bounds and the importance-sampled log-likelihood of a trained run."""
+    notes = []
     try:
-        config, model, params = load_trained(run, which)
+        config, model, params = load_trained(run, which, notes)
         dataset = prepare_dataset(config, data_dir)
     except (RunDirectoryError, CheckpointError) as err:
         raise click.BadParameter(str(err), param_hint="RUN") from None
     except DataError as err:
         raise click.ClickException(str(err)) from None
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
     n = min(examples or dataset.num_examples(split), dataset.num_examples(split))
     eval_rng = np.random.default_rng(seed + 1)
     corruption = Corruption(config.noise_type, config.noise, dataset.pixel_mean("train"))
     bar = Progress("evaluate", enabled=not as_json)
+    stops = StopRequests()
+
+    def progress(done, total):
+        if stops():   # polled between batches: no signal ever lands inside a Numba kernel
+            raise TrainingInterrupted(0, done, total)
+        bar.update(done, total)
+
     start = time.perf_counter()
-    results = evaluate_model(
-        model, params, lambda idx: dataset.batch(split, idx, eval_rng), n, k=k, is_samples=is_samples,
-        corruption=corruption, bound=config.bound, num_corruptions_m=config.m, num_samples_k=config.k,
-        seed=seed, batch_size=batch_size, progress=bar.update)
+    try:
+        with stops:
+            results = evaluate_model(
+                model, params, lambda idx: dataset.batch(split, idx, eval_rng), n, k=k, is_samples=is_samples,
+                corruption=corruption, bound=config.bound, num_corruptions_m=config.m, num_samples_k=config.k,
+                seed=seed, batch_size=batch_size, progress=progress)
+    except TrainingInterrupted as stop:
+        bar.clear()
+        click.echo(f"{stops.name}: evaluation stopped after {stop.position} of {stop.batches} examples; "
+                   "nothing was written", err=True)
+        sys.exit(stops.exit_code)
     bar.clear()
     seconds = time.perf_counter() - start
+    if not all(np.isfinite(results[key].mean) for key in ("elbo", "iwae_k", "log_likelihood", "denoising_bound")):
+        raise click.ClickException(f"the evaluation of {run} is not finite; the checkpoint's parameters "
+                                   "give NaN or infinite bounds")
     if as_json:
         payload = {"run": str(run), "model": config.model_name, "split": split, "examples": n,
                    "seconds": round(seconds, 2), **results_to_dict(results)}
@@ -241,33 +338,39 @@ def evaluate(run, split, k, is_samples, examples, batch_size, which, seed, as_js
 
 @main.command()
 @click.argument("run", type=click.Path(exists=True, path_type=Path))
-@click.option("--n", "num_images", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("samples.png"), show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--n", "num_images", type=click.IntRange(1, MAX_IMAGES), default=64, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("samples.png"), show_default=True,
+              help="Picture file: .png, .pdf, .svg or .jpg.")
+@click.option("--seed", type=click.IntRange(0, 2 ** 63 - 1), default=0, show_default=True)
 def sample(run, num_images, out, seed):
     """A grid of decoder means at z drawn from the prior."""
+    _check_output_file(out, "--out")
+    notes = []
     try:
-        config, model, params = load_trained(run)
+        config, model, params = load_trained(run, "best", notes)
+        for note in notes:
+            click.echo(f"note: {note}", err=True)
         image_shape = (28, 20) if config.dataset == "frey-face" else (28, 28)
         write_samples(out, model, params, image_shape, num_images, seed)
     except (RunDirectoryError, CheckpointError) as err:
         raise click.BadParameter(str(err), param_hint="RUN") from None
-    except PlotLibraryMissing as err:
+    except (PlotLibraryMissing, RunWriteError) as err:
         raise click.ClickException(str(err)) from None
     click.echo(f"wrote {out}")
 
 
 @main.command()
 @click.argument("run", type=click.Path(exists=True, path_type=Path))
-@click.option("--n", "num_images", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--n", "num_images", type=click.IntRange(1, MAX_IMAGES // 3), default=10, show_default=True)
 @click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True)
 @click.option("--noise", type=float, help="Corruption level (default: the run's training noise).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("reconstructions.png"),
-              show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+              show_default=True, help="Picture file: .png, .pdf, .svg or .jpg.")
+@click.option("--seed", type=click.IntRange(0, 2 ** 63 - 1), default=0, show_default=True)
 @data_dir_option
 def reconstruct(run, num_images, split, noise, out, seed, data_dir):
     """Rows: clean, corrupted, reconstructed from the corrupted image."""
+    _check_output_file(out, "--out")
     try:
         config, model, params = load_trained(run)
         dataset = prepare_dataset(config, data_dir)
@@ -278,31 +381,36 @@ def reconstruct(run, num_images, split, noise, out, seed, data_dir):
         raise click.BadParameter(str(err), param_hint="RUN") from None
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--noise") from None
-    except (DataError, PlotLibraryMissing) as err:
+    except (DataError, PlotLibraryMissing, RunWriteError) as err:
         raise click.ClickException(str(err)) from None
     click.echo(f"wrote {out}")
 
 
 @main.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("curves.png"), show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("curves.png"), show_default=True,
+              help="Picture file: .png, .pdf, .svg or .jpg.")
 @click.option("--linear", is_flag=True, help="Linear epoch axis (default: log-scaled, as in Figure 1).")
 def plot(runs, out, linear):
     """Training curves of one or several runs: bound against epoch."""
     from npdvae.pictures import plot_training_curves
+    _check_output_file(out, "--out")
     series = []
     for run in runs:
         try:
-            label = read_run_config(run).model_name
+            notes = []
+            label = read_run_config(run, notes).model_name
+            metrics = read_metrics(run)
+            for note in notes:
+                click.echo(f"note: {note}", err=True)
         except RunDirectoryError as err:
             raise click.BadParameter(str(err), param_hint="RUNS") from None
-        metrics = read_metrics(run)
         if not metrics:
             raise click.BadParameter(f"{run} has no finished epoch yet", param_hint="RUNS")
         series.append((label, metrics))
     try:
         plot_training_curves(series, out, log_epochs=not linear)
-    except PlotLibraryMissing as err:
+    except (PlotLibraryMissing, RunWriteError) as err:
         raise click.ClickException(str(err)) from None
     click.echo(f"wrote {out}")
 
@@ -477,6 +585,8 @@ def reproduce(experiment, epochs, seeds, jobs, rows, columns, noise_type, schedu
 def bench(epochs, configs, train_examples, eval_examples, json_path, data_dir):
     """Training and evaluation speed against this machine's GEMM floor."""
     from npdvae.bench import CONFIGS, benchmark, format_report
+    if json_path:
+        _check_output_file(json_path, "--json", picture=False)
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
         raise click.BadParameter(f"unknown configuration {unknown[0]!r}; known: {', '.join(CONFIGS)}",

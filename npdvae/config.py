@@ -14,6 +14,41 @@ from npdvae.model import ModelConfig, default_activation
 
 SCHEDULES = ("constant", "staged")
 
+# The type of every setting, checked before anything else: a config.json edited by hand
+# (or damaged) must fail with the setting's name, not deep inside NumPy.
+_INTS = ("k", "m", "encoder_layers", "latent", "hidden", "epochs", "batch_size", "seed")
+_OPTIONAL_INTS = ("patience", "train_examples", "eval_examples")
+_FLOATS = ("noise", "lr")
+_OPTIONAL_FLOATS = ("clip_grad_norm",)
+_STRINGS = ("dataset", "bound", "encoder", "schedule", "binarize")
+_OPTIONAL_STRINGS = ("noise_type", "activation")
+
+# Sizes past which a configuration is refused before anything is allocated: the parameters
+# with their gradients and Adam's two moments, and one training step's activations.
+MAX_PARAMETER_BYTES = 2 * 1024 ** 3
+MAX_STEP_BYTES = 8 * 1024 ** 3
+
+
+def _check_type(name, value, kind, optional):
+    if optional and value is None:
+        return
+    if kind is int:
+        ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+    elif kind is float:
+        ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    else:
+        ok = isinstance(value, kind)
+    if not ok:
+        raise ValueError(f"{name} must be {'an integer' if kind is int else 'a number' if kind is float else 'text'}"
+                         f"{' or null' if optional else ''}, got {value!r}")
+
+
+def input_dim_of(dataset: str) -> int:
+    """Pixels per image of a data set (784 for the MNISTs, 560 for Frey Face)."""
+    spec = DATASETS[dataset]
+    shape = spec.files[0].shape
+    return int(np.prod(shape[1:])) if spec.files[0].kind == "idx-gz" else int(shape[0])
+
 
 @dataclass
 class TrainConfig:
@@ -43,6 +78,11 @@ class TrainConfig:
     kernels: bool = True              # False: the plain NumPy references throughout (slow; to read and check)
 
     def __post_init__(self):
+        for names, kind, optional in ((_INTS, int, False), (_OPTIONAL_INTS, int, True), (_FLOATS, float, False),
+                                      (_OPTIONAL_FLOATS, float, True), (_STRINGS, str, False),
+                                      (_OPTIONAL_STRINGS, str, True), (("kernels",), bool, False)):
+            for name in names:
+                _check_type(name, getattr(self, name), kind, optional)
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {sorted(DATASETS)}, got {self.dataset!r}")
         if self.bound not in BOUNDS:
@@ -59,12 +99,49 @@ class TrainConfig:
         for name in ("k", "m", "encoder_layers", "latent", "hidden", "epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+        for name in _OPTIONAL_INTS:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.seed < 2 ** 63:
+            raise ValueError(f"seed must be an integer in [0, 2^63), got {self.seed}")
+        if not (self.lr > 0 and np.isfinite(self.lr)):
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
-            raise ValueError(f"clip_grad_norm must be > 0, got {self.clip_grad_norm}")
+        if self.clip_grad_norm is not None and not (self.clip_grad_norm > 0 and np.isfinite(self.clip_grad_norm)):
+            raise ValueError(f"clip_grad_norm must be a finite number > 0, got {self.clip_grad_norm}")
+        if self.encoder not in ("mlp", "gru"):
+            raise ValueError(f"encoder must be one of ('mlp', 'gru'), got {self.encoder!r}")
+        if self.binarize not in ("dynamic", "static"):
+            raise ValueError(f"binarize must be one of ('dynamic', 'static'), got {self.binarize!r}")
+        if self.encoder_layers > 2:
+            raise ValueError(f"encoder_layers must be 1 or 2, got {self.encoder_layers}")
+        self.model_config(input_dim_of(self.dataset), "bernoulli")   # validates the activation
+        self._check_sizes()
+
+    def parameter_count(self) -> int:
+        """Entries of all parameter arrays (upper bound: the Gaussian decoder's two heads)."""
+        d, h, z = input_dim_of(self.dataset), self.hidden, self.latent
+        encoder = 3 * (d * h + h * h + h) if self.encoder == "gru" else \
+            d * h + h + (self.encoder_layers - 1) * (h * h + h)
+        heads = 2 * (h * z + z)
+        decoder = z * h + h + h * h + h + 2 * (h * d + d)
+        return encoder + heads + decoder
+
+    def _check_sizes(self):
+        """Refuse, before any allocation, a model or a step this machine class cannot hold."""
+        parameter_bytes = 4 * 4 * self.parameter_count()   # float32 parameters, gradients, Adam's m and v
+        if parameter_bytes > MAX_PARAMETER_BYTES:
+            raise ValueError(f"hidden must be smaller: hidden {self.hidden} and latent {self.latent} make "
+                             f"{parameter_bytes / 1024 ** 3:.1f} GiB of parameters, gradients and Adam state "
+                             f"(limit {MAX_PARAMETER_BYTES / 1024 ** 3:.0f} GiB)")
+        rows = self.batch_size * self.m * self.k   # decoder rows of one step
+        per_row = 4 * (2 * self.hidden + 2 * input_dim_of(self.dataset) + 4 * self.latent)   # float32
+        step_bytes = 4 * rows * per_row   # forward values, their gradients, and temporaries
+        if step_bytes > MAX_STEP_BYTES:
+            raise ValueError(f"k must be smaller: batch_size {self.batch_size} x m {self.m} x k {self.k} samples "
+                             f"need about {step_bytes / 1024 ** 3:.0f} GiB per step "
+                             f"(limit {MAX_STEP_BYTES / 1024 ** 3:.0f} GiB)")
 
     @property
     def model_name(self) -> str:
@@ -90,6 +167,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
+        if not isinstance(values, dict):
+            raise ValueError(f"a configuration must be a JSON object, got {type(values).__name__}")
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
 

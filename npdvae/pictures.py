@@ -6,12 +6,39 @@ matplotlib, an optional dependency (``pip install 'npdvae[plot]'``).
 
 from __future__ import annotations
 
+import io
 import math
+from pathlib import Path
 
 import numpy as np
 
 from npdvae.activations import _sigmoid_ref
+from npdvae.run_files import replace_file
 from npdvae.sampling import standard_normal
+
+# formats a picture may be written in, by file suffix
+PICTURE_FORMATS = ("png", "pdf", "svg", "jpg", "jpeg")
+# a grid of more images than this is no longer a picture one can read, and its canvas
+# (scaled 3 x 3, then RGBA) grows past hundreds of megabytes
+MAX_IMAGES = 1024
+
+
+def picture_format(path) -> str:
+    """The format named by ``path``'s suffix, or ValueError naming the ones there are."""
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in PICTURE_FORMATS:
+        raise ValueError(f"{path}: the file name must end in one of "
+                         f"{', '.join('.' + f for f in PICTURE_FORMATS)}")
+    return suffix
+
+
+def _write_figure(path, draw):
+    """Render with ``draw(buffer, format)`` in memory, then replace ``path`` in one step:
+    a symlink at ``path`` is replaced, never followed, and a failed write names the file."""
+    fmt = picture_format(path)
+    buffer = io.BytesIO()
+    draw(buffer, fmt)
+    replace_file(path, buffer.getvalue())
 
 
 class PlotLibraryMissing(ImportError):
@@ -73,7 +100,7 @@ def save_image(path, canvas: np.ndarray, scale: int = 3):
     """Write a grey-scale PNG of values in [0, 1], each pixel ``scale`` x ``scale``."""
     _, plt = _matplotlib()
     big = np.kron(np.clip(canvas, 0, 1), np.ones((scale, scale)))
-    plt.imsave(str(path), big, cmap="gray", vmin=0.0, vmax=1.0)
+    _write_figure(path, lambda buffer, fmt: plt.imsave(buffer, big, cmap="gray", vmin=0.0, vmax=1.0, format=fmt))
 
 
 def plot_training_curves(runs, path, log_epochs: bool = True):
@@ -96,12 +123,16 @@ def plot_training_curves(runs, path, log_epochs: bool = True):
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(str(path), dpi=120)
-    plt.close(fig)
+    try:
+        _write_figure(path, lambda buffer, fmt: fig.savefig(buffer, dpi=120, format=fmt))
+    finally:
+        plt.close(fig)
 
 
 def write_samples(path, model, params, image_shape, num_images=64, seed=0):
     """PNG of ``num_images`` decoder means from the prior, 8 or more per row."""
+    if not 1 <= num_images <= MAX_IMAGES:
+        raise ValueError(f"num_images must be in [1, {MAX_IMAGES}], got {num_images}")
     images = sample_images(model, params, num_images, np.random.default_rng(seed))
     columns = max(8, math.ceil(math.sqrt(num_images)))
     save_image(path, tile(images, image_shape, columns))
@@ -110,6 +141,8 @@ def write_samples(path, model, params, image_shape, num_images=64, seed=0):
 
 def write_reconstructions(path, model, params, dataset, corruption, split="test", num_images=10, seed=0):
     """PNG with three rows: clean, corrupted, reconstructed (first ``num_images`` of ``split``)."""
+    if not 1 <= num_images <= MAX_IMAGES // 3:
+        raise ValueError(f"num_images must be in [1, {MAX_IMAGES // 3}], got {num_images}")
     rng = np.random.default_rng(seed)
     idx = np.arange(min(num_images, dataset.num_examples(split)))
     clean, corrupted, recon = reconstruct(model, params, dataset.batch(split, idx, rng), corruption, rng)

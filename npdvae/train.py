@@ -2,9 +2,11 @@
 
 Every random draw of a run (shuffling, dynamic binarization, corruption,
 eps) comes from one ``numpy.random.Generator`` seeded by ``config.seed``,
-whose state is checkpointed at the end of each epoch. Resuming from a
-checkpoint therefore continues the exact stream: a run interrupted and
-resumed ends with the same parameters as one that never stopped.
+whose state is checkpointed before the first minibatch (step 0), at the end
+of each epoch, and at the minibatch where a stop was asked for (with the
+epoch's order and position). Resuming from a checkpoint therefore continues
+the exact stream: a run interrupted and resumed ends with the same
+parameters as one that never stopped.
 
 The validation bound is the training bound's estimator (same bound, same K)
 on the clean validation images, with eps from a fixed seed: the same noise
@@ -22,13 +24,14 @@ from typing import Callable
 
 import numpy as np
 
-from npdvae.checkpoint import Checkpoint, CheckpointError, save_checkpoint
+from npdvae.checkpoint import Checkpoint, CheckpointError, EpochState, save_checkpoint
 from npdvae.config import TrainConfig, check_resume_compatible
 from npdvae.corruption import Corruption
 from npdvae.data import Dataset
 from npdvae.memory import keep_freed_memory
 from npdvae.model import DVAEModel
 from npdvae.optim import Adam, NonFiniteGradientError, pack_arrays
+from npdvae.run_files import append_line
 from npdvae.sampling import standard_normal
 from npdvae.schedule import clip_by_global_norm, staged_lr
 
@@ -37,6 +40,15 @@ VALIDATION_SEED = 1234
 
 class NonFiniteBoundError(RuntimeError):
     """The bound became NaN or infinite; the last good checkpoint is kept."""
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped at a minibatch boundary because a stop was asked for;
+    ``last.h5`` holds that point. ``epoch`` is the epoch under way (1-based)."""
+
+    def __init__(self, epoch: int, position: int, batches: int):
+        super().__init__(f"stopped in epoch {epoch} after minibatch {position} of {batches}")
+        self.epoch, self.position, self.batches = epoch, position, batches
 
 
 @dataclass
@@ -52,10 +64,10 @@ class EpochRecord:
         return asdict(self)
 
 
-def iterate_minibatches(num_examples: int, batch_size: int, rng: np.random.Generator):
-    """Index arrays of one shuffled pass; the last batch may be smaller."""
-    order = rng.permutation(num_examples)
-    for start in range(0, num_examples, batch_size):
+def minibatches_of(order: np.ndarray, batch_size: int, first: int = 0):
+    """The minibatches of an epoch's shuffled ``order``, from minibatch number ``first`` on;
+    the last one may be smaller."""
+    for start in range(first * batch_size, len(order), batch_size):
         yield order[start:start + batch_size]
 
 
@@ -94,12 +106,15 @@ class Trainer:
         self.corruption = Corruption(config.noise_type, config.noise, mean_image, use_kernel=config.kernels)
         self.epoch = 0
         self.history: list[dict] = []
+        self.epoch_state: EpochState | None = None   # an interrupted epoch to continue
+        # polled at every minibatch boundary; True stops training there (see run)
+        self.stop_requested: Callable[[], bool] = lambda: False
 
     # -- checkpoints --------------------------------------------------------
 
-    def checkpoint(self) -> Checkpoint:
+    def checkpoint(self, epoch_state: EpochState | None = None) -> Checkpoint:
         return Checkpoint(self.params, self.adam.m, self.adam.v, self.adam.step_count, self.epoch,
-                          self.config.to_dict(), self.history, self.rng.bit_generator.state)
+                          self.config.to_dict(), self.history, self.rng.bit_generator.state, epoch_state)
 
     def restore(self, checkpoint: Checkpoint):
         check_resume_compatible(TrainConfig.from_dict(checkpoint.config), self.config)
@@ -111,8 +126,18 @@ class Trainer:
                                       f"model shape {self.params[name].shape}")
             self.params[name][...] = checkpoint.params[name]
         self.adam.load_state_dict({"m": checkpoint.adam_m, "v": checkpoint.adam_v, "step": checkpoint.adam_step})
-        self.rng.bit_generator.state = checkpoint.rng_state
-        self.epoch, self.history = checkpoint.epoch, list(checkpoint.history)
+        try:
+            self.rng.bit_generator.state = checkpoint.rng_state
+        except (TypeError, ValueError, KeyError) as err:
+            raise CheckpointError(f"the checkpoint's generator state is not usable ({err})") from None
+        state = checkpoint.epoch_state
+        if state is not None:
+            n = self.dataset.num_examples("train")
+            batches = -(-n // self.config.batch_size)
+            if (len(state.order) != n or state.position > batches
+                    or not np.array_equal(np.sort(state.order), np.arange(n))):
+                raise CheckpointError("the checkpoint's interrupted epoch does not fit the training set")
+        self.epoch, self.history, self.epoch_state = checkpoint.epoch, list(checkpoint.history), state
 
     # -- training -----------------------------------------------------------
 
@@ -123,10 +148,23 @@ class Trainer:
         return self.config.lr
 
     def train_epoch(self, progress: Callable[[int, int], None] | None = None) -> float:
+        """One pass over the training set (or the rest of an interrupted one); the mean bound.
+
+        Raises TrainingInterrupted, after writing ``last.h5`` at that minibatch,
+        when ``stop_requested()`` turns true."""
         c, n = self.config, self.dataset.num_examples("train")
         lr = self.learning_rate()
-        total, done = 0.0, 0
-        for idx in iterate_minibatches(n, c.batch_size, self.rng):
+        if self.epoch_state is not None:   # continue where the interrupted epoch stopped
+            order, first, total = self.epoch_state.order, self.epoch_state.position, self.epoch_state.total
+            self.epoch_state = None
+        else:
+            order, first, total = self.rng.permutation(n), 0, 0.0
+        batches = -(-n // c.batch_size)
+        done = min(n, first * c.batch_size)
+        for position, idx in enumerate(minibatches_of(order, c.batch_size, first), start=first):
+            if self.stop_requested():
+                self._save_interrupted(EpochState(order, position, total, time.perf_counter() - self._epoch_start))
+                raise TrainingInterrupted(self.epoch + 1, position, batches)
             x = self.dataset.batch("train", idx, self.rng)
             x_tilde = self.corruption.sample(x, c.m, self.rng)
             eps = standard_normal(self.rng, (x.shape[0], c.m, c.k, c.latent), np.float32, c.kernels)
@@ -147,6 +185,14 @@ class Trainer:
                 progress(done, n)
         return total / n
 
+    def _save_interrupted(self, state: EpochState):
+        save_checkpoint(self.run_dir / "last.h5", self.checkpoint(state))
+
+    def save_start(self):
+        """The step-0 checkpoint: initialized parameters, Adam's zero state and the generator,
+        so that a run stopped before its first epoch ends can be resumed from its start."""
+        save_checkpoint(self.run_dir / "last.h5", self.checkpoint())
+
     def run(self, progress=None, on_epoch: Callable[[EpochRecord], None] | None = None) -> list[dict]:
         """Train up to ``config.epochs`` (counting epochs already done), with
         early stopping on ``config.patience``; returns the metric history."""
@@ -155,7 +201,9 @@ class Trainer:
         while self.epoch < c.epochs:
             if c.patience is not None and self._epochs_since_best() >= c.patience:
                 break
-            start = time.perf_counter()
+            # an interrupted epoch counts the seconds it had already spent
+            start = time.perf_counter() - (self.epoch_state.seconds if self.epoch_state is not None else 0.0)
+            self._epoch_start = start
             lr = self.learning_rate()
             train_bound = self.train_epoch(progress)
             valid = validation_bound(self.model, self.params, self.dataset, c)
@@ -166,8 +214,7 @@ class Trainer:
             best = max(best, valid)
             record = EpochRecord(self.epoch, train_bound, valid, time.perf_counter() - start, is_best, lr)
             self.history.append(record.to_dict())
-            with open(self.run_dir / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(record.to_dict()) + "\n")
+            append_line(self.run_dir / "metrics.jsonl", json.dumps(record.to_dict()))
             state = self.checkpoint()
             if is_best:
                 save_checkpoint(self.run_dir / "best.h5", state)

@@ -134,7 +134,9 @@ def test_batch_size_larger_than_the_training_set_is_refused():
 @pytest.mark.parametrize("field, value, message", [
     ("noise", 1.0, "noise must be in"), ("noise", -0.5, "noise must be"), ("k", 0, "k must be >= 1"),
     ("m", 0, "m must be >= 1"), ("bound", "vae", "bound must be one of"), ("dataset", "cifar", "dataset must be"),
-    ("lr", 0.0, "lr must be > 0")])
+    ("lr", 0.0, "lr must be a finite number > 0"), ("lr", float("inf"), "lr must be a finite"),
+        ("seed", -1, "seed must be an integer in"), ("k", "5", "k must be an integer"),
+        ("hidden", 100000, "hidden must be smaller"), ("k", 10**20, "k must be smaller")])
 def test_bad_configuration_names_the_setting(field, value, message):
     with pytest.raises(ValueError, match=message):
         small_config(**{field: value})

@@ -152,10 +152,21 @@ def download_dir(spec: DatasetSpec) -> Path:
 # --------------------------------------------------------------------------
 
 
-def _decompress(path: Path) -> bytes:
+def idx_size(shape) -> int:
+    """Bytes of an IDX file of unsigned bytes with this shape: header and values."""
+    return 4 + 4 * len(shape) + int(np.prod(shape, dtype=np.int64))
+
+
+def _decompress(path: Path, limit: int) -> bytes:
+    """The file's decompressed bytes, reading at most ``limit`` + 1: a file that would
+    inflate past its known size (a damaged file or a gzip bomb) is refused, not read."""
     try:
         with gzip.open(path, "rb") as f:
-            return f.read()
+            raw = f.read(limit + 1)
+        if len(raw) > limit:
+            raise DataError(f"{path}: decompresses to more than the {limit} bytes this file has; "
+                            "not the canonical file")
+        return raw
     except EOFError:
         raise DataError(f"{path}: truncated gzip stream (the file ends before the data does)") from None
     except (gzip.BadGzipFile, zlib.error, OSError) as err:
@@ -179,7 +190,7 @@ def _frey_array(path: Path) -> np.ndarray:
 def read_file(path: Path, file: DataFile) -> tuple[np.ndarray, str]:
     """The file's array (checked for format and shape) and the SHA-256 of its content."""
     if file.kind == "idx-gz":
-        raw = _decompress(path)
+        raw = _decompress(path, idx_size(file.shape))
         try:
             array = parse_idx(raw, str(path), file.shape)
         except IdxFormatError as err:

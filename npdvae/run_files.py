@@ -1,0 +1,164 @@
+"""Writing the files of a run folder so that nothing is lost and nothing outside is touched.
+
+Three rules, each for a failure that was seen:
+
+* **Whole files are replaced, never rewritten in place.** The new content goes
+  to a fresh temporary file in the same folder (created with O_EXCL, so it is
+  never an existing file or a symlink), is fsync'ed, and is renamed over the
+  old name. A process killed at any moment leaves the old file or the new one.
+  A symlink under the old name is replaced by the new file; the file it
+  pointed to is never opened.
+* **Appends never follow a symlink** (O_NOFOLLOW): ``metrics.jsonl`` grows one
+  line per epoch; a symlink in its place is refused.
+* **A write that fails says which file and why** (:class:`RunWriteError`, with
+  the errno's name: ENOSPC, EFBIG, EIO, ...), after removing its temporary
+  file, so the previous version stays intact.
+
+And one writer per folder: :class:`RunLock` holds an ``fcntl.flock`` on
+``.lock`` for the life of the process; a second process is refused at once,
+told the holder's pid. Temporary files of a killed write (``*.tmp``) are
+removed when the lock is taken, since no other writer can own them then.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+from pathlib import Path
+
+LOCK_NAME = ".lock"
+TMP_SUFFIX = ".tmp"
+
+
+class RunWriteError(OSError):
+    """A file of a run folder could not be written; names the file and the errno."""
+
+    def __init__(self, path, err: OSError):
+        code = errno.errorcode.get(err.errno, str(err.errno)) if err.errno else "unknown error"
+        super().__init__(err.errno, f"cannot write {path}: {err.strerror or err} ({code})")
+        self.path = Path(path)
+
+    def __str__(self):
+        return self.strerror
+
+
+class RunLockedError(RuntimeError):
+    """Another process holds the run folder's lock."""
+
+
+def _fsync_dir(folder: Path):
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def replace_file(path, data: bytes):
+    """Give ``path`` the content ``data``, atomically and durably (see the module docstring)."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}{TMP_SUFFIX}")
+    fd = None
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+        os.close(fd)
+        fd = None
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError as err:
+        if fd is not None:
+            os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise RunWriteError(path, err) from None
+    except BaseException:
+        if fd is not None:
+            os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def append_line(path, line: str):
+    """Append one line to ``path`` (created if missing), never through a symlink."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            err = OSError(errno.ELOOP, "it is a symbolic link, which is never followed for writing")
+        raise RunWriteError(path, err) from None
+    try:
+        data = (line.rstrip("\n") + "\n").encode()
+        if os.write(fd, data) != len(data):
+            raise OSError(errno.EIO, "short write")
+        os.fsync(fd)
+    except OSError as err:
+        raise RunWriteError(path, err) from None
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temporaries(folder) -> list[Path]:
+    """Delete the ``*.tmp`` files a killed write left in ``folder``; call it holding the lock."""
+    removed = []
+    for tmp in Path(folder).glob(f"*{TMP_SUFFIX}"):
+        if tmp.is_file() or tmp.is_symlink():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+# lock files this process holds, by real path: one process is one writer, so taking
+# a lock it already holds (a resume after a run, in one Python session) succeeds
+_HELD: dict[str, int] = {}
+
+
+class RunLock:
+    """An exclusive ``flock`` on ``FOLDER/.lock``, held for the life of the process
+    (or until :meth:`release`).
+
+    The kernel drops the lock when the process dies, however it dies, so a
+    killed run never leaves its folder locked."""
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+        self.path = self.folder / LOCK_NAME
+        self.fd = None
+
+    def acquire(self) -> "RunLock":
+        key = os.path.realpath(self.path)
+        if key in _HELD:
+            self.fd = _HELD[key]
+            return self
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as err:
+            raise RunWriteError(self.path, err) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise RunLockedError(f"{self.folder} is in use by another npdvae process (pid {holder}); "
+                                 "wait for it to finish or stop it first") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd = _HELD[key] = fd
+        return self
+
+    def release(self):
+        if self.fd is not None:
+            _HELD.pop(os.path.realpath(self.path), None)
+            os.close(self.fd)   # closing drops the flock
+            self.fd = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
