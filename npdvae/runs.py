@@ -153,7 +153,7 @@ def read_run_config(run_dir, notes: list | None = None) -> TrainConfig:
     run_dir = Path(run_dir)
     path = run_dir / "config.json"
     if not run_dir.is_dir():
-        raise RunDirectoryError(f"{run_dir}: no such run directory")
+        raise RunDirectoryError(f"{run_dir} does not exist: there is no run to resume; start it without --resume")
     problem = None
     if path.is_file():
         try:

@@ -157,15 +157,17 @@ def idx_size(shape) -> int:
     return 4 + 4 * len(shape) + int(np.prod(shape, dtype=np.int64))
 
 
-def _decompress(path: Path, limit: int) -> bytes:
-    """The file's decompressed bytes, reading at most ``limit`` + 1: a file that would
-    inflate past its known size (a damaged file or a gzip bomb) is refused, not read."""
+def _decompress(path: Path, size: int) -> bytes:
+    """The file's decompressed bytes, reading at most twice its known ``size``: a file that
+    inflates far past it (a damaged file or a gzip bomb) is refused, never read whole. Up to
+    that cap the format check names what is wrong (a wrong length or shape)."""
+    limit = 2 * size + 1024
     try:
         with gzip.open(path, "rb") as f:
             raw = f.read(limit + 1)
         if len(raw) > limit:
-            raise DataError(f"{path}: decompresses to more than the {limit} bytes this file has; "
-                            "not the canonical file")
+            raise DataError(f"{path}: decompresses to more than {limit} bytes, while the file holds "
+                            f"{size}; not the canonical file")
         return raw
     except EOFError:
         raise DataError(f"{path}: truncated gzip stream (the file ends before the data does)") from None

@@ -1,0 +1,397 @@
+"""Faults injected on purpose, through real processes: signals at random moments, two
+writers, damaged checkpoints, symlinks, a file-size limit, a gzip bomb and bad inputs.
+
+Each test checks the exit code, the message (one line, never a traceback) and that
+nothing outside the run folder changed.
+"""
+
+import gzip
+import hashlib
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from npdvae.checkpoint import load_checkpoint, save_checkpoint
+from tests.data.conftest import REPO, shared_datasets_dir
+
+TINY = ["--train-examples", "600", "--eval-examples", "60", "--latent", "8", "--hidden", "32"]
+# 30 minibatches an epoch, and checkpoints of a few MB, so that a signal lands in all phases
+RUN = ["--epochs", "3", "--k", "2", "--noise", "0.1", "--train-examples", "3000", "--eval-examples", "100",
+       "--latent", "16", "--hidden", "256", "--seed", "5"]
+
+
+@pytest.fixture(scope="module")
+def data_dir():
+    path = shared_datasets_dir()
+    if path is None:
+        pytest.skip("real data absent: set NPDVAE_DATA_DIR (CI uses ../shared/datasets)")
+    return path
+
+
+def _env(data_dir):
+    return {**os.environ, "NPDVAE_DATA_DIR": str(data_dir), "OPENBLAS_NUM_THREADS": "1"}
+
+
+def npdvae(data_dir, *args, preexec_fn=None, timeout=300):
+    return subprocess.run([sys.executable, "-m", "cli", *map(str, args)], cwd=REPO, env=_env(data_dir),
+                          capture_output=True, text=True, timeout=timeout, preexec_fn=preexec_fn,
+                          stdin=subprocess.DEVNULL)
+
+
+def start(data_dir, *args):
+    return subprocess.Popen([sys.executable, "-m", "cli", *map(str, args)], cwd=REPO, env=_env(data_dir),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+
+
+def snapshot(folder, skip=None):
+    """Every file under ``folder`` (but ``skip``), with the hash of its content."""
+    found = {}
+    for path in sorted(Path(folder).rglob("*")):
+        if skip is not None and (path == skip or skip in path.parents):
+            continue
+        if path.is_symlink():
+            found[str(path)] = "link:" + os.readlink(path)
+        elif path.is_file():
+            found[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+def assert_one_line_error(result, code, fragment):
+    output = result.stdout + result.stderr
+    assert result.returncode == code, output
+    assert "Traceback" not in output and "SystemError" not in output, output
+    assert fragment in output, output
+
+
+def params_of(path):
+    return load_checkpoint(path).params
+
+
+def metrics_without_time(run_dir):
+    return [{k: v for k, v in json.loads(line).items() if k != "seconds"}
+            for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def straight_run(data_dir, tmp_path_factory):
+    """The run that is never interrupted, to compare with."""
+    out = tmp_path_factory.mktemp("straight") / "run"
+    result = npdvae(data_dir, "train", *RUN, "--out", out)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def _wait_for(predicate, process, timeout=120):
+    deadline = time.monotonic() + timeout
+    while not predicate() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+
+
+def _continue(data_dir, out):
+    """What a user does after a stop: resume; where there is no run yet, start it."""
+    result = npdvae(data_dir, "train", "--resume", "--out", out)
+    if result.returncode == 2 and "start it without --resume" in result.stderr:
+        result = npdvae(data_dir, "train", *RUN, "--out", out)
+    return result
+
+
+# when each signal is sent: after the step-0 checkpoint appears, plus a delay; "tmp" waits
+# for a checkpoint's temporary file, to land inside a checkpoint write
+SIGNAL_CASES = [
+    (signal.SIGKILL, "start", 0.0), (signal.SIGKILL, "last.h5", 0.05), (signal.SIGKILL, "last.h5", 0.9),
+    (signal.SIGKILL, "tmp", 0.0), (signal.SIGINT, "start", 0.3), (signal.SIGINT, "last.h5", 0.0),
+    (signal.SIGINT, "last.h5", 0.6), (signal.SIGINT, "last.h5", 1.5), (signal.SIGTERM, "last.h5", 0.4),
+]
+
+
+@pytest.mark.parametrize("sig, after, delay", SIGNAL_CASES)
+def test_a_signal_at_any_moment_then_resume_ends_bit_identical(data_dir, straight_run, tmp_path, sig, after, delay):
+    out = tmp_path / "run"
+    before = snapshot(tmp_path)
+    process = start(data_dir, "train", *RUN, "--out", out)
+    if after == "last.h5":
+        _wait_for(lambda: (out / "last.h5").exists(), process)
+    elif after == "tmp":
+        _wait_for(lambda: (out / "best.h5").exists(), process)   # the first epoch's checkpoints
+        _wait_for(lambda: any(out.glob("*.tmp")), process)       # the second epoch's being written
+    time.sleep(delay)
+    process.send_signal(sig)
+    stdout, stderr = process.communicate(timeout=120)
+    assert "Traceback" not in stderr and "SystemError" not in stderr, stderr
+    if sig == signal.SIGINT and process.returncode != 0:
+        assert process.returncode == 130, stderr
+        if (out / "last.h5").exists() and "continue with" in stderr:
+            assert f"continue with: npdvae train --resume --out {out}" in stderr
+            assert len(stderr.strip().splitlines()) == 1, stderr
+    if sig == signal.SIGTERM and process.returncode != 0:
+        assert process.returncode in (143, -signal.SIGTERM), stderr
+    result = _continue(data_dir, out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    straight, resumed = params_of(straight_run / "last.h5"), params_of(out / "last.h5")
+    for name in straight:
+        np.testing.assert_array_equal(resumed[name], straight[name], err_msg=name)
+    assert metrics_without_time(out) == metrics_without_time(straight_run)
+    assert not list(out.glob("*.tmp"))
+    assert {p for p in snapshot(tmp_path) if not p.startswith(str(out))} == set(before)
+
+
+def test_an_interrupt_mid_epoch_saves_that_point_and_says_how_to_continue(data_dir, tmp_path):
+    out = tmp_path / "run"
+    longer = [*RUN, "--train-examples", "20000"]   # 200 minibatches: time to land inside the epoch
+    process = start(data_dir, "train", *longer, "--out", out)
+    _wait_for(lambda: (out / "metrics.jsonl").exists() and (out / "metrics.jsonl").read_text(), process)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("SIGINT: stopped in epoch 2 after minibatch "), stderr
+    assert lines[0].endswith(f"continue with: npdvae train --resume --out {out}")
+    state = load_checkpoint(out / "last.h5").epoch_state
+    assert state is not None and 0 < state.position < 200
+    result = npdvae(data_dir, "train", "--resume", "--out", out)
+    assert result.returncode == 0 and f"resumed in epoch 2 at minibatch {state.position}" in result.stdout
+
+
+def test_a_second_writer_is_refused_naming_the_first(data_dir, tmp_path):
+    out = tmp_path / "run"
+    first = start(data_dir, "train", "--epochs", "50", *TINY, "--out", out)
+    _wait_for(lambda: (out / "last.h5").exists(), first)
+    second = npdvae(data_dir, "train", "--resume", "--out", out)
+    assert_one_line_error(second, 1, f"is in use by another npdvae process (pid {first.pid})")
+    fresh = npdvae(data_dir, "train", *TINY, "--out", out)
+    assert_one_line_error(fresh, 2, "already holds a run")
+    first.send_signal(signal.SIGINT)
+    _, stderr = first.communicate(timeout=120)
+    assert first.returncode == 130, stderr
+    epochs = [r["epoch"] for r in metrics_without_time(out)]
+    assert epochs == list(range(1, len(epochs) + 1))   # one writer: no interleaved records
+
+
+def test_a_folder_stopped_before_its_first_checkpoint_is_restarted_saying_so(data_dir, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text("")          # what a kill during creation could leave
+    (out / "last.h5.123.tmp").write_bytes(b"x" * 100)
+    result = npdvae(data_dir, "train", *TINY, "--epochs", "1", "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert "held no checkpoint" in result.stdout and "started afresh" in result.stdout
+    assert not list(out.glob("*.tmp")) and load_checkpoint(out / "last.h5").epoch == 1
+
+
+@pytest.fixture(scope="module")
+def trained(data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("trained") / "run"
+    result = npdvae(data_dir, "train", *TINY, "--epochs", "2", "--noise", "0.05", "--out", out)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def _flip_a_parameter_byte(path):
+    with h5py.File(path, "r") as f:
+        dataset = f["params/decoder.logits.W"]
+        offset = dataset.id.get_offset() + dataset.id.get_storage_size() // 2
+    with open(path, "r+b") as raw:
+        raw.seek(offset)
+        byte = raw.read(1)
+        raw.seek(offset)
+        raw.write(bytes([byte[0] ^ 0x10]))
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _nan_parameter(path):
+    checkpoint = load_checkpoint(path)
+    checkpoint.params["decoder.logits.b"][3] = np.nan
+    save_checkpoint(path, checkpoint)
+
+
+def _external_link(path, outside):
+    np.save(outside / "x.npy", np.zeros(3))
+    with h5py.File(outside / "other.h5", "w") as other:
+        other["w"] = np.zeros((32, 784), dtype=np.float32)
+    with h5py.File(path, "r+") as f:
+        del f["params/decoder.logits.W"]
+        f["params/decoder.logits.W"] = h5py.ExternalLink(str(outside / "other.h5"), "/w")
+
+
+def _external_dataset(path, outside):
+    values = np.zeros((32, 784), dtype=np.float32)
+    (outside / "raw.bin").write_bytes(values.tobytes())
+    with h5py.File(path, "r+") as f:
+        del f["params/decoder.logits.W"]
+        f.create_dataset("params/decoder.logits.W", shape=values.shape, dtype=values.dtype,
+                         external=[(str(outside / "raw.bin"), 0, values.nbytes)])
+
+
+def _attribute(name, value):
+    def damage(path):
+        with h5py.File(path, "r+") as f:
+            f.attrs[name] = value
+    return damage
+
+
+DAMAGES = {
+    "truncated": (_truncate, "unreadable checkpoint"),
+    "flipped byte": (_flip_a_parameter_byte, "fails its checksum"),
+    "NaN parameter": (_nan_parameter, "holds NaN or infinite values"),
+    "external link": (_external_link, "is a ExternalLink"),
+    "external dataset": (_external_dataset, "keeps its data outside the file"),
+    "epoch 'two'": (_attribute("epoch", "two"), "attribute 'epoch' must be an integer >= 0"),
+    "epoch -5": (_attribute("epoch", -5), "attribute 'epoch' must be an integer >= 0"),
+    "bad JSON": (_attribute("config", "{not json"), "attribute 'config' is not valid JSON"),
+    "config of wrong types": (_attribute("config", json.dumps({"k": "five"})), "its configuration is not valid"),
+}
+
+
+def _damage(path, name, outside):
+    damage, _ = DAMAGES[name]
+    if damage in (_external_link, _external_dataset):
+        damage(path, outside)
+    else:
+        damage(path)
+
+
+@pytest.mark.parametrize("name", sorted(DAMAGES))
+def test_a_damaged_checkpoint_is_named_and_never_used(data_dir, trained, tmp_path, name):
+    fragment = DAMAGES[name][1]
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    (run / ".lock").unlink(missing_ok=True)
+    _damage(run / "best.h5", name, outside)
+    before = snapshot(tmp_path, skip=run)
+    # one damaged: the other is used, and that is said
+    result = npdvae(data_dir, "evaluate", run, "--examples", "5", "--is-samples", "5")
+    assert result.returncode == 0, result.stderr
+    assert fragment in result.stderr and "using" in result.stderr and "last.h5" in result.stderr
+    # both damaged: a one-line error, nothing computed
+    _damage(run / "last.h5", name, outside)
+    result = npdvae(data_dir, "evaluate", run, "--examples", "5", "--is-samples", "5")
+    assert_one_line_error(result, 2, fragment)
+    assert "Neither checkpoint can be used" in result.stderr
+    result = npdvae(data_dir, "train", "--resume", "--epochs", "3", "--out", run)
+    assert result.returncode in (1, 2) and "Traceback" not in result.stderr, result.stderr
+    assert snapshot(tmp_path, skip=run) == before
+
+
+def test_resume_falls_back_on_best_when_last_is_damaged(data_dir, trained, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    _flip_a_parameter_byte(run / "last.h5")
+    best_epoch = load_checkpoint(run / "best.h5").epoch
+    result = npdvae(data_dir, "train", "--resume", "--epochs", "3", "--out", run)
+    assert result.returncode == 0, result.stderr
+    assert "fails its checksum" in result.stdout and f"using {run / 'best.h5'} (epoch {best_epoch})" in result.stdout
+    assert load_checkpoint(run / "last.h5").epoch == 3
+
+
+def test_symlinks_in_a_run_folder_are_replaced_never_followed(data_dir, trained, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for name in ("metrics.jsonl", "config.json", "samples.png"):
+        target = outside / name
+        shutil.copy(run / name, target)
+        (run / name).unlink()
+        (run / name).symlink_to(target)
+    before = snapshot(outside)
+    result = npdvae(data_dir, "train", "--resume", "--epochs", "3", "--out", run)
+    assert result.returncode == 0, result.stderr
+    assert snapshot(outside) == before
+    for name in ("metrics.jsonl", "config.json", "samples.png"):
+        assert (run / name).is_file() and not (run / name).is_symlink()
+    assert [r["epoch"] for r in metrics_without_time(run)] == [1, 2, 3]
+
+
+def test_a_write_failure_names_the_file_and_keeps_the_previous_checkpoints(data_dir, trained, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    limit = (run / "last.h5").stat().st_size // 2
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    result = npdvae(data_dir, "train", "--resume", "--epochs", "3", "--out", run, preexec_fn=small_files)
+    assert_one_line_error(result, 1, "File too large (EFBIG)")
+    assert ".h5" in result.stderr and "continue with: npdvae train --resume" in result.stderr
+    assert load_checkpoint(run / "last.h5").epoch == 2 and not list(run.glob("*.tmp"))
+    result = npdvae(data_dir, "train", "--resume", "--epochs", "3", "--out", run)
+    assert result.returncode == 0 and load_checkpoint(run / "last.h5").epoch == 3
+
+
+def test_a_gzip_bomb_is_refused_without_inflating_it(data_dir, tmp_path):
+    folder = tmp_path / "data" / "mnist"
+    folder.mkdir(parents=True)
+    for name in ("train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (folder / name).symlink_to(data_dir / "mnist" / name)
+    member = gzip.compress(bytes(16 * 1024 * 1024), compresslevel=9)   # 16 MB of zeros in ~16 KB
+    (folder / "train-images-idx3-ubyte.gz").write_bytes(member * 256)   # 4 GB inflated, 4 MB on disk
+    probe = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+             "print(r.returncode); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+             "print(r.stdout + r.stderr)")
+    result = subprocess.run([sys.executable, "-c", probe, sys.executable, "-m", "cli", "datasets", "verify",
+                             "mnist", "--data-dir", str(tmp_path / "data")], cwd=REPO, env=_env(data_dir),
+                            capture_output=True, text=True, timeout=300)
+    code, peak_kib, output = result.stdout.split("\n", 2)
+    assert code == "1", output
+    assert "decompresses to more than 94081056 bytes, while the file holds 47040016" in output and "Traceback" not in output
+    assert int(peak_kib) < 1024 * 1024, f"peak {int(peak_kib) / 1024:.0f} MB"
+
+
+def _bad_config(run, values):
+    run.mkdir()
+    (run / "config.json").write_text(values)
+
+
+BAD_INPUTS = [
+    (["train", "--seed", "-1", *TINY, "--out", "{tmp}/r"], 2, "--seed"),
+    (["train", "--k", "99999999999999999999", *TINY, "--out", "{tmp}/r"], 2, "k must be smaller"),
+    (["train", "--hidden", "100000", "--out", "{tmp}/r"], 2, "hidden must be smaller"),
+    (["train", "--lr", "inf", *TINY, "--out", "{tmp}/r"], 2, "lr must be a finite number"),
+    (["train", "--resume", "--out", "{tmp}/empty-config"], 2, "is not a valid configuration"),
+    (["train", "--resume", "--out", "{tmp}/typed-config"], 2, "k must be an integer"),
+    (["train", "--resume", "--out", "{tmp}/zero-batch"], 2, "batch_size must be >= 1"),
+    (["train", "--resume", "--out", "{tmp}/nan-lr"], 2, "lr must be a finite number"),
+    (["train", "--resume", "--out", "{tmp}/huge-hidden"], 2, "hidden must be smaller"),
+    (["plot", "{tmp}/empty-config", "--out", "{tmp}/c.png"], 2, "is not a valid configuration"),
+    (["sample", "{tmp}", "--out", "{tmp}/missing/s.png"], 2, "does not exist"),
+    (["sample", "{tmp}", "--out", "{tmp}/samples"], 2, "must end in one of .png"),
+    (["sample", "{tmp}", "--n", "20000"], 2, "--n"),
+    (["reconstruct", "{tmp}", "--out", "{tmp}/missing/r.png"], 2, "does not exist"),
+    (["reconstruct", "{tmp}", "--n", "10000"], 2, "--n"),
+    (["plot", "{tmp}", "--out", "{tmp}/missing/c.png"], 2, "does not exist"),
+    (["bench", "--json", "{tmp}/missing/b.json"], 2, "does not exist"),
+]
+
+
+@pytest.mark.parametrize("args, code, fragment", BAD_INPUTS, ids=[" ".join(a[:3]) for a, _, _ in BAD_INPUTS])
+def test_a_bad_input_is_one_line_and_creates_nothing(data_dir, tmp_path, args, code, fragment):
+    base = json.loads(json.dumps({"dataset": "mnist", "k": 1, "epochs": 1, "train_examples": 600,
+                                  "eval_examples": 60, "latent": 8, "hidden": 32}))
+    _bad_config(tmp_path / "empty-config", "")
+    _bad_config(tmp_path / "typed-config", json.dumps({**base, "k": "five"}))
+    _bad_config(tmp_path / "zero-batch", json.dumps({**base, "batch_size": 0}))
+    _bad_config(tmp_path / "nan-lr", json.dumps({**base, "lr": float("nan")}))
+    _bad_config(tmp_path / "huge-hidden", json.dumps({**base, "hidden": 20000}))
+    before = snapshot(tmp_path)
+    started = time.monotonic()
+    result = npdvae(data_dir, *[a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert_one_line_error(result, code, fragment)
+    assert time.monotonic() - started < 60        # refused before any work (bench would take minutes)
+    assert snapshot(tmp_path) == before and not (tmp_path / "r").exists()
