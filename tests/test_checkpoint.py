@@ -70,3 +70,41 @@ def test_sigkill_while_writing_leaves_a_loadable_checkpoint(tmp_path, delay):
     epoch = loaded.epoch
     for i in range(8):  # the file is one whole checkpoint, not a mixture
         assert np.all(loaded.params[f"p{i}"] == i + epoch)
+
+
+def test_a_mid_epoch_state_round_trips(tmp_path):
+    from npdvae.checkpoint import EpochState
+    original = make_checkpoint()
+    original.epoch_state = EpochState(np.random.default_rng(0).permutation(700), 4, -123.25, 1.5)
+    save_checkpoint(tmp_path / "c.h5", original)
+    loaded = load_checkpoint(tmp_path / "c.h5").epoch_state
+    np.testing.assert_array_equal(loaded.order, original.epoch_state.order)
+    assert (loaded.position, loaded.total, loaded.seconds) == (4, -123.25, 1.5)
+    assert load_checkpoint(tmp_path / "c.h5").epoch_state is not None
+    save_checkpoint(tmp_path / "d.h5", make_checkpoint())
+    assert load_checkpoint(tmp_path / "d.h5").epoch_state is None
+
+
+def test_a_format_1_checkpoint_without_checksums_still_loads(tmp_path):
+    import h5py
+    import json
+    original = make_checkpoint()
+    with h5py.File(tmp_path / "old.h5", "w") as f:
+        f.attrs["format"] = "npdvae-checkpoint-1"
+        f.attrs["epoch"], f.attrs["adam_step"] = 3, 17
+        for name in ("config", "history", "rng_state"):
+            f.attrs[name] = json.dumps(getattr(original, name))
+        for group, arrays in (("params", original.params), ("adam/m", original.adam_m), ("adam/v", original.adam_v)):
+            for name, value in arrays.items():
+                f[f"{group}/{name}"] = value
+    loaded = load_checkpoint(tmp_path / "old.h5")
+    assert loaded.epoch == 3 and loaded.epoch_state is None
+    np.testing.assert_array_equal(loaded.params["decoder.logits.b"], original.params["decoder.logits.b"])
+
+
+def test_an_array_of_another_shape_with_the_same_bytes_fails_its_checksum():
+    from npdvae.checkpoint import array_checksum
+    a = np.arange(6, dtype=np.float32)
+    assert array_checksum(a) != array_checksum(a.reshape(2, 3))
+    assert array_checksum(a) != array_checksum(a.astype(np.float64))
+    assert array_checksum(a) == array_checksum(a.copy())

@@ -200,3 +200,34 @@ def test_reference_path_trains_to_the_same_numbers_as_the_kernels(tmp_path):
     for name in fast.params:
         scale = np.abs(fast.params[name]).max()
         np.testing.assert_allclose(slow.params[name], fast.params[name], rtol=0, atol=1e-5 * scale, err_msg=name)
+
+
+@pytest.mark.parametrize("stop_at", [0, 1, 5, 6, 13])
+def test_a_stop_at_any_minibatch_then_resume_equals_the_uninterrupted_run(tmp_path, stop_at):
+    from npdvae.train import TrainingInterrupted
+    data = synthetic_dataset()          # 300 examples, batch 50: 6 minibatches an epoch
+    straight = open_run(small_config(), tmp_path / "straight", data)
+    straight.run()
+    stopped = open_run(small_config(), tmp_path / "stopped", data)
+    polls = iter(range(10 ** 6))
+    stopped.stop_requested = lambda: next(polls) == stop_at   # asked before minibatch number stop_at
+    with pytest.raises(TrainingInterrupted) as stop:
+        stopped.run()
+    assert (stop.value.epoch, stop.value.position) == (stop_at // 6 + 1, stop_at % 6)
+    saved = load_checkpoint(tmp_path / "stopped" / "last.h5")
+    assert saved.epoch == stop_at // 6 and saved.epoch_state.position == stop_at % 6
+    resumed = open_run(small_config(), tmp_path / "stopped", data, resume=True)
+    resumed.run()
+    for name in straight.params:
+        np.testing.assert_array_equal(resumed.params[name], straight.params[name], err_msg=name)
+    assert strip_time(resumed.history) == strip_time(straight.history)
+
+
+def test_a_new_run_writes_its_step_zero_checkpoint_before_training(tmp_path):
+    trainer = open_run(small_config(), tmp_path / "run", synthetic_dataset())
+    saved = load_checkpoint(tmp_path / "run" / "last.h5")
+    assert saved.epoch == 0 and saved.adam_step == 0 and saved.epoch_state is None
+    for name, value in trainer.params.items():
+        np.testing.assert_array_equal(saved.params[name], value)
+    resumed = open_run(small_config(), tmp_path / "run", synthetic_dataset(), resume=True)
+    assert resumed.epoch == 0 and resumed.rng.bit_generator.state == trainer.rng.bit_generator.state
