@@ -371,8 +371,11 @@ def sample(run, num_images, out, seed):
 def reconstruct(run, num_images, split, noise, out, seed, data_dir):
     """Rows: clean, corrupted, reconstructed from the corrupted image."""
     _check_output_file(out, "--out")
+    notes = []
     try:
-        config, model, params = load_trained(run)
+        config, model, params = load_trained(run, "best", notes)
+        for note in notes:
+            click.echo(f"note: {note}", err=True)
         dataset = prepare_dataset(config, data_dir)
         level = config.noise if noise is None else noise
         corruption = Corruption(config.noise_type, level, dataset.pixel_mean("train"))

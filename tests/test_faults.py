@@ -163,6 +163,19 @@ def test_an_interrupt_mid_epoch_saves_that_point_and_says_how_to_continue(data_d
     assert result.returncode == 0 and f"resumed in epoch 2 at minibatch {state.position}" in result.stdout
 
 
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_an_interrupted_evaluation_ends_in_one_line(data_dir, trained, tmp_path, sig, code):
+    before = snapshot(trained)
+    process = start(data_dir, "evaluate", trained, "--split", "train", "--is-samples", "5000", "--batch-size", "5")
+    time.sleep(3.0)   # past the imports, into the evaluation (which takes longer)
+    process.send_signal(sig)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == code, stderr
+    assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1, stderr
+    assert "evaluation stopped after" in stderr or stderr.strip() == "interrupted"
+    assert snapshot(trained) == before
+
+
 def test_a_second_writer_is_refused_naming_the_first(data_dir, tmp_path):
     out = tmp_path / "run"
     first = start(data_dir, "train", "--epochs", "50", *TINY, "--out", out)
