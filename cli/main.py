@@ -32,6 +32,8 @@ from npdvae.config import TrainConfig
 from npdvae.runs import (
     RunDirectoryError, has_checkpoint, load_trained, open_run, prepare_dataset, read_metrics, read_run_config,
 )
+from npdvae.cluster import ClusterError
+from npdvae.grid import GridStopped, SharedStorageError
 from npdvae.run_files import RunLockedError, RunWriteError
 from npdvae.train import NonFiniteBoundError, TrainingInterrupted
 from cli.progress import Progress
@@ -482,6 +484,40 @@ def datasets_verify(name, data_dir):
 # --------------------------------------------------------------------------
 
 
+class _LearningRates(click.ParamType):
+    """One learning rate or several, separated by commas: a list of finite numbers > 0."""
+
+    name = "LR[,LR...]"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, list):
+            return value
+        rates = []
+        for part in str(value).split(","):
+            try:
+                rate = float(part)
+            except ValueError:
+                self.fail(f"{part.strip()!r} is not a number", param, ctx)
+            if not (rate > 0 and np.isfinite(rate)):
+                self.fail(f"{part.strip()}: a learning rate must be a finite number > 0", param, ctx)
+            rates.append(rate)
+        if len(set(rates)) != len(rates):
+            self.fail(f"{value}: the rates must differ", param, ctx)
+        return rates
+
+
+def _column_text(column):
+    return f"{column:g}%" if isinstance(column, (int, float)) else str(column)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def _parse_rows(values):
     rows = set()
     for value in values:
@@ -516,11 +552,18 @@ def _parse_rows(values):
               help="Rescale every gradient to at most this global L2 norm (the authors' code: 5).")
 @click.option("--binarize", type=click.Choice(BINARIZATIONS),
               help="MNIST training-set binarization for every run (default: static; augmentation sets its own).")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
+@click.option("--lr", "lrs", type=_LearningRates(), default="1e-3", show_default=True,
+              help="A learning rate, or several separated by commas (1e-3,3e-4,1e-4): then each cell trains "
+                   "once per rate and seed, and the table reports the rate with the best mean validation bound.")
+@click.option("--scheduler", metavar="tcp://HOST:PORT",
+              help="Run each run of the grid as one task on this Dask cluster (pip install -e '.[cluster]'); "
+                   "--out must be on storage every worker sees.")
+@click.option("--threads-per-task", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --scheduler: BLAS threads each task may use.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Default: results/EXPERIMENT.")
 @data_dir_option
-def reproduce(experiment, epochs, seeds, jobs, rows, columns, noise_type, schedule, clip_grad_norm, binarize, lr,
-              is_samples, is_examples, train_examples, eval_examples, out, data_dir):
+def reproduce(experiment, epochs, seeds, jobs, rows, columns, noise_type, schedule, clip_grad_norm, binarize, lrs,
+              scheduler, threads_per_task, is_samples, is_examples, train_examples, eval_examples, out, data_dir):
     """Run an experiment of section 4 (resumable) and write its tables.
 
     Each run's folder under OUT/runs names its cell, its protocol and its seed;
@@ -543,27 +586,38 @@ def reproduce(experiment, epochs, seeds, jobs, rows, columns, noise_type, schedu
         raise click.BadParameter(f"no row of {experiment} matches {', '.join(rows)}", param_hint="--row")
     overrides = {k: v for k, v in (("train_examples", train_examples), ("eval_examples", eval_examples),
                                    ("clip_grad_norm", clip_grad_norm), ("binarize", binarize)) if v}
-    overrides.update(schedule=schedule, lr=lr)
+    overrides.update(schedule=schedule)
+    out = out or Path("results") / experiment
     try:
-        specs = plan(grid, out or Path("results") / experiment, epochs, seeds, overrides)
+        specs = plan(grid, out, epochs, seeds, overrides, lrs=lrs)
     except ValueError as err:
         raise _config_error(err) from None
-    out = out or Path("results") / experiment
-    out.mkdir(parents=True, exist_ok=True)
-    click.echo(f"{grid.title}: {len(specs)} runs ({len(grid.cells)} cells x {seeds} seeds), {epochs} epochs each, "
-               f"{jobs} at a time, in {out}")
+    rates = f" x {len(lrs)} learning rates" if len(lrs) > 1 else ""
+    where = f"on the Dask cluster at {scheduler}" if scheduler else f"{jobs} at a time"
+    click.echo(f"{grid.title}: {len(specs)} runs ({len(grid.cells)} cells{rates} x {seeds} seed"
+               f"{'s' if seeds > 1 else ''}), {epochs} epoch{'s' if epochs > 1 else ''} each, {where}, in {out}")
     started = time.perf_counter()
     finished = [0]
 
     def on_done(spec, result):
         finished[0] += 1
-        click.echo(f"[{finished[0]}/{len(specs)}] {spec.cell.row}, {spec.cell.layers} l., {spec.cell.column}, "
-                   f"seed {spec.seed}: test bound {result['test_bound']:.2f}, log p(x) {result['log_likelihood']:.2f}"
-                   f"  ({time.perf_counter() - started:.0f} s)")
+        elapsed = time.perf_counter() - started
+        left = elapsed / finished[0] * (len(specs) - finished[0])
+        seconds = sum(b - a for a, b in result.get("intervals", [])[-1:])
+        click.echo(f"[{finished[0]}/{len(specs)}] {spec.cell.row}, {spec.cell.layers} layer"
+                   f"{'s' if spec.cell.layers > 1 else ''}, {_column_text(spec.cell.column)}, seed {spec.seed}, "
+                   f"lr {spec.config['lr']:g}: test bound {result['test_bound']:.2f}, "
+                   f"log p(x) {result['log_likelihood']:.2f}, {seconds:.0f} s"
+                   + (f"; about {_duration(left)} left" if finished[0] < len(specs) else ""))
 
     try:
-        results = run_grid(specs, jobs, data_dir, is_samples, is_examples, on_done)
-    except (DataError, RunDirectoryError, CheckpointError) as err:
+        results = run_grid(specs, jobs, data_dir, is_samples, is_examples, on_done, scheduler=scheduler,
+                           threads_per_task=threads_per_task)
+    except GridStopped as stop:
+        click.echo(f"{stop}; each run keeps its checkpoint. Rerun the same command to continue.", err=True)
+        sys.exit(130)
+    except (DataError, RunDirectoryError, CheckpointError, ClusterError, SharedStorageError, RunLockedError,
+            RunWriteError) as err:
         raise click.ClickException(str(err)) from None
     write_outputs(grid, specs, results, out)
     click.echo(f"wrote {out / 'table.md'} and {out / 'table.csv'}"

@@ -30,9 +30,7 @@ import math
 import os
 import statistics
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 
 
@@ -176,14 +174,19 @@ def _build_experiment(name, rows, noise_type) -> Experiment:
     raise ValueError(f"experiment must be one of {EXPERIMENTS}, got {name!r}")
 
 
+DEFAULT_LR = 1e-3   # the paper's; a run at another rate names it in its folder
+
+
 def protocol_tag(config: dict) -> str:
     """The training protocol in a run folder's name, e.g. ``salt-pepper-released-staged-clip5-static``,
     so that runs of different protocols never share a folder (or a table)."""
     clip = config.get("clip_grad_norm")
+    lr = config.get("lr", DEFAULT_LR)
     # a clean run (noise 0) is the same whatever corruption the grid names, so grids share it
     corruption = config.get("noise_type") or "default" if config.get("noise") else "clean"
     return "-".join([corruption, config.get("schedule", "constant")]
-                    + ([f"clip{clip:g}"] if clip else []) + [config.get("binarize", "dynamic")])
+                    + ([f"clip{clip:g}"] if clip else []) + [config.get("binarize", "dynamic")]
+                    + ([f"lr{lr:g}"] if lr != DEFAULT_LR else []))
 
 
 def run_name(cell: Cell, seed: int, config: dict | None = None) -> str:
@@ -210,12 +213,21 @@ class RunSpec:
 CELL_SETTINGS = ("dataset", "bound", "noise", "noise_type", "k", "m", "encoder", "encoder_layers", "seed", "epochs")
 
 
-def plan(experiment: Experiment, out, epochs: int, seeds: int, overrides=None) -> list[RunSpec]:
-    """One RunSpec per cell and seed; ``overrides`` (TrainConfig fields other than CELL_SETTINGS,
-    e.g. schedule, clip_grad_norm, binarize, lr) apply to every run.
+def plan(experiment: Experiment, out, epochs: int, seeds: int, overrides=None, lrs=None) -> list[RunSpec]:
+    """One RunSpec per cell, learning rate and seed; ``overrides`` (TrainConfig fields other than
+    CELL_SETTINGS, e.g. schedule, clip_grad_norm, binarize) apply to every run, and ``lrs``
+    (several learning rates) makes the rate an axis of the grid, as the paper's selection
+    "from a discrete range chosen based on the validation set" (section 4).
 
     The augmentation experiment sets the binarization per column (its point), so it refuses one."""
     overrides = dict(overrides or {})
+    if lrs:
+        if "lr" in overrides:
+            raise ValueError("lr: give one rate as an override or several as lrs, not both")
+        if len(set(lrs)) != len(lrs):
+            raise ValueError(f"lr: the rates must differ, got {list(lrs)}")
+    else:
+        lrs = [overrides.pop("lr", DEFAULT_LR)]
     fixed = sorted(set(overrides) & set(CELL_SETTINGS))
     if fixed:
         raise ValueError(f"cannot override {', '.join(fixed)} for a whole grid: the cells set them")
@@ -224,12 +236,13 @@ def plan(experiment: Experiment, out, epochs: int, seeds: int, overrides=None) -
                          "binarization (augmentation) with static binarization and noise (denoising)")
     specs = []
     for cell in experiment.cells:
-        for seed in range(seeds):
-            settings = dict(cell.settings, epochs=epochs, seed=seed)
-            settings.update(overrides)
-            settings = TrainConfig(**settings).to_dict()  # validated, defaults filled in, as recorded
-            specs.append(RunSpec(cell, seed, settings,
-                                 str(Path(out) / "runs" / run_name(cell, seed, settings))))
+        for lr in lrs:
+            for seed in range(seeds):
+                settings = dict(cell.settings, epochs=epochs, seed=seed, lr=lr)
+                settings.update(overrides)
+                settings = TrainConfig(**settings).to_dict()  # validated, defaults filled in, as recorded
+                specs.append(RunSpec(cell, seed, settings,
+                                     str(Path(out) / "runs" / run_name(cell, seed, settings))))
     return specs
 
 
@@ -259,7 +272,8 @@ def check_run_matches(run_dir, config_dict: dict):
 EVALUATED_CHECKPOINT = "best"
 
 
-def run_one(config_dict: dict, run_dir: str, data_dir=None, is_samples=5000, is_examples=None) -> dict:
+def run_one(config_dict: dict, run_dir: str, data_dir=None, is_samples=5000, is_examples=None,
+            stop_requested=None) -> dict:
     """Train (or resume) one run to its epochs, evaluate it, write ``eval.json``.
 
     The test figures are those of the best checkpoint by validation bound, the
@@ -289,6 +303,8 @@ def run_one(config_dict: dict, run_dir: str, data_dir=None, is_samples=5000, is_
     dataset = prepare_dataset(config, data_dir)
     resume = (run_dir / "last.h5").exists()
     trainer = open_run(config, run_dir, dataset, resume=resume)
+    if stop_requested is not None:
+        trainer.stop_requested = stop_requested
     trainer.run()
     _, model, params = load_trained(run_dir, EVALUATED_CHECKPOINT)
     history = read_metrics(run_dir)
@@ -315,41 +331,28 @@ def run_one(config_dict: dict, run_dir: str, data_dir=None, is_samples=5000, is_
     return result
 
 
-def _single_threaded_env():
-    """With several runs in parallel, each should use one core: BLAS threads
-    would otherwise fight over the same cores."""
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        os.environ[var] = "1"
-
-
-def run_grid(specs, jobs=1, data_dir=None, is_samples=5000, is_examples=None, on_done=None) -> list[dict]:
-    """Run every spec (``jobs`` at a time, in fresh processes when jobs > 1)."""
-    results = [None] * len(specs)
-    if jobs <= 1:
-        for index, spec in enumerate(specs):
-            results[index] = run_one(spec.config, spec.run_dir, data_dir, is_samples, is_examples)
-            if on_done:
-                on_done(spec, results[index])
-        return results
-    saved = {var: os.environ.get(var) for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
-                                                  "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
-    _single_threaded_env()
-    try:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(run_one, spec.config, spec.run_dir, data_dir, is_samples, is_examples): index
-                       for index, spec in enumerate(specs)}
-            for future in as_completed(futures):
-                index = futures[future]
-                results[index] = future.result()
-                if on_done:
-                    on_done(specs[index], results[index])
-    finally:
-        for var, value in saved.items():
-            if value is None:
-                os.environ.pop(var, None)
-            else:
-                os.environ[var] = value
-    return results
+def run_grid(specs, jobs=1, data_dir=None, is_samples=5000, is_examples=None, on_done=None,
+             scheduler=None, threads_per_task=1) -> list[dict]:
+    """Run every spec as one task of an Executor (npdvae/grid.py): ``jobs`` local processes,
+    or the Dask cluster whose scheduler is at ``scheduler``, ``threads_per_task`` BLAS
+    threads each. The grid's folder (OUT, above ``runs/``) is created only once the
+    Executor is there, so an unreachable scheduler leaves nothing behind."""
+    from npdvae.grid import TaskSettings, local_executor, submit_grid, write_token
+    if not specs:
+        return []
+    out = Path(specs[0].run_dir).parent.parent
+    common = dict(out=str(out), data_dir=str(data_dir) if data_dir else None, is_samples=is_samples,
+                  is_examples=is_examples)
+    if scheduler:
+        from npdvae.cluster import dask_executor
+        with dask_executor(scheduler) as (executor, stop_event, request_stop):
+            out.mkdir(parents=True, exist_ok=True)
+            settings = TaskSettings(token=write_token(out), threads=threads_per_task, stop_event=stop_event,
+                                    **common)
+            return submit_grid(executor, specs, settings, on_done, request_stop)
+    out.mkdir(parents=True, exist_ok=True)
+    with local_executor(jobs) as executor:
+        return submit_grid(executor, specs, TaskSettings(token=write_token(out), **common), on_done)
 
 
 # --------------------------------------------------------------------------
@@ -388,23 +391,37 @@ def _mean_std(values):
 
 
 def collect(experiment: Experiment, specs, results) -> dict:
-    """(row_key, column) -> {"bound": (mean, std), "log_likelihood": (mean, std), "seeds": n, ...}."""
+    """(row_key, column) -> {"bound": (mean, std), "log_likelihood": (mean, std), "seeds": n, "lr": ...}.
+
+    With several learning rates, each cell reports the rate whose runs have the best mean
+    validation bound (selection on validation only; the test figures are those of that
+    rate's runs); ``valid_by_lr`` keeps every rate's mean validation bound."""
     sign = -1.0 if experiment.negate else 1.0
     grouped = {}
     for spec, result in zip(specs, results):
         if result is None:
             continue
-        key = (spec.cell.row_key, spec.cell.column)
-        entry = grouped.setdefault(key, {"bound": [], "log_likelihood": [], "seconds_per_epoch": [],
-                                         "epochs": [], "train_seconds": [], "paper": spec.cell.paper})
+        key = (spec.cell.row_key, spec.cell.column, spec.config["lr"])
+        entry = grouped.setdefault(key, {"bound": [], "log_likelihood": [], "seconds_per_epoch": [], "valid": [],
+                                         "epochs": [], "train_seconds": [], "paper": spec.cell.paper,
+                                         "lr": spec.config["lr"]})
         entry["bound"].append(sign * result["test_bound"])
+        entry["valid"].append(result["valid_bound"])
         entry["log_likelihood"].append(result["log_likelihood"])
         entry["seconds_per_epoch"].append(result["seconds_per_epoch"])
         entry["epochs"].append(result["epochs"])
         entry["train_seconds"].append(result["train_seconds"])
-    return {key: {**entry, "bound_stats": _mean_std(entry["bound"]),
-                  "ll_stats": _mean_std(entry["log_likelihood"]), "seeds": len(entry["bound"])}
-            for key, entry in grouped.items()}
+    table = {}
+    for (row_key, column, lr), entry in grouped.items():
+        entry = {**entry, "bound_stats": _mean_std(entry["bound"]), "ll_stats": _mean_std(entry["log_likelihood"]),
+                 "seeds": len(entry["bound"]), "valid_mean": statistics.fmean(entry["valid"])}
+        chosen = table.get((row_key, column))
+        by_lr = dict(chosen["valid_by_lr"]) if chosen else {}
+        by_lr[lr] = entry["valid_mean"]
+        if chosen is None or entry["valid_mean"] > chosen["valid_mean"]:   # the bound: higher is better
+            chosen = entry
+        table[(row_key, column)] = {**chosen, "valid_by_lr": by_lr}
+    return table
 
 
 def _fmt(stats, digits=2):
@@ -453,6 +470,7 @@ def markdown_table(experiment: Experiment, table: dict, protocol=()) -> str:
             rows.append(cell.row_key)
     columns = experiment.columns
     choose = max if experiment.higher_is_better else min
+    several_rates = any(len(entry["valid_by_lr"]) > 1 for entry in table.values())
     lines = [f"### {experiment.title}", ""] + ([*protocol, ""] if protocol else []) + [
              "Each cell: our mean ± std over seeds (the paper's value in brackets); **bold** is the best "
              "of the row.", "",
@@ -472,8 +490,14 @@ def markdown_table(experiment: Experiment, table: dict, protocol=()) -> str:
                 text = f"**{text}**"
             if entry["paper"]:
                 text += f" ({_fmt(entry['paper'])})"
+            if several_rates:
+                text += f" [lr {entry['lr']:g}]"
             cells.append(text)
         lines.append(f"| {row_key[0]} | {row_key[1]} | " + " | ".join(cells) + " |")
+    if several_rates:
+        rates = sorted({lr for entry in table.values() for lr in entry["valid_by_lr"]}, reverse=True)
+        lines += ["", f"[lr X]: the learning rate of the cell, chosen among {', '.join(f'{r:g}' for r in rates)} "
+                      "as the one whose runs have the best mean validation bound; the figures are those runs'."]
     lines += ["", "Importance-sampled log-likelihood log p(x) (nats, higher is better), same runs:", "",
               "| model | layers | " + " | ".join(_column_label(c) for c in columns) + " |",
               "|---|---|" + "---|" * len(columns)]
@@ -563,15 +587,17 @@ def write_outputs(experiment: Experiment, specs, results, out) -> dict:
         writer = csv.writer(f)
         writer.writerow(["experiment", "model", "layers", "column", "seeds", "epochs", "bound_mean", "bound_std",
                          "paper_mean", "paper_std", "log_likelihood_mean", "log_likelihood_std",
-                         "seconds_per_epoch", "noise_type", "schedule", "clip_grad_norm", "binarize", "lr"])
-        protocol = {(spec.cell.row_key, spec.cell.column): spec.config for spec in specs}
+                         "seconds_per_epoch", "noise_type", "schedule", "clip_grad_norm", "binarize", "lr",
+                         "valid_bound_by_lr"])
+        protocol = {(spec.cell.row_key, spec.cell.column, spec.config["lr"]): spec.config for spec in specs}
         for (row_key, column), entry in table.items():
-            config = protocol[(row_key, column)]
+            config = protocol[(row_key, column, entry["lr"])]
             paper_mean, paper_std = entry["paper"] or (None, None)
             writer.writerow([experiment.name, row_key[0], row_key[1], column, entry["seeds"], max(entry["epochs"]),
                              *entry["bound_stats"], paper_mean, paper_std, *entry["ll_stats"],
                              statistics.fmean(entry["seconds_per_epoch"]), config["noise_type"],
-                             config["schedule"], config["clip_grad_norm"], config["binarize"], config["lr"]])
+                             config["schedule"], config["clip_grad_norm"], config["binarize"], config["lr"],
+                             json.dumps({f"{lr:g}": round(v, 4) for lr, v in entry["valid_by_lr"].items()})])
     if experiment.name == "figure1":
         from npdvae.pictures import plot_training_curves
         series = []

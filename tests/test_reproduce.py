@@ -168,7 +168,7 @@ def test_the_protocol_reaches_every_run_and_its_folder_name(tmp_path):
     assert len(released) == 6 * 2 * 2
     for spec in released + textbook:
         assert {k: spec.config[k] for k in protocol} == protocol and spec.config["epochs"] == 3280
-        assert "-staged-clip5-dynamic-seed" in spec.run_dir
+        assert "-staged-clip5-dynamic-lr0.0003-seed" in spec.run_dir
     noisy = {s.run_dir for s in released if s.config["noise"] > 0}
     assert noisy.isdisjoint(s.run_dir for s in textbook)          # two corruptions never share a folder
     assert {s.run_dir for s in released if s.config["noise"] == 0} == \
@@ -223,3 +223,20 @@ def test_reproduce_rejects_bad_protocol_options(tmp_path, options, message):
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_several_learning_rates_are_an_axis_and_the_table_picks_by_validation(tmp_path, data_dir):
+    grid = build_experiment("table1", {("DVAE (K=1)", 1)}, columns={"0%", "5%"})
+    specs = plan(grid, tmp_path, 2, 1, TINY, lrs=[1e-6, 1e-3])
+    assert len(specs) == 4 and {s.config["lr"] for s in specs} == {1e-6, 1e-3}
+    assert len({s.run_dir for s in specs}) == 4 and any("-lr1e-06-" in s.run_dir for s in specs)
+    results = run_grid(specs, jobs=1, data_dir=data_dir, is_samples=5)
+    table = write_outputs(grid, specs, results, tmp_path)
+    for entry in table.values():                     # 1e-6 barely moves from the initialization
+        assert entry["lr"] == 1e-3 and entry["valid_by_lr"][1e-3] > entry["valid_by_lr"][1e-6]
+    markdown = (tmp_path / "table.md").read_text()
+    assert "[lr 0.001]" in markdown and "chosen among 0.001, 1e-06" in markdown
+    rows = list(csv.DictReader(open(tmp_path / "table.csv")))
+    assert [r["lr"] for r in rows] == ["0.001", "0.001"]
+    with pytest.raises(ValueError, match="rates must differ"):
+        plan(grid, tmp_path, 2, 1, TINY, lrs=[1e-3, 1e-3])
