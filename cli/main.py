@@ -23,7 +23,7 @@ from npdvae.bounds import BOUNDS
 from npdvae.checkpoint import CheckpointError
 from npdvae.corruption import NOISE_TYPE_DESCRIPTIONS, NOISE_TYPES, Corruption
 from npdvae.data import DATASETS, DataError
-from npdvae.data.files import describe, get_spec, read_verified
+from npdvae.data.files import ENV_VAR, describe, get_spec, read_verified
 from npdvae.data.download import fetch
 from npdvae.data.datasets import BINARIZATIONS
 from npdvae.evaluate import evaluate_model, results_to_dict
@@ -34,15 +34,32 @@ from npdvae.runs import (
 )
 from npdvae.cluster import ClusterError
 from npdvae.grid import GridStopped, SharedStorageError
+from npdvae.jit_cache import numba_cache_is_warm
 from npdvae.run_files import RunLockedError, RunWriteError
 from npdvae.train import NonFiniteBoundError, TrainingInterrupted
-from cli.progress import Progress
+from cli.progress import EpochProgress, Progress
 from cli.stopping import StopRequests
 
 DATASET_NAMES = sorted(DATASETS)
+def _check_data_dirs(ctx, param, value):
+    """A data folder the user named (--data-dir or $NPDVAE_DATA_DIR) must exist: a typo must
+    not send the tool to another folder."""
+    if value is not None and not value.is_dir():
+        raise click.BadParameter(f"{value}: no such folder", ctx=ctx, param=param)
+    env = os.environ.get(ENV_VAR)
+    if env and not Path(env).is_dir():
+        raise click.UsageError(f"{ENV_VAR}={env}: no such folder (unset it or point it at the data)", ctx=ctx)
+    return value
+
+
 data_dir_option = click.option(
-    "--data-dir", type=click.Path(file_okay=False, path_type=Path),
+    "--data-dir", type=click.Path(file_okay=False, path_type=Path), callback=_check_data_dirs,
     help="Folder with the data files (default: $NPDVAE_DATA_DIR, then the default data directory).")
+
+
+def _say_data(message):
+    """Where the data came from, on stderr (stdout may be JSON)."""
+    click.echo(f"data: {message}", err=True)
 
 
 class _Commands(click.Group):
@@ -83,6 +100,15 @@ def _config_error(err: ValueError) -> click.BadParameter:
     return click.BadParameter(str(err), param_hint=hint)
 
 
+def settings_line(config: TrainConfig) -> str:
+    """Every setting of a run, as the header of ``train`` shows it."""
+    return "  " + "  ".join(f"{k}={v}" for k, v in config.to_dict().items() if v is not None)
+
+
+def _default_run_dir(config: TrainConfig) -> Path:
+    return Path("runs") / f"{config.dataset}-{config.bound}-k{config.k}-noise{config.noise:g}-seed{config.seed}"
+
+
 def _check_output_file(path: Path, option: str, picture: bool = True):
     """Fail before any work if ``path`` cannot be written: missing folder, no write access,
     a directory in its place, or (for pictures) a suffix that names no format."""
@@ -113,7 +139,7 @@ def _check_writable(run_dir: Path):
 
 
 @main.command()
-@click.option("--dataset", type=click.Choice(DATASET_NAMES), default="mnist", show_default=True)
+@click.option("--dataset", type=click.Choice(DATASET_NAMES, case_sensitive=False), default="mnist", show_default=True)
 @click.option("--bound", type=click.Choice(BOUNDS), default="elbo", show_default=True,
               help="elbo: VAE/DVAE (eq. 11); iwae: IWAE/DIWAE (eq. 12).")
 @click.option("--noise", type=float, default=0.0, show_default=True,
@@ -148,14 +174,19 @@ def _check_writable(run_dir: Path):
                    "(slower; the same numbers to float32 rounding).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Run directory (default: runs/<dataset>-<bound>-k<K>-noise<noise>-seed<seed>).")
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --out (default: the default folder of the options given) "
+                   "from its last checkpoint.")
 @data_dir_option
 @click.pass_context
 def train(ctx, out, resume, data_dir, **options):
     """Train a (D)VAE or (D)IWAE; one line per epoch."""
     if resume:
-        if out is None:
-            raise click.UsageError("--resume needs --out RUN_DIR")
+        if out is None:   # the folder a run of these options gets by default
+            try:
+                out = _default_run_dir(TrainConfig(**options))
+            except ValueError as err:
+                raise _config_error(err) from None
         config_notes = []
         try:
             stored = read_run_config(out, config_notes).to_dict()
@@ -171,7 +202,7 @@ def train(ctx, out, resume, data_dir, **options):
     except ValueError as err:
         raise _config_error(err) from None
     if out is None:
-        out = Path("runs") / f"{config.dataset}-{config.bound}-k{config.k}-noise{config.noise:g}-seed{config.seed}"
+        out = _default_run_dir(config)
     if out.exists() and not out.is_dir():
         raise click.BadParameter(f"{out} is a file, not a run directory", param_hint="--out")
     if not resume and has_checkpoint(out):
@@ -182,8 +213,10 @@ def train(ctx, out, resume, data_dir, **options):
     click.echo(f"{config.model_name} on {config.dataset}"
                + (f"; corruption {config.noise_type}: {NOISE_TYPE_DESCRIPTIONS[config.noise_type]}"
                   if config.noise > 0 else ""))
-    click.echo("  " + "  ".join(f"{k}={v}" for k, v in config.to_dict().items() if v is not None))
+    click.echo(settings_line(config))
     click.echo(f"  run directory: {out}")
+    if not numba_cache_is_warm():
+        click.echo("  compiling the Numba kernels (the first run of this installation; cached afterwards)")
     # from here to the end of training a signal only asks to stop (see cli/stopping.py); the
     # data is loaded first, so that Ctrl-C during a download stops it at once
     stops = StopRequests()
@@ -195,7 +228,8 @@ def train(ctx, out, resume, data_dir, **options):
 
 def _train_in(config, out, resume, data_dir, stops):
     try:
-        dataset = prepare_dataset(config, data_dir, progress=Progress.for_download())
+        dataset = prepare_dataset(config, data_dir, progress=Progress.for_download(),
+                                  say=lambda message: click.echo(f"  data: {message}"))
         stops.install()
         trainer = open_run(config, out, dataset, resume=resume)
     except (DataError, RunLockedError, RunWriteError) as err:
@@ -214,15 +248,17 @@ def _train_in(config, out, resume, data_dir, stops):
         click.echo(f"  resumed after epoch {trainer.epoch}")
     continue_command = f"npdvae train --resume --out {shlex.quote(str(out))}"
     if resume and trainer.epoch >= config.epochs and trainer.epoch_state is None:
-        click.echo(f"  the run has already trained its {trainer.epoch} epochs; "
-                   "give a larger --epochs to train further")
+        click.echo(f"already finished at epoch {trainer.epoch}; give a larger --epochs to train further")
+        return
 
-    bar = Progress("epoch")
+    bar = EpochProgress(config.epochs)
+    bar.start_epoch(trainer.epoch + 1)
     header = f"{'epoch':>5}  {'train bound':>12}  {'valid bound':>12}  {'seconds':>8}"
     click.echo(header)
 
     def on_epoch(record):
         bar.clear()
+        bar.start_epoch(record.epoch + 1)
         mark = "  *" if record.best else ""
         click.echo(f"{record.epoch:5d}  {record.train_bound:12.3f}  {record.valid_bound:12.3f}  "
                    f"{record.seconds:8.1f}{mark}")
@@ -285,7 +321,7 @@ def evaluate(run, split, k, is_samples, examples, batch_size, which, seed, as_js
     notes = []
     try:
         config, model, params = load_trained(run, which, notes)
-        dataset = prepare_dataset(config, data_dir)
+        dataset = prepare_dataset(config, data_dir, say=_say_data)
     except (RunDirectoryError, CheckpointError) as err:
         raise click.BadParameter(str(err), param_hint="RUN") from None
     except DataError as err:
@@ -378,7 +414,7 @@ def reconstruct(run, num_images, split, noise, out, seed, data_dir):
         config, model, params = load_trained(run, "best", notes)
         for note in notes:
             click.echo(f"note: {note}", err=True)
-        dataset = prepare_dataset(config, data_dir)
+        dataset = prepare_dataset(config, data_dir, say=_say_data)
         level = config.noise if noise is None else noise
         corruption = Corruption(config.noise_type, level, dataset.pixel_mean("train"))
         write_reconstructions(out, model, params, dataset, corruption, split, num_images, seed)
@@ -445,13 +481,13 @@ def datasets_list(verify, data_dir):
 
 
 @datasets.command("fetch")
-@click.argument("name", type=click.Choice(DATASET_NAMES))
+@click.argument("name", type=click.Choice(DATASET_NAMES, case_sensitive=False))
 @data_dir_option
 def datasets_fetch(name, data_dir):
     """Download (or find) and verify a data set."""
     spec = get_spec(name)
     try:
-        paths = fetch(spec, data_dir=data_dir, progress=Progress.for_download())
+        paths = fetch(spec, data_dir=data_dir, progress=Progress.for_download(), say=_say_data)
         for file in spec.files:
             read_verified(paths[file.filename], file)
             click.echo(f"  {file.filename:28s} {paths[file.filename]}  [verified]")
@@ -460,7 +496,7 @@ def datasets_fetch(name, data_dir):
 
 
 @datasets.command("verify")
-@click.argument("name", type=click.Choice(DATASET_NAMES), required=False)
+@click.argument("name", type=click.Choice(DATASET_NAMES, case_sensitive=False), required=False)
 @data_dir_option
 def datasets_verify(name, data_dir):
     """Check the SHA-256 of every file found; exit 1 if any is bad or missing."""
@@ -504,6 +540,10 @@ class _LearningRates(click.ParamType):
         if len(set(rates)) != len(rates):
             self.fail(f"{value}: the rates must differ", param, ctx)
         return rates
+
+
+def _count(number: int, word: str) -> str:
+    return f"{number} {word}" + ("" if number == 1 else "s")
 
 
 def _column_text(column):
@@ -560,11 +600,21 @@ def _parse_rows(values):
                    "--out must be on storage every worker sees.")
 @click.option("--threads-per-task", type=click.IntRange(min=1), default=1, show_default=True,
               help="With --scheduler: BLAS threads each task may use.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Default: results/EXPERIMENT.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Default: runs/reproduce/EXPERIMENT (never the committed results/ folder).")
 @data_dir_option
 def reproduce(experiment, epochs, seeds, jobs, rows, columns, noise_type, schedule, clip_grad_norm, binarize, lrs,
               scheduler, threads_per_task, is_samples, is_examples, train_examples, eval_examples, out, data_dir):
     """Run an experiment of section 4 (resumable) and write its tables.
+
+    \b
+    EXPERIMENT is one of:
+      table1        MNIST, DVAE/DIWAE rows x salt-and-pepper 0, 5, 10, 15%
+      table2        Frey Face, Gaussian noise 0, 2.5, 5, 7.5% (std on [0, 1] pixels)
+      table3        MNIST with the GRU inference network, rows x 0, 5, 10, 15%
+      figure1       MNIST at 5%: M = 1, 5, 10 corrupted copies, and the curves
+      augmentation  MNIST: dynamic binarization (augmentation) against 5% noise
+      mean-image    MNIST: global rates against per-pixel mean-image rates, 5% and 10%
 
     Each run's folder under OUT/runs names its cell, its protocol and its seed;
     a folder trained with another protocol is never counted in the table."""
@@ -583,19 +633,21 @@ def reproduce(experiment, epochs, seeds, jobs, rows, columns, noise_type, schedu
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--noise-type") from None
     if not grid.cells:
-        raise click.BadParameter(f"no row of {experiment} matches {', '.join(rows)}", param_hint="--row")
+        valid = sorted({f"{cell.row}/{cell.layers}" for cell in build_experiment(experiment).cells})
+        raise click.BadParameter(f"no row of {experiment} matches {', '.join(rows)}; its rows: "
+                                 + ", ".join(repr(v) for v in valid), param_hint="--row")
     overrides = {k: v for k, v in (("train_examples", train_examples), ("eval_examples", eval_examples),
                                    ("clip_grad_norm", clip_grad_norm), ("binarize", binarize)) if v}
     overrides.update(schedule=schedule)
-    out = out or Path("results") / experiment
+    out = out or Path("runs") / "reproduce" / experiment
     try:
         specs = plan(grid, out, epochs, seeds, overrides, lrs=lrs)
     except ValueError as err:
         raise _config_error(err) from None
     rates = f" x {len(lrs)} learning rates" if len(lrs) > 1 else ""
     where = f"on the Dask cluster at {scheduler}" if scheduler else f"{jobs} at a time"
-    click.echo(f"{grid.title}: {len(specs)} runs ({len(grid.cells)} cells{rates} x {seeds} seed"
-               f"{'s' if seeds > 1 else ''}), {epochs} epoch{'s' if epochs > 1 else ''} each, {where}, in {out}")
+    click.echo(f"{grid.title}: {_count(len(specs), 'run')} ({_count(len(grid.cells), 'cell')}{rates} x "
+               f"{_count(seeds, 'seed')}), {_count(epochs, 'epoch')} each, {where}, in {out}")
     started = time.perf_counter()
     finished = [0]
 

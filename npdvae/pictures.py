@@ -50,7 +50,7 @@ def _matplotlib():
         import matplotlib
     except ImportError:
         raise PlotLibraryMissing(
-            "pictures need matplotlib: pip install 'npdvae[plot]' (or pip install matplotlib)") from None
+            "pictures need matplotlib: pip install matplotlib, or in a checkout pip install -e '.[plot]'") from None
     matplotlib.use("Agg")  # files only, never a window
     import matplotlib.pyplot as plt
     return matplotlib, plt
@@ -96,11 +96,28 @@ def tile(images: np.ndarray, image_shape, columns: int, pad: int = 1) -> np.ndar
     return canvas
 
 
-def save_image(path, canvas: np.ndarray, scale: int = 3):
-    """Write a grey-scale PNG of values in [0, 1], each pixel ``scale`` x ``scale``."""
+def save_image(path, canvas: np.ndarray, scale: int = 3, row_labels=None):
+    """Write a grey-scale picture of values in [0, 1], each pixel ``scale`` x ``scale``;
+    ``row_labels`` names each row of images, to its left."""
     _, plt = _matplotlib()
     big = np.kron(np.clip(canvas, 0, 1), np.ones((scale, scale)))
-    _write_figure(path, lambda buffer, fmt: plt.imsave(buffer, big, cmap="gray", vmin=0.0, vmax=1.0, format=fmt))
+    if not row_labels:
+        _write_figure(path, lambda buffer, fmt: plt.imsave(buffer, big, cmap="gray", vmin=0.0, vmax=1.0,
+                                                           format=fmt))
+        return
+    dpi, margin = 100, 110   # pixels of the label column
+    height, width = big.shape
+    fig = plt.figure(figsize=((width + margin) / dpi, height / dpi), dpi=dpi)
+    ax = fig.add_axes([margin / (width + margin), 0, width / (width + margin), 1])
+    ax.imshow(big, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.set_axis_off()
+    for row, label in enumerate(row_labels):
+        center = 1 - (row + 0.5) / len(row_labels)
+        fig.text(margin / (width + margin) - 0.01, center, label, ha="right", va="center", fontsize=9)
+    try:
+        _write_figure(path, lambda buffer, fmt: fig.savefig(buffer, dpi=dpi, format=fmt, facecolor="white"))
+    finally:
+        plt.close(fig)
 
 
 def plot_training_curves(runs, path, log_epochs: bool = True):
@@ -147,5 +164,5 @@ def write_reconstructions(path, model, params, dataset, corruption, split="test"
     idx = np.arange(min(num_images, dataset.num_examples(split)))
     clean, corrupted, recon = reconstruct(model, params, dataset.batch(split, idx, rng), corruption, rng)
     rows = np.concatenate([clean, corrupted, recon])
-    save_image(path, tile(rows, dataset.image_shape, len(idx)))
+    save_image(path, tile(rows, dataset.image_shape, len(idx)), row_labels=("clean", "corrupted", "reconstructed"))
     return path

@@ -431,6 +431,10 @@ def _fmt(stats, digits=2):
     return f"{mean:.{digits}f}" if math.isnan(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
 def _column_label(column):
     return f"{column:g}%" if isinstance(column, (int, float)) else str(column)
 
@@ -539,7 +543,11 @@ def budget_lines(experiment: Experiment, table: dict) -> list[str]:
     """Measured seconds per epoch and what the paper's budget would take."""
     lines = []
     full_grid_hours = 0.0
-    keys = [(cell.row_key, cell.column) for cell in experiment.cells]
+    keys = list(dict.fromkeys((cell.row_key, cell.column) for cell in experiment.cells))
+    timed = [table[key] for key in keys if key in table]
+    if not timed or max(max(entry["epochs"]) for entry in timed) < 2:
+        # the first epoch includes Numba's compilation; one epoch says nothing about the rest
+        return ["Too few epochs timed to project the paper's budget (at least 2 are needed)."]
     for row_key, column in keys:
         entry = table.get((row_key, column))
         if entry is None:
@@ -547,7 +555,8 @@ def budget_lines(experiment: Experiment, table: dict) -> list[str]:
         per_epoch = statistics.fmean(entry["seconds_per_epoch"])
         run_hours = per_epoch * paper.PAPER_EPOCHS / 3600
         full_grid_hours += run_hours * paper.PAPER_SEEDS
-        lines.append(f"| {row_key[0]}, {row_key[1]} l. | {_column_label(column)} | {max(entry['epochs'])} | "
+        layers = f"{row_key[1]} layer" + ("s" if row_key[1] > 1 else "")
+        lines.append(f"| {row_key[0]}, {layers} | {_column_label(column)} | {max(entry['epochs'])} | "
                      f"{per_epoch:.2f} | {run_hours:.1f} |")
     header = [f"| run | noise | epochs run | s/epoch (measured) | hours for {paper.PAPER_EPOCHS} epochs, one run |",
               "|---|---|---|---|---|"]
@@ -577,8 +586,9 @@ def write_outputs(experiment: Experiment, specs, results, out) -> dict:
         chosen = sorted(r["checkpoint_epoch"] for r in done)
         markdown += [f"Each run is scored at its best epoch by validation bound: epochs {chosen[0]} to "
                      f"{chosen[-1]}, median {statistics.median(chosen):g}.", ""]
-        markdown += [f"Compute: {len(done)} runs of {', '.join(str(e) for e in sorted({r['epochs'] for r in done}))} "
-                     f"epochs; {sum(r['train_seconds'] for r in done) / 3600:.2f} h of training and "
+        epochs_run = sorted({r['epochs'] for r in done})
+        markdown += [f"Compute: {_plural(len(done), 'run')} of {', '.join(map(str, epochs_run))} "
+                     f"epoch{'s' if epochs_run != [1] else ''}; {sum(r['train_seconds'] for r in done) / 3600:.2f} h of training and "
                      f"{sum(r['eval_seconds'] for r in done) / 3600:.2f} h of evaluation, summed over runs; "
                      f"{busy_seconds(intervals) / 3600:.2f} h of wall time with at least one run going.", ""]
     markdown += ["Training cost, measured:", ""] + budget_lines(experiment, table) + [""]

@@ -38,9 +38,9 @@ class RunDirectoryError(ValueError):
     pass
 
 
-def prepare_dataset(config: TrainConfig, data_dir=None, progress=None) -> Dataset:
+def prepare_dataset(config: TrainConfig, data_dir=None, progress=None, say=None) -> Dataset:
     dataset = load_dataset(config.dataset, data_dir=data_dir, binarization=config.binarize,
-                           binarization_seed=config.seed, progress=progress)
+                           binarization_seed=config.seed, progress=progress, say=say)
     if config.train_examples or config.eval_examples:
         dataset = dataset.subset(config.train_examples, config.eval_examples, config.eval_examples)
     return dataset

@@ -170,15 +170,16 @@ class Trainer:
             eps = standard_normal(self.rng, (x.shape[0], c.m, c.k, c.latent), np.float32, c.kernels)
             result = self.model.bound_and_gradients(self.params, x, x_tilde, eps, c.bound)
             batch_total = float(result.per_example.sum())
+            where = f"epoch {self.epoch + 1}, minibatch {position + 1} of {batches}"
             if not math.isfinite(batch_total):
                 raise NonFiniteBoundError(
-                    f"the bound became {batch_total} in epoch {self.epoch + 1}; the parameters were not updated")
+                    f"the training bound became {batch_total} in {where}; the parameters were not updated")
             if c.clip_grad_norm is not None:
                 clip_by_global_norm(result.grads, c.clip_grad_norm)
             try:
                 self.adam.step(result.grads, lr=lr)  # refuses a non-finite gradient before any update
             except NonFiniteGradientError as error:
-                raise NonFiniteBoundError(f"in epoch {self.epoch + 1}: {error}") from error
+                raise NonFiniteBoundError(f"in {where}: {error}") from error
             total += batch_total
             done += len(idx)
             if progress:
@@ -195,7 +196,15 @@ class Trainer:
 
     def run(self, progress=None, on_epoch: Callable[[EpochRecord], None] | None = None) -> list[dict]:
         """Train up to ``config.epochs`` (counting epochs already done), with
-        early stopping on ``config.patience``; returns the metric history."""
+        early stopping on ``config.patience``; returns the metric history.
+
+        A non-finite bound or gradient raises NonFiniteBoundError naming the
+        quantity, the epoch and the minibatch; NumPy's own overflow warnings,
+        which would only repeat it less precisely, are silenced."""
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return self._run(progress, on_epoch)
+
+    def _run(self, progress, on_epoch) -> list[dict]:
         c = self.config
         best = max((h["valid_bound"] for h in self.history), default=-math.inf)
         while self.epoch < c.epochs:

@@ -9,7 +9,7 @@ from npdvae import evaluate as evaluate_module
 from npdvae.evaluate import Estimate, evaluate_model, importance_sampled_bound
 from npdvae.config import TrainConfig
 from npdvae.runs import open_run, prepare_dataset
-from tests.data.conftest import shared_datasets_dir
+from tests.data.conftest import missing_reason, shared_datasets_dir
 
 
 class StreamModel:
@@ -52,7 +52,7 @@ def test_estimate_reports_mean_and_standard_error():
 def trained(tmp_path_factory):
     data_dir = shared_datasets_dir()
     if data_dir is None:
-        pytest.skip("real data absent: set NPDVAE_DATA_DIR (CI uses ../shared/datasets)")
+        pytest.skip(missing_reason("mnist"))
     config = TrainConfig(dataset="mnist", bound="iwae", noise=0.05, k=5, epochs=2, train_examples=3000,
                          eval_examples=100, seed=1)
     dataset = prepare_dataset(config, data_dir)

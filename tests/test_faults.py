@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from npdvae.checkpoint import load_checkpoint, save_checkpoint
-from tests.data.conftest import REPO, shared_datasets_dir
+from tests.data.conftest import REPO, missing_reason, shared_datasets_dir
 
 TINY = ["--train-examples", "600", "--eval-examples", "60", "--latent", "8", "--hidden", "32"]
 # 30 minibatches an epoch, and checkpoints of a few MB, so that a signal lands in all phases
@@ -34,7 +34,7 @@ RUN = ["--epochs", "3", "--k", "2", "--noise", "0.1", "--train-examples", "3000"
 def data_dir():
     path = shared_datasets_dir()
     if path is None:
-        pytest.skip("real data absent: set NPDVAE_DATA_DIR (CI uses ../shared/datasets)")
+        pytest.skip(missing_reason("mnist"))
     return path
 
 

@@ -10,7 +10,7 @@ from cli.main import main
 from npdvae.reproduce import build_experiment, busy_seconds, plan, run_grid, write_outputs
 from npdvae.config import TrainConfig
 from npdvae.runs import RunDirectoryError, open_run, prepare_dataset, read_metrics
-from tests.data.conftest import shared_datasets_dir
+from tests.data.conftest import missing_reason, shared_datasets_dir
 
 TINY = {"train_examples": 200, "eval_examples": 30, "latent": 4, "hidden": 16}
 
@@ -19,7 +19,7 @@ TINY = {"train_examples": 200, "eval_examples": 30, "latent": 4, "hidden": 16}
 def data_dir():
     path = shared_datasets_dir()
     if path is None:
-        pytest.skip("real data absent: set NPDVAE_DATA_DIR (CI uses ../shared/datasets)")
+        pytest.skip(missing_reason("mnist"))
     return path
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from npdvae.data.download import ProgressFn, fetch
-from npdvae.data.files import DataError, get_spec, read_verified
+from npdvae.data.files import DataError, check_data_dirs, get_spec, read_verified
 
 EVAL_BINARIZATION_SEED = 20161125
 FREY_SPLIT_SEED = 0
@@ -60,6 +60,7 @@ class Dataset:
     labels: dict = field(default_factory=dict)
     binarization: str | None = None
     binarization_seed: int | None = None
+    folder: str | None = None      # where the files were read (set by load_dataset)
 
     @property
     def input_dim(self) -> int:
@@ -126,19 +127,36 @@ def _load_frey(arrays) -> Dataset:
 
 
 def load_dataset(name: str, data_dir=None, binarization: str = "dynamic", binarization_seed: int = 0,
-                 progress: ProgressFn | None = None, **fetch_options) -> Dataset:
+                 progress: ProgressFn | None = None, say=None, **fetch_options) -> Dataset:
     """Find (downloading if needed), verify and split a data set.
 
     ``binarization`` and ``binarization_seed`` apply to the binary data sets
     only. Raises :class:`~npdvae.data.files.DataError` naming the file when a
-    file is missing, damaged or not the canonical data.
+    file is missing, damaged or not the canonical data, or when ``data_dir``
+    (or $NPDVAE_DATA_DIR) names a folder that does not exist. ``say(message)``
+    hears where the data came from; the returned Dataset's ``folder`` is where
+    its files were read.
     """
+    check_data_dirs(data_dir)
     spec = get_spec(name)
-    paths = fetch(spec, data_dir=data_dir, progress=progress, **fetch_options)
-    arrays = {file.filename: read_verified(paths[file.filename], file) for file in spec.files}
+    paths = fetch(spec, data_dir=data_dir, progress=progress, say=say, **fetch_options)
+    arrays = {}
+    for file in spec.files:
+        try:
+            arrays[file.filename] = read_verified(paths[file.filename], file)
+        except DataError:
+            if say:
+                say(f"{spec.name}: {paths[file.filename]} failed its check and was moved aside; "
+                    "the next run fetches a replacement")
+            raise
+    folders = sorted({str(path.parent) for path in paths.values()})
+    if say:
+        say(f"{spec.name}: read and verified (SHA-256) from {', '.join(folders)}")
     if name == "frey-face":
-        return _load_frey(arrays)
-    return _load_idx_dataset(name, arrays, binarization, binarization_seed)
+        dataset = _load_frey(arrays)
+    else:
+        dataset = _load_idx_dataset(name, arrays, binarization, binarization_seed)
+    return replace(dataset, folder=", ".join(folders))
 
 
 __all__ = ["Dataset", "DataError", "load_dataset", "binarize", "EVAL_BINARIZATION_SEED", "FREY_SPLIT"]

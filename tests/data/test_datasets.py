@@ -9,10 +9,10 @@ from npdvae.data.datasets import EVAL_BINARIZATION_SEED, FREY_SPLIT, binarize
 
 @pytest.fixture(scope="module")
 def mnist():
-    from tests.data.conftest import shared_datasets_dir
+    from tests.data.conftest import missing_reason, shared_datasets_dir
     path = shared_datasets_dir()
     if path is None:
-        pytest.skip("real data absent: set NPDVAE_DATA_DIR (CI uses ../shared/datasets)")
+        pytest.skip(missing_reason("mnist"))
     return load_dataset("mnist", data_dir=path, mirrors=[], use_package_index=False)
 
 
@@ -30,7 +30,7 @@ def test_mnist_evaluation_sets_are_binarized_once_with_the_fixed_seed(mnist):
     for split in ("valid", "test"):
         assert set(np.unique(mnist.images[split])) == {0, 1}
     from npdvae.data.files import get_spec, read_verified
-    from tests.data.conftest import shared_datasets_dir
+    from tests.data.conftest import missing_reason, shared_datasets_dir
     images_file = get_spec("mnist").files[0]
     train = read_verified(shared_datasets_dir() / "mnist" / images_file.filename, images_file)
     expected_valid = binarize(train.reshape(60000, -1)[50000:], np.random.default_rng(EVAL_BINARIZATION_SEED))
@@ -60,14 +60,14 @@ def test_static_binarization_is_reproducible_from_its_seed(shared_datasets):
     assert a.binarization_seed == 7
 
 
-def test_frey_face_splits_are_disjoint_seeded_and_scaled(shared_datasets):
-    frey = load_dataset("frey-face", data_dir=shared_datasets, mirrors=[])
+def test_frey_face_splits_are_disjoint_seeded_and_scaled(frey_datasets):
+    frey = load_dataset("frey-face", data_dir=frey_datasets, mirrors=[])
     assert tuple(frey.num_examples(s) for s in ("train", "valid", "test")) == FREY_SPLIT == (1572, 295, 98)
     assert frey.images["train"].shape[1] == 560 and frey.likelihood == "gaussian"
     allimg = np.concatenate([frey.images[s] for s in ("train", "valid", "test")])
     assert 0.0 <= allimg.min() and allimg.max() <= 1.0
     assert np.unique(allimg, axis=0).shape[0] >= 1900  # disjoint: no face counted twice
-    again = load_dataset("frey-face", data_dir=shared_datasets, mirrors=[])
+    again = load_dataset("frey-face", data_dir=frey_datasets, mirrors=[])
     np.testing.assert_array_equal(frey.images["test"], again.images["test"])
 
 

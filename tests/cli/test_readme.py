@@ -1,0 +1,19 @@
+"""The README's examples against today's code."""
+
+import re
+
+from cli.main import settings_line
+from cli.readme_examples import COMMANDS, README, replace_block
+from npdvae.config import TrainConfig
+
+
+def test_the_quick_start_settings_line_is_what_train_prints_today():
+    block = re.search(r"```\n\$ npdvae train --dataset mnist --noise 0\.05 --k 5\n(.*?)\n```", README.read_text(), re.S)
+    lines = block.group(1).splitlines()
+    assert lines[1] == settings_line(TrainConfig(dataset="mnist", noise=0.05, k=5))
+
+
+def test_every_regenerated_example_has_its_block():
+    text = README.read_text()
+    for command in COMMANDS:
+        assert replace_block(text, command, "OUTPUT") != text
