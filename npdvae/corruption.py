@@ -25,74 +25,50 @@ from npdvae.fastmath import ERROR_MODEL
 from npdvae.sampling import standard_normal
 
 # --------------------------------------------------------------------------
-# Salt-and-pepper with a rate per pixel. One uniform u per pixel decides both
-# whether it is hit and with what: u < p/2 -> 0 (pepper), p/2 <= u < p -> 1
-# (salt), u >= p -> unchanged. So P(hit) = p and P(0 | hit) = P(1 | hit) = 1/2.
-# --------------------------------------------------------------------------
-
-
-def _salt_and_pepper_ref(x, uniforms, rates):
-    """x: (B, D), uniforms: (B, M, D) in [0, 1), rates: (D,) -> x~: (B, M, D)."""
-    clean = np.broadcast_to(x[:, None, :], uniforms.shape)
-    out = np.where(uniforms < rates, (uniforms >= 0.5 * rates).astype(x.dtype), clean)
-    return out.astype(x.dtype, copy=False)
-
-
-@njit(cache=True, error_model=ERROR_MODEL)
-def salt_and_pepper_kernel(x, uniforms, rates):
-    B, M, D = uniforms.shape
-    out = np.empty(uniforms.shape, dtype=x.dtype)
-    for b in range(B):
-        for m in range(M):
-            for d in range(D):
-                u = uniforms[b, m, d]
-                p = rates[d]
-                if u < 0.5 * p:
-                    out[b, m, d] = 0.0
-                elif u < p:
-                    out[b, m, d] = 1.0
-                else:
-                    out[b, m, d] = x[b, d]
-    return out
-
-
-# --------------------------------------------------------------------------
-# Salt-and-pepper as the authors' released code draws it.
+# Salt-and-pepper with a rate per pixel, in both forms. One uniform u per
+# pixel decides everything: u < p_d hits pixel d (so P(hit) = p_d), and a hit
+# pixel becomes 1 (salt) when u falls in [salt_lo_d, salt_hi_d), else 0
+# (pepper); u >= p_d keeps it. The two forms differ only in that interval:
 #
-# The paper (section 4) only says "salt and pepper noise". The authors'
-# released Theano code (repository Timsud/DVAE, utils.py,
-# get_corrupted_input(..., ntype='salt_pepper')) draws a keep mask
-# a ~ Bernoulli(1 - p) and a value b ~ Bernoulli(p) per pixel and returns
-#     x~ = a * x + (1 - a) * b,
-# so a hit pixel (probability p) becomes 1 only with probability p:
-#     P(x~ = 1 by a hit) = p^2,  P(x~ = 0 by a hit) = p (1 - p),  P(kept) = 1 - p.
-# At p = 5% on MNIST's mostly black images that is 0.25% of pixels switched
-# on, against 2.5% for the textbook form above. One uniform per pixel gives
-# the same law: u < p^2 -> 1, p^2 <= u < p -> 0, u >= p -> unchanged
-# (given u < p, u is uniform on [0, p), so P(u < p^2 | hit) = p).
+# * textbook: [p/2, p), so P(1 | hit) = P(0 | hit) = 1/2.
+# * the authors' released code (repository Timsud/DVAE, utils.py,
+#   get_corrupted_input(..., ntype='salt_pepper')): a keep mask
+#   a ~ Bernoulli(1 - p) and a value b ~ Bernoulli(p) per pixel, and
+#       x~ = a * x + (1 - a) * b,
+#   so a hit pixel becomes 1 only with probability p:
+#       P(x~ = 1 by a hit) = p^2,  P(x~ = 0 by a hit) = p (1 - p),  P(kept) = 1 - p.
+#   The same law from one uniform is the interval [0, p^2): given u < p, u is
+#   uniform on [0, p), so P(u < p^2 | hit) = p. At p = 5% on MNIST's mostly
+#   black images that switches 0.25% of the pixels on, against 2.5% for the
+#   textbook form.
 # --------------------------------------------------------------------------
 
 
-def _released_salt_and_pepper_ref(x, uniforms, rates):
-    """x: (B, D), uniforms: (B, M, D) in [0, 1), rates: (D,) -> x~: (B, M, D)."""
+def salt_interval(rates, released: bool):
+    """[salt_lo, salt_hi) per pixel: where u makes a hit pixel 1 (see above)."""
+    if released:
+        return np.zeros_like(rates), rates * rates
+    return 0.5 * rates, rates
+
+
+def _salt_and_pepper_ref(x, uniforms, rates, salt_lo, salt_hi):
+    """x: (B, D), uniforms: (B, M, D) in [0, 1), rates, salt_lo, salt_hi: (D,) -> x~: (B, M, D)."""
     clean = np.broadcast_to(x[:, None, :], uniforms.shape)
-    out = np.where(uniforms < rates, (uniforms < rates * rates).astype(x.dtype), clean)
+    salt = ((uniforms >= salt_lo) & (uniforms < salt_hi)).astype(x.dtype)
+    out = np.where(uniforms < rates, salt, clean)
     return out.astype(x.dtype, copy=False)
 
 
 @njit(cache=True, error_model=ERROR_MODEL)
-def released_salt_and_pepper_kernel(x, uniforms, rates):
+def salt_and_pepper_kernel(x, uniforms, rates, salt_lo, salt_hi):
     B, M, D = uniforms.shape
     out = np.empty(uniforms.shape, dtype=x.dtype)
     for b in range(B):
         for m in range(M):
             for d in range(D):
                 u = uniforms[b, m, d]
-                p = rates[d]
-                if u < p * p:
-                    out[b, m, d] = 1.0
-                elif u < p:
-                    out[b, m, d] = 0.0
+                if u < rates[d]:
+                    out[b, m, d] = 1.0 if salt_lo[d] <= u < salt_hi[d] else 0.0
                 else:
                     out[b, m, d] = x[b, d]
     return out
@@ -144,13 +120,10 @@ def per_pixel_salt_and_pepper(x, rates, num_corruptions_m: int, rng: np.random.G
         # noise 0 is the plain VAE/IWAE: skip drawing B*M*D uniforms that could not hit anything
         return _copies(x, num_corruptions_m)
     uniforms = rng.random((x.shape[0], num_corruptions_m, x.shape[1]), dtype=x.dtype)
-    if released:
-        if use_kernel:
-            return released_salt_and_pepper_kernel(np.ascontiguousarray(x), uniforms, rates)
-        return _released_salt_and_pepper_ref(x, uniforms, rates)
+    salt_lo, salt_hi = salt_interval(rates, released)
     if use_kernel:
-        return salt_and_pepper_kernel(np.ascontiguousarray(x), uniforms, rates)
-    return _salt_and_pepper_ref(x, uniforms, rates)
+        return salt_and_pepper_kernel(np.ascontiguousarray(x), uniforms, rates, salt_lo, salt_hi)
+    return _salt_and_pepper_ref(x, uniforms, rates, salt_lo, salt_hi)
 
 
 def mean_image_rates(mean_image, noise: float):

@@ -16,7 +16,7 @@ import pytest
 
 from npdvae.checkpoint import load_checkpoint
 from npdvae.reproduce import build_experiment, plan, run_grid, write_outputs
-from tests.data.conftest import REPO, missing_reason, shared_datasets_dir
+from tests.data.conftest import REPO
 
 pytest.importorskip("distributed", reason="the cluster extra is not installed: pip install -e '.[cluster]'")
 pytest.importorskip("threadpoolctl", reason="the cluster extra is not installed: pip install -e '.[cluster]'")
@@ -28,11 +28,8 @@ TINY = {"train_examples": 300, "eval_examples": 30, "latent": 4, "hidden": 16}
 
 
 @pytest.fixture(scope="module")
-def data_dir():
-    path = shared_datasets_dir()
-    if path is None:
-        pytest.skip(missing_reason("mnist"))
-    return path
+def data_dir(mnist_root):
+    return mnist_root
 
 
 def _env(data_dir):

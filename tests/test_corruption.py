@@ -7,14 +7,15 @@ from npdvae import corruption as C
 from tests.strategies import DTYPES
 
 
+@pytest.mark.parametrize("released", [False, True])
 @pytest.mark.parametrize("dtype", DTYPES)
 @settings(max_examples=30)
 @given(seed=st.integers(0, 2**31), B=st.integers(1, 6), M=st.integers(1, 3), D=st.integers(1, 30),
        noise=st.floats(0, 0.99))
-def test_salt_and_pepper_kernel_equals_reference(dtype, seed, B, M, D, noise):
+def test_salt_and_pepper_kernel_equals_reference(released, dtype, seed, B, M, D, noise):
     x = (np.random.default_rng(seed).random((B, D)) < 0.5).astype(dtype)
-    kernel = C.salt_and_pepper(x, noise, M, np.random.default_rng(seed + 1), use_kernel=True)
-    reference = C.salt_and_pepper(x, noise, M, np.random.default_rng(seed + 1), use_kernel=False)
+    kernel = C.salt_and_pepper(x, noise, M, np.random.default_rng(seed + 1), use_kernel=True, released=released)
+    reference = C.salt_and_pepper(x, noise, M, np.random.default_rng(seed + 1), use_kernel=False, released=released)
     assert kernel.shape == (B, M, D) and kernel.dtype == dtype
     np.testing.assert_array_equal(kernel, reference)
 
@@ -30,18 +31,6 @@ def test_salt_and_pepper_hits_each_pixel_with_probability_p_and_half_of_hits_are
     assert abs(hits.mean() - noise) < 4 * np.sqrt(noise * (1 - noise) / n)
     ones = (x_tilde[hits] == 1).mean()
     assert abs(ones - 0.5) < 4 * np.sqrt(0.25 / hits.sum())
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@settings(max_examples=30)
-@given(seed=st.integers(0, 2**31), B=st.integers(1, 6), M=st.integers(1, 3), D=st.integers(1, 30),
-       noise=st.floats(0, 0.99))
-def test_released_salt_and_pepper_kernel_equals_reference(dtype, seed, B, M, D, noise):
-    x = (np.random.default_rng(seed).random((B, D)) < 0.5).astype(dtype)
-    kernel = C.salt_and_pepper(x, noise, M, np.random.default_rng(seed + 1), use_kernel=True, released=True)
-    reference = C.salt_and_pepper(x, noise, M, np.random.default_rng(seed + 1), use_kernel=False, released=True)
-    assert kernel.shape == (B, M, D) and kernel.dtype == dtype
-    np.testing.assert_array_equal(kernel, reference)
 
 
 @pytest.mark.parametrize("use_kernel", [True, False])

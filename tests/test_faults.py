@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from npdvae.checkpoint import load_checkpoint, save_checkpoint
-from tests.data.conftest import REPO, missing_reason, shared_datasets_dir
+from tests.data.conftest import REPO
 
 TINY = ["--train-examples", "600", "--eval-examples", "60", "--latent", "8", "--hidden", "32"]
 # 30 minibatches an epoch, and checkpoints of a few MB, so that a signal lands in all phases
@@ -31,11 +31,8 @@ RUN = ["--epochs", "3", "--k", "2", "--noise", "0.1", "--train-examples", "3000"
 
 
 @pytest.fixture(scope="module")
-def data_dir():
-    path = shared_datasets_dir()
-    if path is None:
-        pytest.skip(missing_reason("mnist"))
-    return path
+def data_dir(mnist_root):
+    return mnist_root
 
 
 def _env(data_dir):
