@@ -34,6 +34,7 @@ from npdvae.runs import (
 )
 from npdvae.cluster import ClusterError
 from npdvae.grid import GridStopped, SharedStorageError
+from npdvae.history import milestone_table
 from npdvae.jit_cache import numba_cache_is_warm
 from npdvae.run_files import RunLockedError, RunWriteError
 from npdvae.train import NonFiniteBoundError, TrainingInterrupted
@@ -432,7 +433,9 @@ def reconstruct(run, num_images, split, noise, out, seed, data_dir):
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("curves.png"), show_default=True,
               help="Picture file: .png, .pdf, .svg or .jpg.")
 @click.option("--linear", is_flag=True, help="Linear epoch axis (default: log-scaled, as in Figure 1).")
-def plot(runs, out, linear):
+@click.option("--every", type=click.IntRange(min=1),
+              help="Also print, as a Markdown table, each run's best validation bound so far at every N-th epoch.")
+def plot(runs, out, linear, every):
     """Training curves of one or several runs: bound against epoch."""
     from npdvae.pictures import plot_training_curves
     _check_output_file(out, "--out")
@@ -449,6 +452,9 @@ def plot(runs, out, linear):
         if not metrics:
             raise click.BadParameter(f"{run} has no finished epoch yet", param_hint="RUNS")
         series.append((label, metrics))
+    if every:
+        click.echo(milestone_table([(f"{label} ({run.name})", metrics) for (label, metrics), run in zip(series, runs)],
+                                   every))
     try:
         plot_training_curves(series, out, log_epochs=not linear)
     except (PlotLibraryMissing, RunWriteError) as err:
