@@ -255,3 +255,15 @@ def test_reproduce_writes_outside_results_by_default_and_names_valid_rows(data_e
 def test_dataset_names_are_case_insensitive(data_env):
     result = run("datasets", "verify", "MNIST")
     assert result.exit_code == 0 and result.output.count(" ok") == 4
+
+
+def test_a_diverging_run_names_the_quantity_epoch_and_minibatch_without_raw_warnings(data_env, tmp_path):
+    out = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-m", "cli", "train", "--lr", "1e6", "--epochs", "2", *SMALL,
+                             "--out", str(out)], cwd=REPO, capture_output=True, text=True,
+                            env={**os.environ, "NPDVAE_DATA_DIR": str(data_env)})
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "the training bound became nan in epoch 1, minibatch " in result.stderr
+    assert "Warning" not in result.stderr and "Traceback" not in result.stderr
+    assert f"npdvae train --resume --out {out} --lr 100000" in result.stderr
+    assert load_checkpoint(out / "last.h5").epoch == 0
