@@ -176,7 +176,7 @@ def test_an_interrupted_evaluation_ends_in_one_line(data_dir, trained, tmp_path,
 
 def test_a_second_writer_is_refused_naming_the_first(data_dir, tmp_path):
     out = tmp_path / "run"
-    first = start(data_dir, "train", "--epochs", "50", *TINY, "--out", out)
+    first = start(data_dir, "train", "--epochs", "100000", *TINY, "--out", out)   # still going when asked
     _wait_for(lambda: (out / "last.h5").exists(), first)
     second = npdvae(data_dir, "train", "--resume", "--out", out)
     assert_one_line_error(second, 1, f"is in use by another npdvae process (pid {first.pid})")
