@@ -109,6 +109,7 @@ class Trainer:
         self.epoch_state: EpochState | None = None   # an interrupted epoch to continue
         # polled at every minibatch boundary; True stops training there (see run)
         self.stop_requested: Callable[[], bool] = lambda: False
+        self._epoch_start = time.perf_counter()   # of the epoch under way, less the seconds it had before a stop
 
     # -- checkpoints --------------------------------------------------------
 
