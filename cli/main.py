@@ -335,9 +335,12 @@ def evaluate(run, split, k, is_samples, examples, batch_size, which, seed, as_js
     bar = Progress("evaluate", enabled=not as_json)
     stops = StopRequests()
 
+    class EvaluationStopped(Exception):
+        pass
+
     def progress(done, total):
         if stops():   # polled between batches: no signal ever lands inside a Numba kernel
-            raise TrainingInterrupted(0, done, total)
+            raise EvaluationStopped(f"evaluation stopped after {done} of {total} examples; nothing was written")
         bar.update(done, total)
 
     start = time.perf_counter()
@@ -347,10 +350,9 @@ def evaluate(run, split, k, is_samples, examples, batch_size, which, seed, as_js
                 model, params, lambda idx: dataset.batch(split, idx, eval_rng), n, k=k, is_samples=is_samples,
                 corruption=corruption, bound=config.bound, num_corruptions_m=config.m, num_samples_k=config.k,
                 seed=seed, batch_size=batch_size, progress=progress)
-    except TrainingInterrupted as stop:
+    except EvaluationStopped as stop:
         bar.clear()
-        click.echo(f"{stops.name}: evaluation stopped after {stop.position} of {stop.batches} examples; "
-                   "nothing was written", err=True)
+        click.echo(f"{stops.name}: {stop}", err=True)
         sys.exit(stops.exit_code)
     bar.clear()
     seconds = time.perf_counter() - start
