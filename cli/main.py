@@ -437,7 +437,9 @@ def reconstruct(run, num_images, split, noise, out, seed, data_dir):
 @click.option("--linear", is_flag=True, help="Linear epoch axis (default: log-scaled, as in Figure 1).")
 @click.option("--every", type=click.IntRange(min=1),
               help="Also print, as a Markdown table, each run's best validation bound so far at every N-th epoch.")
-def plot(runs, out, linear, every):
+@click.option("--from-epoch", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Draw the curves from this epoch on (the y axis then spans only what is drawn).")
+def plot(runs, out, linear, every, from_epoch):
     """Training curves of one or several runs: bound against epoch."""
     from npdvae.pictures import plot_training_curves
     _check_output_file(out, "--out")
@@ -458,7 +460,7 @@ def plot(runs, out, linear, every):
         click.echo(milestone_table([(f"{label} ({run.name})", metrics) for (label, metrics), run in zip(series, runs)],
                                    every))
     try:
-        plot_training_curves(series, out, log_epochs=not linear)
+        plot_training_curves(series, out, log_epochs=not linear, from_epoch=from_epoch)
     except (PlotLibraryMissing, RunWriteError) as err:
         raise click.ClickException(str(err)) from None
     click.echo(f"wrote {out}")

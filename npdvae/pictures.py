@@ -120,15 +120,18 @@ def save_image(path, canvas: np.ndarray, scale: int = 3, row_labels=None):
         plt.close(fig)
 
 
-def plot_training_curves(runs, path, log_epochs: bool = True):
+def plot_training_curves(runs, path, log_epochs: bool = True, from_epoch: int = 1):
     """One panel: bound against epoch for each run (training dashed, validation solid).
 
     ``runs``: list of (label, metrics records). With ``log_epochs`` the x axis
-    is log-scaled, as in the paper's Figure 1.
+    is log-scaled, as in the paper's Figure 1. ``from_epoch`` leaves out the
+    epochs before it, so the y axis spans what is left: late differences of a
+    fraction of a nat become visible.
     """
     _, plt = _matplotlib()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for label, records in runs:
+        records = [r for r in records if r["epoch"] >= from_epoch]
         epochs = [r["epoch"] for r in records]
         line, = ax.plot(epochs, [r["valid_bound"] for r in records], label=f"{label} (validation)")
         ax.plot(epochs, [r["train_bound"] for r in records], linestyle="--", color=line.get_color(),
