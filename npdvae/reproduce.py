@@ -344,12 +344,23 @@ def run_grid(specs, jobs=1, data_dir=None, is_samples=5000, is_examples=None, on
     common = dict(out=str(out), data_dir=str(data_dir) if data_dir else None, is_samples=is_samples,
                   is_examples=is_examples)
     if scheduler:
-        from npdvae.cluster import dask_executor
+        from npdvae.checkpoint import CheckpointError
+        from npdvae.cluster import dask_executor, describe_task_failure
+        from npdvae.data import DataError
+        from npdvae.grid import GridStopped, SharedStorageError
+        from npdvae.run_files import RunLockedError, RunWriteError
+        ours = (GridStopped, SharedStorageError, RunDirectoryError, CheckpointError, DataError, RunLockedError,
+                RunWriteError, KeyboardInterrupt)
         with dask_executor(scheduler) as (executor, stop_event, request_stop):
             out.mkdir(parents=True, exist_ok=True)
             settings = TaskSettings(token=write_token(out), threads=threads_per_task, stop_event=stop_event,
                                     **common)
-            return submit_grid(executor, specs, settings, on_done, request_stop)
+            try:
+                return submit_grid(executor, specs, settings, on_done, request_stop)
+            except ours:
+                raise
+            except Exception as err:   # the cluster's own failures: environment, connection
+                raise describe_task_failure(err, scheduler) from err
     out.mkdir(parents=True, exist_ok=True)
     with local_executor(jobs) as executor:
         return submit_grid(executor, specs, TaskSettings(token=write_token(out), **common), on_done)
