@@ -36,6 +36,7 @@ from pathlib import Path
 
 from npdvae import paper
 from npdvae.evaluate import evaluate_model
+from npdvae.grid import TOKEN_NAME, TaskSettings, local_executor, submit_grid, write_token
 from npdvae.config import TrainConfig
 from npdvae.runs import RunDirectoryError, load_trained, open_run, prepare_dataset, read_metrics
 from npdvae.train import validation_bound
@@ -337,10 +338,16 @@ def run_grid(specs, jobs=1, data_dir=None, is_samples=5000, is_examples=None, on
     or the Dask cluster whose scheduler is at ``scheduler``, ``threads_per_task`` BLAS
     threads each. The grid's folder (OUT, above ``runs/``) is created only once the
     Executor is there, so an unreachable scheduler leaves nothing behind."""
-    from npdvae.grid import TaskSettings, local_executor, submit_grid, write_token
     if not specs:
         return []
     out = Path(specs[0].run_dir).parent.parent
+    try:
+        return _run_grid(specs, out, jobs, data_dir, is_samples, is_examples, on_done, scheduler, threads_per_task)
+    finally:
+        (out / TOKEN_NAME).unlink(missing_ok=True)   # the grid's check is over; leave only the runs
+
+
+def _run_grid(specs, out, jobs, data_dir, is_samples, is_examples, on_done, scheduler, threads_per_task):
     common = dict(out=str(out), data_dir=str(data_dir) if data_dir else None, is_samples=is_samples,
                   is_examples=is_examples)
     if scheduler:

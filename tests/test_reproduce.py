@@ -201,6 +201,7 @@ def test_reproduce_command_records_the_protocol_in_configs_and_the_table(tmp_pat
     assert [c["noise"] for c in configs] == [0.0, 0.05]
     assert all((c["schedule"], c["clip_grad_norm"], c["binarize"]) == ("staged", 5.0, "static") for c in configs)
     assert configs[1]["noise_type"] == "salt-pepper-released"
+    assert not (tmp_path / ".npdvae-grid-token").exists()     # the storage check leaves nothing behind
     markdown = (tmp_path / "table.md").read_text()
     assert "- corruption (5%): `salt-pepper-released`" in markdown
     assert "schedule staged, gradient norm clipped at 5.0, binarization static" in markdown
