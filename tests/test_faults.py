@@ -126,7 +126,9 @@ def test_a_signal_at_any_moment_then_resume_ends_bit_identical(data_dir, straigh
     stdout, stderr = process.communicate(timeout=120)
     assert "Traceback" not in stderr and "SystemError" not in stderr, stderr
     if sig == signal.SIGINT and process.returncode != 0:
-        assert process.returncode == 130, stderr
+        # -2: the signal came while the interpreter was starting or shutting down, with Python's
+        # handler not (or no longer) installed; what was saved is resumed and compared below
+        assert process.returncode in (130, -signal.SIGINT), stderr
         if (out / "last.h5").exists() and "continue with" in stderr:
             assert f"continue with: npdvae train --resume --out {out}" in stderr
             assert len(stderr.strip().splitlines()) == 1, stderr
