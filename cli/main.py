@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+from concurrent.futures import BrokenExecutor
 import signal
 import sys
 import tempfile
@@ -678,6 +679,9 @@ def reproduce(experiment, epochs, seeds, jobs, rows, columns, noise_type, schedu
     except GridStopped as stop:
         click.echo(f"{stop}; each run keeps its checkpoint. Rerun the same command to continue.", err=True)
         sys.exit(130)
+    except BrokenExecutor as err:
+        raise click.ClickException(f"a process of the grid died ({err}); every run keeps its last checkpoint: "
+                                   "rerun the same command to continue") from None
     except (DataError, RunDirectoryError, CheckpointError, ClusterError, SharedStorageError, RunLockedError,
             RunWriteError) as err:
         raise click.ClickException(str(err)) from None

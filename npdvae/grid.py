@@ -182,6 +182,7 @@ def submit_grid(executor: Executor, specs, settings: TaskSettings, on_done: Call
     task cancels the tasks not yet started and its error is raised. On
     KeyboardInterrupt the running tasks are asked to stop (``request_stop``)
     and waited for, the rest cancelled, and GridStopped is raised."""
+    from npdvae.train import TrainingInterrupted
     results = [None] * len(specs)
     futures = {executor.submit(run_task, spec.config, spec.run_dir, settings): index
                for index, spec in enumerate(specs)}
@@ -191,6 +192,9 @@ def submit_grid(executor: Executor, specs, settings: TaskSettings, on_done: Call
             index = futures[future]
             try:
                 results[index] = future.result()
+            except TrainingInterrupted:
+                # a task saw the stop (a signal to its process group) before the driver did
+                raise KeyboardInterrupt from None
             except BaseException:
                 for other in futures:
                     other.cancel()

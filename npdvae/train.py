@@ -47,8 +47,11 @@ class TrainingInterrupted(Exception):
     ``last.h5`` holds that point. ``epoch`` is the epoch under way (1-based)."""
 
     def __init__(self, epoch: int, position: int, batches: int):
-        super().__init__(f"stopped in epoch {epoch} after minibatch {position} of {batches}")
+        super().__init__(epoch, position, batches)   # args rebuild it when it crosses a process boundary
         self.epoch, self.position, self.batches = epoch, position, batches
+
+    def __str__(self):
+        return f"stopped in epoch {self.epoch} after minibatch {self.position} of {self.batches}"
 
 
 @dataclass

