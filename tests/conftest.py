@@ -3,7 +3,7 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
-from tests.data.conftest import missing_reason, shared_datasets_dir
+from tests.data.conftest import missing_reason, require_dataset, shared_datasets_dir
 
 # Gradient checks and Numba's first compilation are slow per example, so no
 # per-example deadline; the example counts are set per test.
@@ -21,3 +21,9 @@ def mnist_root():
     if path is None:
         pytest.skip(missing_reason("mnist"))
     return path
+
+
+@pytest.fixture
+def frey_datasets():
+    """The folder to pass as --data-dir for Frey Face; skips, saying where it looked, without it."""
+    return require_dataset("frey-face")

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from cli.main import main
 from npdvae.checkpoint import load_checkpoint
-from tests.data.conftest import REPO, dataset_root, frey_datasets, missing_reason, shared_datasets_dir  # noqa: F401
+from tests.data.conftest import REPO, dataset_root, missing_reason, shared_datasets_dir
 
 try:
     import matplotlib  # noqa: F401

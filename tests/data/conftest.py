@@ -48,11 +48,6 @@ def shared_datasets():
 
 
 @pytest.fixture
-def frey_datasets():
-    return require_dataset("frey-face")
-
-
-@pytest.fixture
 def isolated_data_dirs(tmp_path, monkeypatch):
     """No environment variable, and a default data directory of the test's own."""
     monkeypatch.delenv("NPDVAE_DATA_DIR", raising=False)

@@ -29,10 +29,11 @@ def test_mnist_has_the_papers_splits_shapes_and_label_counts(mnist):
 def test_mnist_evaluation_sets_are_binarized_once_with_the_fixed_seed(mnist):
     for split in ("valid", "test"):
         assert set(np.unique(mnist.images[split])) == {0, 1}
-    from npdvae.data.files import get_spec, read_verified
-    from tests.data.conftest import missing_reason, shared_datasets_dir
-    images_file = get_spec("mnist").files[0]
-    train = read_verified(shared_datasets_dir() / "mnist" / images_file.filename, images_file)
+    from npdvae.data.files import find_file, get_spec, read_verified
+    from tests.data.conftest import shared_datasets_dir
+    spec = get_spec("mnist")
+    images_file = spec.files[0]
+    train = read_verified(find_file(spec, images_file, shared_datasets_dir()), images_file)
     expected_valid = binarize(train.reshape(60000, -1)[50000:], np.random.default_rng(EVAL_BINARIZATION_SEED))
     np.testing.assert_array_equal(mnist.images["valid"], expected_valid)
 
