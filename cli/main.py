@@ -583,7 +583,11 @@ def _parse_rows(values):
 @click.argument("experiment", type=click.Choice(["table1", "table2", "table3", "figure1", "augmentation",
                                                  "mean-image"]))
 @click.option("--epochs", type=click.IntRange(min=1), default=100, show_default=True)
-@click.option("--seeds", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--seeds", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Seeds 0 to N-1 for every cell.")
+@click.option("--seed", "only_seeds", type=click.IntRange(0, 2 ** 63 - 1), multiple=True,
+              help="Only this seed (repeatable), instead of --seeds: a later grid over the same --out "
+                   "with --seeds N counts it with the others.")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Runs in parallel, one core each.")
 @click.option("--row", "rows", multiple=True, help="Only this row, as MODEL/LAYERS (repeatable), e.g. 'DVAE (K=1)/1'.")
@@ -614,7 +618,7 @@ def _parse_rows(values):
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Default: runs/reproduce/EXPERIMENT (never the committed results/ folder).")
 @data_dir_option
-def reproduce(experiment, epochs, seeds, jobs, rows, columns, noise_type, schedule, clip_grad_norm, binarize, lrs,
+def reproduce(experiment, epochs, seeds, only_seeds, jobs, rows, columns, noise_type, schedule, clip_grad_norm, binarize, lrs,
               scheduler, threads_per_task, is_samples, is_examples, train_examples, eval_examples, out, data_dir):
     """Run an experiment of section 4 (resumable) and write its tables.
 
@@ -651,6 +655,13 @@ def reproduce(experiment, epochs, seeds, jobs, rows, columns, noise_type, schedu
                                    ("clip_grad_norm", clip_grad_norm), ("binarize", binarize)) if v}
     overrides.update(schedule=schedule)
     out = out or Path("runs") / "reproduce" / experiment
+    if only_seeds:
+        if click.get_current_context().get_parameter_source("seeds") != ParameterSource.DEFAULT:
+            raise click.UsageError("give --seeds N or --seed S (repeatable), not both")
+        twice = sorted({s for s in only_seeds if only_seeds.count(s) > 1})
+        if twice:
+            raise click.BadParameter(f"seed {twice[0]} is given twice", param_hint="--seed")
+        seeds = sorted(only_seeds)
     try:
         specs = plan(grid, out, epochs, seeds, overrides, lrs=lrs)
     except ValueError as err:
@@ -658,7 +669,7 @@ def reproduce(experiment, epochs, seeds, jobs, rows, columns, noise_type, schedu
     rates = f" x {len(lrs)} learning rates" if len(lrs) > 1 else ""
     where = f"on the Dask cluster at {scheduler}" if scheduler else f"{jobs} at a time"
     click.echo(f"{grid.title}: {_count(len(specs), 'run')} ({_count(len(grid.cells), 'cell')}{rates} x "
-               f"{_count(seeds, 'seed')}), {_count(epochs, 'epoch')} each, {where}, in {out}")
+               f"{_count(len(seeds) if only_seeds else seeds, 'seed')}), {_count(epochs, 'epoch')} each, {where}, in {out}")
     started = time.perf_counter()
     finished = [0]
 

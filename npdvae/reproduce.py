@@ -214,8 +214,10 @@ class RunSpec:
 CELL_SETTINGS = ("dataset", "bound", "noise", "noise_type", "k", "m", "encoder", "encoder_layers", "seed", "epochs")
 
 
-def plan(experiment: Experiment, out, epochs: int, seeds: int, overrides=None, lrs=None) -> list[RunSpec]:
-    """One RunSpec per cell, learning rate and seed; ``overrides`` (TrainConfig fields other than
+def plan(experiment: Experiment, out, epochs: int, seeds, overrides=None, lrs=None) -> list[RunSpec]:
+    """One RunSpec per cell, learning rate and seed; ``seeds`` is a count (seeds 0 to seeds - 1)
+    or the seeds themselves, so a later seed can be trained alone and counted with the earlier
+    ones by a later grid over the same folder; ``overrides`` (TrainConfig fields other than
     CELL_SETTINGS, e.g. schedule, clip_grad_norm, binarize) apply to every run, and ``lrs``
     (several learning rates) makes the rate an axis of the grid, as the paper's selection
     "from a discrete range chosen based on the validation set" (section 4).
@@ -235,10 +237,13 @@ def plan(experiment: Experiment, out, epochs: int, seeds: int, overrides=None, l
     if experiment.name == "augmentation" and "binarize" in overrides:
         raise ValueError("binarize cannot be set for augmentation: the experiment compares dynamic "
                          "binarization (augmentation) with static binarization and noise (denoising)")
+    seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise ValueError(f"seeds: expected distinct seeds from 0 on, got {seeds}")
     specs = []
     for cell in experiment.cells:
         for lr in lrs:
-            for seed in range(seeds):
+            for seed in seeds:
                 settings = dict(cell.settings, epochs=epochs, seed=seed, lr=lr)
                 settings.update(overrides)
                 settings = TrainConfig(**settings).to_dict()  # validated, defaults filled in, as recorded

@@ -69,6 +69,33 @@ def test_finished_runs_are_skipped_and_interrupted_runs_resume(tmp_path, data_di
     assert all(r["epochs"] == 2 for r in again)
 
 
+def test_a_seed_trained_alone_is_the_same_run_a_later_full_grid_counts(tmp_path, data_dir):
+    grid, alone = tiny_table1(tmp_path, epochs=1, seeds=[1])
+    assert [s.seed for s in alone] == [1] * len(grid.cells)
+    run_grid(alone, jobs=1, data_dir=data_dir, is_samples=5)
+    stamps = {s.run_dir: (tmp_path / s.run_dir / "eval.json").stat().st_mtime_ns for s in alone}
+    _, full = tiny_table1(tmp_path, epochs=1, seeds=2)
+    results = run_grid(full, jobs=1, data_dir=data_dir, is_samples=5)
+    assert {s.run_dir for s in alone} < {s.run_dir for s in full}
+    assert {s.run_dir: (tmp_path / s.run_dir / "eval.json").stat().st_mtime_ns for s in alone} == stamps
+    table = write_outputs(grid, full, results, tmp_path)
+    assert {entry["seeds"] for entry in table.values()} == {2}
+    with pytest.raises(ValueError, match="distinct seeds"):
+        tiny_table1(tmp_path, seeds=[1, 1])
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--seed", "1", "--seeds", "2"], "give --seeds N or --seed S (repeatable), not both"),
+    (["--seed", "1", "--seed", "1"], "seed 1 is given twice"),
+    (["--seed", "-1"], "-1 is not in the range"),
+])
+def test_reproduce_rejects_bad_seed_options(tmp_path, options, message):
+    result = CliRunner().invoke(main, ["reproduce", "table1", *options, "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "o").exists()
+
+
 @given(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40)).map(sorted), max_size=6))
 def test_busy_seconds_is_the_length_of_the_union_of_intervals(intervals):
     covered = {t for start, end in intervals for t in range(start, end)}   # unit cells [t, t+1)
