@@ -7,7 +7,7 @@ from click.testing import CliRunner
 from hypothesis import given, strategies as st
 
 from cli.main import main
-from npdvae.reproduce import build_experiment, busy_seconds, plan, run_grid, write_outputs
+from npdvae.reproduce import build_experiment, busy_seconds, grid_protocol, plan, run_grid, write_outputs
 from npdvae.config import TrainConfig
 from npdvae.runs import RunDirectoryError, open_run, prepare_dataset, read_metrics
 from tests.data.conftest import missing_reason, shared_datasets_dir
@@ -84,12 +84,40 @@ def test_a_seed_trained_alone_is_the_same_run_a_later_full_grid_counts(tmp_path,
         tiny_table1(tmp_path, seeds=[1, 1])
 
 
+def test_reproduce_runs_the_authors_protocol_unless_told_otherwise():
+    for name in ("table1", "table3", "figure1", "augmentation", "mean-image"):
+        assert grid_protocol(name) == (3280, {"schedule": "staged", "clip_grad_norm": 5.0})
+    assert grid_protocol("table2") == (100, {"schedule": "constant", "clip_grad_norm": None})
+    assert grid_protocol("table1", epochs=7, clip_grad_norm=None) == (7, {"schedule": "staged", "clip_grad_norm": None})
+    assert "authors' released protocol" in CliRunner().invoke(main, ["reproduce", "--help"]).output
+
+
+def test_reproduce_command_without_protocol_options_records_the_authors_protocol(tmp_path, data_dir):
+    result = CliRunner().invoke(main, [
+        "reproduce", "table1", "--epochs", "1", "--seeds", "1", "--row", "DVAE (K=1)/1", "--column", "5",
+        "--is-samples", "5", "--train-examples", "200", "--eval-examples", "20", "--out", str(tmp_path / "a"),
+        "--data-dir", str(data_dir)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    config, = [json.loads(p.read_text()) for p in (tmp_path / "a" / "runs").glob("*/config.json")]
+    assert (config["schedule"], config["clip_grad_norm"], config["binarize"]) == ("staged", 5.0, "static")
+    result = CliRunner().invoke(main, [
+        "reproduce", "table1", "--epochs", "1", "--seeds", "1", "--row", "DVAE (K=1)/1", "--column", "5",
+        "--schedule", "constant", "--clip-grad-norm", "none", "--is-samples", "5", "--train-examples", "200",
+        "--eval-examples", "20", "--out", str(tmp_path / "b"), "--data-dir", str(data_dir)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    config, = [json.loads(p.read_text()) for p in (tmp_path / "b" / "runs").glob("*/config.json")]
+    assert (config["schedule"], config["clip_grad_norm"]) == ("constant", None)
+    assert "no gradient clipping" in (tmp_path / "b" / "table.md").read_text()
+
+
 @pytest.mark.parametrize("options, message", [
     (["--seed", "1", "--seeds", "2"], "give --seeds N or --seed S (repeatable), not both"),
     (["--seed", "1", "--seed", "1"], "seed 1 is given twice"),
     (["--seed", "-1"], "-1 is not in the range"),
+    (["--clip-grad-norm", "0"], "a clipping norm must be a finite number > 0 (or 'none')"),
+    (["--clip-grad-norm", "lots"], "'lots' is neither a number nor 'none'"),
 ])
-def test_reproduce_rejects_bad_seed_options(tmp_path, options, message):
+def test_reproduce_rejects_bad_seed_and_clipping_options(tmp_path, options, message):
     result = CliRunner().invoke(main, ["reproduce", "table1", *options, "--out", str(tmp_path / "o")])
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
