@@ -37,8 +37,9 @@ from npdvae.cluster import ClusterError
 from npdvae.grid import GridStopped, SharedStorageError
 from npdvae.history import milestone_table
 from npdvae.jit_cache import numba_cache_is_warm
+from npdvae.model_file import is_model_file, load_model_file, model_from_run, save_model_file
 from npdvae.run_files import RunLockedError, RunWriteError
-from npdvae.train import NonFiniteBoundError, TrainingInterrupted
+from npdvae.train import NonFiniteBoundError, TrainingInterrupted, validation_bound
 from cli.progress import EpochProgress, Progress
 from cli.stopping import StopRequests
 
@@ -321,7 +322,12 @@ def _train_in(config, out, resume, data_dir, stops):
 def evaluate(run, split, k, is_samples, examples, batch_size, which, seed, as_json, data_dir):
     """Bounds and the importance-sampled log-likelihood of a trained run."""
     notes = []
+    published = None
     try:
+        if is_model_file(run):
+            if which != "best":
+                raise click.BadParameter("a model file holds one checkpoint, the best", param_hint="--checkpoint")
+            published = load_model_file(run)
         config, model, params = load_trained(run, which, notes)
         dataset = prepare_dataset(config, data_dir, say=_say_data)
     except (RunDirectoryError, CheckpointError) as err:
@@ -351,26 +357,65 @@ def evaluate(run, split, k, is_samples, examples, batch_size, which, seed, as_js
                 model, params, lambda idx: dataset.batch(split, idx, eval_rng), n, k=k, is_samples=is_samples,
                 corruption=corruption, bound=config.bound, num_corruptions_m=config.m, num_samples_k=config.k,
                 seed=seed, batch_size=batch_size, progress=progress)
+        table_bound = validation_bound(model, params, dataset, config, split=split, num_examples=n)
     except EvaluationStopped as stop:
         bar.clear()
         click.echo(f"{stops.name}: {stop}", err=True)
         sys.exit(stops.exit_code)
     bar.clear()
     seconds = time.perf_counter() - start
-    if not all(np.isfinite(results[key].mean) for key in ("elbo", "iwae_k", "log_likelihood", "denoising_bound")):
+    if not np.isfinite(table_bound) or not all(
+            np.isfinite(results[key].mean) for key in ("elbo", "iwae_k", "log_likelihood", "denoising_bound")):
         raise click.ClickException(f"the evaluation of {run} is not finite; the checkpoint's parameters "
                                    "give NaN or infinite bounds")
+    recorded = published.evaluation if published is not None else None
     if as_json:
         payload = {"run": str(run), "model": config.model_name, "split": split, "examples": n,
-                   "seconds": round(seconds, 2), **results_to_dict(results)}
+                   "seconds": round(seconds, 2), "table_bound": table_bound, **results_to_dict(results)}
+        if published is not None:
+            payload["published"] = recorded
         click.echo(json.dumps(payload, indent=2))
         return
     click.echo(f"{config.model_name} on {config.dataset}, {split} split, {n} examples ({seconds:.1f} s)")
+    table_label = f"training bound ({config.bound.upper()}, K={config.k}), as tables score"
+    click.echo(f"  {table_label:44s} {table_bound:.2f}  nats")
     rows = (("ELBO (K=1)", "elbo"), (f"IWAE bound (K={k})", "iwae_k"),
             (f"log p(x), importance sampled (K={is_samples})", "log_likelihood"),
             ("denoising bound (training noise)", "denoising_bound"))
     for label, key in rows:
         click.echo(f"  {label:44s} {results[key]}  nats")
+    if recorded is not None:
+        click.echo(f"published with the model (its run's evaluation, epoch {recorded['checkpoint_epoch']}): "
+                   f"test bound {recorded['test_bound']:.2f} on {recorded['test_examples']} test images, "
+                   f"log p(x) {recorded['log_likelihood']:.2f} ± {recorded['log_likelihood_stderr']:.2f} "
+                   f"(K={recorded['is_samples']}, first {recorded['log_likelihood_examples']})")
+
+
+@main.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The model file to write (.h5).")
+def export(run, out):
+    """Write a run's model file: its best parameters, configuration, curves, evaluation
+    and provenance, without optimizer state. evaluate, sample and reconstruct take it
+    wherever they take a run folder."""
+    if out.suffix not in (".h5", ".hdf5"):
+        raise click.BadParameter(f"{out}: a model file is HDF5; name it .h5", param_hint="--out")
+    _check_output_file(out, "--out", picture=False)
+    if (run / "best.h5").resolve() == out.resolve() or (run / "last.h5").resolve() == out.resolve():
+        raise click.BadParameter(f"{out} is one of the run's checkpoints", param_hint="--out")
+    try:
+        model = model_from_run(run)
+        save_model_file(out, model)
+    except (RunDirectoryError, CheckpointError) as err:
+        raise click.BadParameter(str(err), param_hint="RUN") from None
+    except RunWriteError as err:
+        raise click.ClickException(str(err)) from None
+    size = out.stat().st_size / 1e6
+    scored = ("test bound {:.2f}".format(model.evaluation["test_bound"]) if model.evaluation
+              else "no evaluation (the run was not scored by a grid)")
+    click.echo(f"wrote {out} ({size:.1f} MB): {TrainConfig.from_dict(model.config).model_name}, "
+               f"epoch {model.epoch}, {scored}")
 
 
 # --------------------------------------------------------------------------

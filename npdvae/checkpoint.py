@@ -124,7 +124,7 @@ def save_checkpoint(path, checkpoint: Checkpoint):
 # --------------------------------------------------------------------------
 
 
-def _attr(f, path, name, kind):
+def read_attr(f, path, name, kind):
     """Attribute ``name`` as ``kind`` ("int>=0", "float", "json-dict", "json-list"), or CheckpointError."""
     if name not in f.attrs:
         raise CheckpointError(f"{path}: attribute {name!r} is missing")
@@ -152,7 +152,7 @@ def _attr(f, path, name, kind):
     return decoded
 
 
-def _refuse_links(f, path):
+def refuse_links(f, path):
     """Every object must be a group or a dataset stored inside this file."""
     bad = []
 
@@ -174,7 +174,8 @@ def _refuse_links(f, path):
         raise CheckpointError(f"{path}: refused, {bad[0]} (data must live inside the checkpoint)")
 
 
-def _read_group(f, path, group, checksums):
+def read_group(f, path, group, checksums):
+    """Every floating-point array of ``group``, each checked against ``checksums`` (None: unchecked)."""
     if group not in f or not isinstance(f[group], h5py.Group):
         raise CheckpointError(f"{path}: group {group!r} is missing")
     arrays = {}
@@ -182,11 +183,11 @@ def _read_group(f, path, group, checksums):
         item = f[group][name]
         if not isinstance(item, h5py.Dataset) or item.dtype.kind != "f":
             raise CheckpointError(f"{path}: {group}/{name} is not a floating-point array")
-        arrays[name] = _read_array(item, path, f"{group}/{name}", checksums)
+        arrays[name] = read_array(item, path, f"{group}/{name}", checksums)
     return arrays
 
 
-def _read_array(dataset, path, where, checksums):
+def read_array(dataset, path, where, checksums):
     value = np.array(dataset)
     if checksums is not None:
         if where not in checksums:
@@ -194,6 +195,12 @@ def _read_array(dataset, path, where, checksums):
         if array_checksum(value) != checksums[where]:
             raise CheckpointError(f"{path}: {where} fails its checksum (the file was damaged)")
     return value
+
+
+def refuse_non_finite(params: dict, path):
+    for name, value in params.items():
+        if not np.all(np.isfinite(value)):
+            raise CheckpointError(f"{path}: parameter {name} holds NaN or infinite values")
 
 
 def load_checkpoint(path) -> Checkpoint:
@@ -207,25 +214,23 @@ def load_checkpoint(path) -> Checkpoint:
                 fmt = fmt.decode(errors="replace")
             if fmt not in READABLE_FORMATS:
                 raise CheckpointError(f"{path}: not an npdvae checkpoint (format {fmt!r})")
-            _refuse_links(f, path)
-            checksums = _attr(f, path, "checksums", "json-dict") if fmt == FORMAT else None
-            params = _read_group(f, path, "params", checksums)
-            for name, value in params.items():
-                if not np.all(np.isfinite(value)):
-                    raise CheckpointError(f"{path}: parameter {name} holds NaN or infinite values")
+            refuse_links(f, path)
+            checksums = read_attr(f, path, "checksums", "json-dict") if fmt == FORMAT else None
+            params = read_group(f, path, "params", checksums)
+            refuse_non_finite(params, path)
             epoch_state = None
             if "epoch_order" in f:
                 epoch_state = EpochState(
-                    order=_read_array(f["epoch_order"], path, "epoch_order", checksums).astype(np.int64),
-                    position=_attr(f, path, "epoch_position", "int>=0"),
-                    total=_attr(f, path, "epoch_total", "float"),
-                    seconds=_attr(f, path, "epoch_seconds", "float"))
+                    order=read_array(f["epoch_order"], path, "epoch_order", checksums).astype(np.int64),
+                    position=read_attr(f, path, "epoch_position", "int>=0"),
+                    total=read_attr(f, path, "epoch_total", "float"),
+                    seconds=read_attr(f, path, "epoch_seconds", "float"))
             return Checkpoint(
-                params=params, adam_m=_read_group(f, path, "adam/m", checksums),
-                adam_v=_read_group(f, path, "adam/v", checksums),
-                adam_step=_attr(f, path, "adam_step", "int>=0"), epoch=_attr(f, path, "epoch", "int>=0"),
-                config=_attr(f, path, "config", "json-dict"), history=_attr(f, path, "history", "json-list"),
-                rng_state=_attr(f, path, "rng_state", "json-dict"), epoch_state=epoch_state,
+                params=params, adam_m=read_group(f, path, "adam/m", checksums),
+                adam_v=read_group(f, path, "adam/v", checksums),
+                adam_step=read_attr(f, path, "adam_step", "int>=0"), epoch=read_attr(f, path, "epoch", "int>=0"),
+                config=read_attr(f, path, "config", "json-dict"), history=read_attr(f, path, "history", "json-list"),
+                rng_state=read_attr(f, path, "rng_state", "json-dict"), epoch_state=epoch_state,
             )
     except (OSError, KeyError, ValueError, TypeError) as err:
         raise CheckpointError(f"{path}: unreadable checkpoint ({err})") from None

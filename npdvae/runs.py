@@ -26,6 +26,7 @@ from npdvae.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from npdvae.config import TrainConfig
 from npdvae.data import Dataset, load_dataset
 from npdvae.model import DVAEModel
+from npdvae.model_file import is_model_file, load_model_file
 from npdvae.run_files import LOCK_NAME, TMP_SUFFIX, RunLock, remove_stale_temporaries, replace_file
 from npdvae.train import Trainer
 
@@ -216,7 +217,8 @@ def checkpoint_path(run_or_checkpoint, which: str = "best") -> Path:
 
 
 def load_trained(run_or_checkpoint, which: str = "best", notes: list | None = None):
-    """(config, model, params) of a trained run, for evaluation and pictures.
+    """(config, model, params) of a trained run (a run directory, a checkpoint or a model
+    file, npdvae/model_file.py), for evaluation and pictures.
 
     Given a run directory, a damaged ``which``.h5 falls back on the other
     checkpoint; the note saying so is appended to ``notes``."""
@@ -225,10 +227,14 @@ def load_trained(run_or_checkpoint, which: str = "best", notes: list | None = No
         checkpoint, note = load_run_checkpoint(path, which)
         if note and notes is not None:
             notes.append(note)
+        recorded, params = checkpoint.config, checkpoint.params
+    elif is_model_file(path):
+        model_file = load_model_file(path)
+        recorded, params = model_file.config, model_file.params
     else:
         checkpoint = _checked(load_checkpoint(checkpoint_path(path, which)), path)
-    config = TrainConfig.from_dict(checkpoint.config)
-    params = checkpoint.params
+        recorded, params = checkpoint.config, checkpoint.params
+    config = TrainConfig.from_dict(recorded)
     likelihood = "bernoulli" if "decoder.logits.W" in params else "gaussian"
     # the decoder's output bias has one entry per pixel, whatever the encoder (an MLP or the GRU)
     output_bias = params.get("decoder.logits.b" if likelihood == "bernoulli" else "decoder.mean.b")

@@ -75,10 +75,12 @@ def minibatches_of(order: np.ndarray, batch_size: int, first: int = 0):
 
 
 def validation_bound(model, params, dataset: Dataset, config: TrainConfig, split="valid",
-                     batch_size=500) -> float:
-    """Mean of the training bound's estimator (same bound and K) on clean images."""
+                     batch_size=500, num_examples=None) -> float:
+    """Mean of the training bound's estimator (same bound and K) on clean images: the figure
+    early stopping selects by and the tables report (on the test split), over the first
+    ``num_examples`` images of the split (default: all)."""
     rng = np.random.default_rng(VALIDATION_SEED)
-    n = dataset.num_examples(split)
+    n = dataset.num_examples(split) if num_examples is None else min(num_examples, dataset.num_examples(split))
     total = 0.0
     for start in range(0, n, batch_size):
         x = dataset.batch(split, np.arange(start, min(n, start + batch_size)))
