@@ -25,7 +25,7 @@ def test_benchmark_divides_by_the_gemm_rate_measured_alongside():
     import statistics
 
     from npdvae.bench import benchmark, format_report
-    from tests.test_train import synthetic_dataset
+    from tests.synthetic import synthetic_dataset
 
     report = benchmark(synthetic_dataset(n_train=200), configs=["VAE K=1, 1 layer"], epochs=2,
                        eval_examples=3, eval_samples=50)

@@ -4,24 +4,11 @@ import numpy as np
 import pytest
 
 from npdvae.checkpoint import CheckpointError, load_checkpoint
-from npdvae.data import Dataset
 from npdvae.config import TrainConfig
 from npdvae.optim import packed_buffer
 from npdvae.runs import RunDirectoryError, open_run, read_metrics
 from npdvae.train import NonFiniteBoundError, Trainer, validation_bound
-
-
-def synthetic_dataset(n_train=300, n_eval=60, seed=0):
-    """Binary 6 x 6 images: two noisy stripes patterns, uint8 intensities for training."""
-    rng = np.random.default_rng(seed)
-    patterns = np.zeros((2, 36), np.uint8)
-    patterns[0, :18] = 230
-    patterns[1, 18:] = 230
-    def draw(n):
-        return np.clip(patterns[rng.integers(0, 2, n)] + rng.integers(0, 25, (n, 36)), 0, 255).astype(np.uint8)
-    images = {"train": draw(n_train), "valid": (draw(n_eval) > 127).astype(np.uint8),
-              "test": (draw(n_eval) > 127).astype(np.uint8)}
-    return Dataset("mnist", "bernoulli", (6, 6), images, binarization="dynamic")
+from tests.synthetic import synthetic_dataset
 
 
 def small_config(**overrides):
