@@ -20,26 +20,26 @@ import click
 import numpy as np
 from click.core import ParameterSource
 
-from npdvae.bounds import BOUNDS
-from npdvae.checkpoint import CheckpointError
-from npdvae.corruption import NOISE_TYPE_DESCRIPTIONS, NOISE_TYPES, Corruption
+from npdvae.vae.bounds import BOUNDS
+from npdvae.training.checkpoint import CheckpointError
+from npdvae.vae.corruption import NOISE_TYPE_DESCRIPTIONS, NOISE_TYPES, Corruption
 from npdvae.data import DATASETS, DataError
 from npdvae.data.files import ENV_VAR, describe, get_spec, read_verified
 from npdvae.data.download import fetch
 from npdvae.data.datasets import BINARIZATIONS
-from npdvae.evaluate import evaluate_model, results_to_dict
-from npdvae.pictures import MAX_IMAGES, PlotLibraryMissing, picture_format, write_reconstructions, write_samples
-from npdvae.config import SCHEDULES, TrainConfig
-from npdvae.runs import (
+from npdvae.evaluation.evaluate import evaluate_model, results_to_dict
+from npdvae.evaluation.pictures import MAX_IMAGES, PlotLibraryMissing, picture_format, write_reconstructions, write_samples
+from npdvae.training.config import SCHEDULES, TrainConfig
+from npdvae.training.runs import (
     RunDirectoryError, has_checkpoint, load_trained, open_run, prepare_dataset, read_metrics, read_run_config,
 )
-from npdvae.cluster import ClusterError
-from npdvae.grid import GridStopped, SharedStorageError
-from npdvae.history import milestone_table
-from npdvae.jit_cache import numba_cache_is_warm
-from npdvae.model_file import is_model_file, load_model_file, model_from_run, save_model_file
-from npdvae.run_files import RunLockedError, RunWriteError
-from npdvae.train import NonFiniteBoundError, TrainingInterrupted, validation_bound
+from npdvae.experiments.cluster import ClusterError
+from npdvae.experiments.executor import GridStopped, SharedStorageError
+from npdvae.evaluation.history import milestone_table
+from npdvae.nn.jit_cache import numba_cache_is_warm
+from npdvae.training.model_file import is_model_file, load_model_file, model_from_run, save_model_file
+from npdvae.training.run_files import RunLockedError, RunWriteError
+from npdvae.training.loop import NonFiniteBoundError, TrainingInterrupted, validation_bound
 from cli.progress import EpochProgress, Progress
 from cli.stopping import StopRequests
 
@@ -487,7 +487,7 @@ def reconstruct(run, num_images, split, noise, out, seed, data_dir):
               help="Draw the curves from this epoch on (the y axis then spans only what is drawn).")
 def plot(runs, out, linear, every, from_epoch):
     """Training curves of one or several runs: bound against epoch."""
-    from npdvae.pictures import plot_training_curves
+    from npdvae.evaluation.pictures import plot_training_curves
     _check_output_file(out, "--out")
     series = []
     for run in runs:
@@ -705,7 +705,7 @@ def reproduce(experiment, epochs, seeds, only_seeds, jobs, rows, columns, noise_
 
     Each run's folder under OUT/runs names its cell, its protocol and its seed;
     a folder trained with another protocol is never counted in the table."""
-    from npdvae.reproduce import build_experiment, column_labels, grid_protocol, plan, run_grid, write_outputs
+    from npdvae.experiments.reproduce import build_experiment, column_labels, grid_protocol, plan, run_grid, write_outputs
     selected = _parse_rows(rows)
     labels = column_labels(experiment)
     wanted = None
@@ -793,7 +793,7 @@ def reproduce(experiment, epochs, seeds, only_seeds, jobs, rows, columns, noise_
 @data_dir_option
 def bench(epochs, configs, train_examples, eval_examples, json_path, data_dir):
     """Training and evaluation speed against this machine's GEMM floor."""
-    from npdvae.bench import CONFIGS, benchmark, format_report
+    from npdvae.experiments.bench import CONFIGS, benchmark, format_report
     if json_path:
         _check_output_file(json_path, "--json", picture=False)
     unknown = [c for c in configs if c not in CONFIGS]

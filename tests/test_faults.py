@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 import pytest
 
-from npdvae.checkpoint import load_checkpoint, save_checkpoint
+from npdvae.training.checkpoint import load_checkpoint, save_checkpoint
 from tests.data.conftest import REPO
 
 TINY = ["--train-examples", "600", "--eval-examples", "60", "--latent", "8", "--hidden", "32"]

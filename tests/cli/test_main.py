@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
-from npdvae.checkpoint import load_checkpoint
+from npdvae.training.checkpoint import load_checkpoint
 from tests.data.conftest import REPO, dataset_root, missing_reason, shared_datasets_dir
 
 try:
@@ -159,7 +159,7 @@ def test_reference_flag_trains_with_the_numpy_references_and_is_recorded(data_en
 
 
 def test_non_finite_bound_stops_with_advice_and_keeps_the_checkpoint(data_env, tmp_path, monkeypatch):
-    from npdvae import train as train_module
+    from npdvae.training import loop as train_module
     original = train_module.Trainer.train_epoch
 
     def explode_in_epoch_two(self, progress=None):

@@ -4,7 +4,7 @@ import re
 
 from cli.main import settings_line
 from cli.readme_examples import COMMANDS, README, replace_block
-from npdvae.config import TrainConfig
+from npdvae.training.config import TrainConfig
 
 
 def test_the_quick_start_settings_line_is_what_train_prints_today():

@@ -1,0 +1,1 @@
+"""Judging a trained model: bounds and importance-sampled log p(x), pictures, curves."""

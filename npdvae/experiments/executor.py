@@ -1,0 +1,217 @@
+"""Running a grid of runs on a ``concurrent.futures.Executor``.
+
+One code path for every place a grid runs: each run is one task,
+:func:`run_task`, submitted to an Executor. On this machine that is a pool of
+fresh processes (``--jobs N``, one core each) or, for one job, a single
+thread; on a cluster it is the Executor a Dask ``Client`` hands out
+(``npdvae/experiments/cluster.py``). No scheduling of our own is written.
+
+A task is idempotent: it resumes its run from the last checkpoint, or only
+reads ``eval.json`` when the run is done (``reproduce.run_one``), and the run
+folder's lock keeps two tasks from training one run at once. So a task that
+a cluster runs again, after the worker that had it died, continues where the
+checkpoint left it, and the run ends bit-identical to one never interrupted.
+
+Before a grid is submitted the driver writes a token file under ``--out``;
+every task reads it first, so a worker that does not see the driver's files
+fails the grid at once with the reason, instead of training into a folder
+nobody will read.
+
+Stopping: a task polls a stop flag at every minibatch (``Trainer.stop_requested``).
+Locally the flag is raised by SIGINT/SIGTERM in the worker process (or set by the
+driver, for the one-thread executor); on a cluster it is a Dask ``Event`` the
+driver sets. A stopped run writes its mid-epoch checkpoint, so rerunning the
+grid resumes everything.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import threading
+import time
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import wait as wait_for_futures
+from contextlib import contextmanager
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Callable
+
+from npdvae.training.run_files import replace_file
+
+TOKEN_NAME = ".npdvae-grid-token"
+BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+class SharedStorageError(RuntimeError):
+    """A worker cannot see the files the driver wrote under --out."""
+
+
+class GridStopped(RuntimeError):
+    """The grid was stopped on request; the runs keep their checkpoints."""
+
+    def __init__(self, finished: int, total: int):
+        super().__init__(f"stopped with {finished} of {total} runs finished")
+        self.finished, self.total = finished, total
+
+
+@dataclass(frozen=True)
+class TaskSettings:
+    """What every task of a grid shares (picklable: it travels to the workers)."""
+
+    out: str
+    token: str | None = None           # the content of OUT/TOKEN_NAME; None skips the check
+    data_dir: str | None = None
+    is_samples: int = 5000
+    is_examples: int | None = None
+    threads: int | None = None         # BLAS threads for the task (threadpoolctl); None leaves them
+    stop_event: str | None = None      # the name of a Dask Event that asks the tasks to stop
+
+
+# --------------------------------------------------------------------------
+# The shared-storage token
+# --------------------------------------------------------------------------
+
+
+def write_token(out) -> str:
+    token = secrets.token_hex(16)
+    replace_file(Path(out) / TOKEN_NAME, token.encode())
+    return token
+
+
+def check_token(out, token: str):
+    path = Path(out) / TOKEN_NAME
+    try:
+        seen = path.read_text().strip()
+    except OSError as err:
+        seen = f"unreadable ({err.strerror})"
+    if seen != token:
+        raise SharedStorageError(
+            f"worker {socket.gethostname()} (pid {os.getpid()}) cannot read {path} as the driver wrote it "
+            f"({'missing' if seen.startswith('unreadable') else 'another content'}): --out must be on "
+            "storage shared by all workers (NFS, a cluster file system)")
+
+
+# --------------------------------------------------------------------------
+# Stop flags
+# --------------------------------------------------------------------------
+
+# raised by a signal in a pool process, or by the driver for the one-thread executor
+_LOCAL_STOP = threading.Event()
+
+
+def _pool_process_init():
+    """In each fresh pool process: SIGINT and SIGTERM ask the running task to stop at its
+    next minibatch (with a checkpoint) instead of killing it mid-kernel."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: _LOCAL_STOP.set())
+
+
+class _DaskStopFlag:
+    """Callable: is the grid's Dask Event set? Asked at most once a second (each ask is a
+    round trip to the scheduler)."""
+
+    def __init__(self, name: str):
+        from distributed import Event
+        self.event, self.checked, self.value = Event(name), 0.0, False
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if not self.value and now - self.checked >= 1.0:
+            self.checked, self.value = now, self.event.is_set()
+        return self.value
+
+
+@contextmanager
+def _thread_limits(threads: int | None):
+    """Pin BLAS (and OpenMP) to ``threads`` for the task. threadpoolctl changes them in a
+    running process, which a Dask worker is; environment variables act only at start."""
+    if threads is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(limits=threads):
+        yield
+
+
+# --------------------------------------------------------------------------
+# The task and the driver
+# --------------------------------------------------------------------------
+
+
+def run_task(task: Callable, config: dict, run_dir: str, settings: TaskSettings) -> dict:
+    """One run of a grid, on whatever worker the Executor chose: ``task(config, run_dir,
+    data_dir, is_samples, is_examples, stop_requested=...)``, a module-level function (it
+    travels to the worker by name); returns what it returns."""
+    if settings.token is not None:
+        check_token(settings.out, settings.token)
+    stop = _DaskStopFlag(settings.stop_event) if settings.stop_event else _LOCAL_STOP.is_set
+    with _thread_limits(settings.threads):
+        return task(config, run_dir, settings.data_dir, settings.is_samples, settings.is_examples,
+                    stop_requested=stop)
+
+
+@contextmanager
+def local_executor(jobs: int):
+    """``jobs`` fresh processes, one BLAS thread each; one job runs in a thread of this process."""
+    if jobs <= 1:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            yield pool
+        return
+    saved = {var: os.environ.get(var) for var in BLAS_VARIABLES}
+    os.environ.update({var: "1" for var in BLAS_VARIABLES})   # read by the spawned processes at start
+    try:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
+                                 initializer=_pool_process_init) as pool:
+            yield pool
+    finally:
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
+
+
+def submit_grid(executor: Executor, task: Callable, specs, settings: TaskSettings, on_done: Callable | None = None,
+                request_stop: Callable[[], None] | None = None) -> list[dict]:
+    """Submit every spec (``spec.config``, ``spec.run_dir``) as one call of ``task`` (see
+    run_task) and collect the results in the specs' order.
+
+    ``on_done(spec, result)`` is called as each run finishes. The first failing
+    task cancels the tasks not yet started and its error is raised. On
+    KeyboardInterrupt the running tasks are asked to stop (``request_stop``)
+    and waited for, the rest cancelled, and GridStopped is raised."""
+    from npdvae.training.loop import TrainingInterrupted
+    results = [None] * len(specs)
+    futures = {executor.submit(run_task, task, spec.config, spec.run_dir, settings): index
+               for index, spec in enumerate(specs)}
+    finished = 0
+    try:
+        for future in as_completed(futures):
+            index = futures[future]
+            try:
+                results[index] = future.result()
+            except TrainingInterrupted:
+                # a task saw the stop (a signal to its process group) before the driver did
+                raise KeyboardInterrupt from None
+            except BaseException:
+                for other in futures:
+                    other.cancel()
+                raise
+            finished += 1
+            if on_done:
+                on_done(specs[index], results[index])
+    except KeyboardInterrupt:
+        _LOCAL_STOP.set()
+        if request_stop:
+            request_stop()
+        for future in futures:
+            future.cancel()
+        wait_for_futures([f for f in futures if not f.cancelled()], timeout=300)
+        raise GridStopped(finished, len(specs)) from None
+    finally:
+        _LOCAL_STOP.clear()
+    return results

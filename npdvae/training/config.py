@@ -1,0 +1,186 @@
+"""A run's configuration: every hyperparameter, validated, recorded in config.json."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from npdvae.vae.bounds import BOUNDS
+from npdvae.training.checkpoint import CheckpointError
+from npdvae.vae.corruption import NOISE_TYPES, Corruption
+from npdvae.data.files import DATASETS
+from npdvae.vae.model import ModelConfig, default_activation
+
+SCHEDULES = ("constant", "staged")
+
+# The type of every setting, checked before anything else: a config.json edited by hand
+# (or damaged) must fail with the setting's name, not deep inside NumPy.
+_INTS = ("k", "m", "encoder_layers", "latent", "hidden", "epochs", "batch_size", "seed")
+_OPTIONAL_INTS = ("patience", "train_examples", "eval_examples")
+_FLOATS = ("noise", "lr")
+_OPTIONAL_FLOATS = ("clip_grad_norm",)
+_STRINGS = ("dataset", "bound", "encoder", "schedule", "binarize")
+_OPTIONAL_STRINGS = ("noise_type", "activation")
+
+# Sizes past which a configuration is refused before anything is allocated: the parameters
+# with their gradients and Adam's two moments, and one training step's activations.
+MAX_PARAMETER_BYTES = 2 * 1024 ** 3
+MAX_STEP_BYTES = 8 * 1024 ** 3
+
+
+def _check_type(name, value, kind, optional):
+    if optional and value is None:
+        return
+    if kind is int:
+        ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+    elif kind is float:
+        ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    else:
+        ok = isinstance(value, kind)
+    if not ok:
+        raise ValueError(f"{name} must be {'an integer' if kind is int else 'a number' if kind is float else 'text'}"
+                         f"{' or null' if optional else ''}, got {value!r}")
+
+
+def input_dim_of(dataset: str) -> int:
+    """Pixels per image of a data set (784 for the MNISTs, 560 for Frey Face)."""
+    spec = DATASETS[dataset]
+    shape = spec.files[0].shape
+    return int(np.prod(shape[1:])) if spec.files[0].kind == "idx-gz" else int(shape[0])
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on. Defaults follow the paper (section 4)."""
+
+    dataset: str = "mnist"
+    bound: str = "elbo"               # "elbo": VAE / DVAE (eq. 11); "iwae": IWAE / DIWAE (eq. 12)
+    noise: float = 0.0                # corruption level; 0 is the plain VAE / IWAE
+    noise_type: str | None = None     # default: salt-pepper-released for binary data, gaussian for Frey Face
+    k: int = 1                        # samples of z per corrupted copy
+    m: int = 1                        # corrupted copies per example
+    encoder: str = "mlp"              # "mlp" or "gru" (Table 3)
+    encoder_layers: int = 1
+    latent: int = 50
+    hidden: int = 200
+    activation: str | None = None     # default by bound: softplus (elbo), tanh (iwae)
+    epochs: int = 10
+    batch_size: int = 100
+    lr: float = 1e-3
+    schedule: str = "constant"        # or "staged": Burda et al.'s 3^i epochs at lr 10^(-i/7) (see staged_lr)
+    clip_grad_norm: float | None = None
+    binarize: str = "dynamic"
+    seed: int = 0
+    patience: int | None = None       # stop after this many epochs without a better validation bound
+    train_examples: int | None = None  # use only the first N training examples (quick runs)
+    eval_examples: int | None = None   # likewise for validation and test
+    kernels: bool = True              # False: the plain NumPy references throughout (slow; to read and check)
+
+    def __post_init__(self):
+        for names, kind, optional in ((_INTS, int, False), (_OPTIONAL_INTS, int, True), (_FLOATS, float, False),
+                                      (_OPTIONAL_FLOATS, float, True), (_STRINGS, str, False),
+                                      (_OPTIONAL_STRINGS, str, True), (("kernels",), bool, False)):
+            for name in names:
+                _check_type(name, getattr(self, name), kind, optional)
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {sorted(DATASETS)}, got {self.dataset!r}")
+        if self.bound not in BOUNDS:
+            raise ValueError(f"bound must be one of {BOUNDS}, got {self.bound!r}")
+        if self.noise_type is None:
+            # binary data: the corruption of the authors' released code, which produced the paper's
+            # numbers (see npdvae/vae/corruption.py); "salt-pepper" selects the textbook one
+            self.noise_type = "gaussian" if self.dataset == "frey-face" else "salt-pepper-released"
+        if self.activation is None:
+            self.activation = default_activation(self.bound)
+        if self.noise_type not in NOISE_TYPES:
+            raise ValueError(f"noise_type must be one of {NOISE_TYPES}, got {self.noise_type!r}")
+        Corruption(self.noise_type, self.noise, mean_image=np.zeros(1))  # validates the level
+        for name in ("k", "m", "encoder_layers", "latent", "hidden", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in _OPTIONAL_INTS:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.seed < 2 ** 63:
+            raise ValueError(f"seed must be an integer in [0, 2^63), got {self.seed}")
+        if not (self.lr > 0 and np.isfinite(self.lr)):
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.clip_grad_norm is not None and not (self.clip_grad_norm > 0 and np.isfinite(self.clip_grad_norm)):
+            raise ValueError(f"clip_grad_norm must be a finite number > 0, got {self.clip_grad_norm}")
+        if self.encoder not in ("mlp", "gru"):
+            raise ValueError(f"encoder must be one of ('mlp', 'gru'), got {self.encoder!r}")
+        if self.binarize not in ("dynamic", "static"):
+            raise ValueError(f"binarize must be one of ('dynamic', 'static'), got {self.binarize!r}")
+        if self.encoder_layers > 2:
+            raise ValueError(f"encoder_layers must be 1 or 2, got {self.encoder_layers}")
+        self.model_config(input_dim_of(self.dataset), "bernoulli")   # validates the activation
+        self._check_sizes()
+
+    def parameter_count(self) -> int:
+        """Entries of all parameter arrays (upper bound: the Gaussian decoder's two heads)."""
+        d, h, z = input_dim_of(self.dataset), self.hidden, self.latent
+        encoder = 3 * (d * h + h * h + h) if self.encoder == "gru" else \
+            d * h + h + (self.encoder_layers - 1) * (h * h + h)
+        heads = 2 * (h * z + z)
+        decoder = z * h + h + h * h + h + 2 * (h * d + d)
+        return encoder + heads + decoder
+
+    def _check_sizes(self):
+        """Refuse, before any allocation, a model or a step this machine class cannot hold."""
+        parameter_bytes = 4 * 4 * self.parameter_count()   # float32 parameters, gradients, Adam's m and v
+        if parameter_bytes > MAX_PARAMETER_BYTES:
+            raise ValueError(f"hidden must be smaller: hidden {self.hidden} and latent {self.latent} make "
+                             f"{parameter_bytes / 1024 ** 3:.1f} GiB of parameters, gradients and Adam state "
+                             f"(limit {MAX_PARAMETER_BYTES / 1024 ** 3:.0f} GiB)")
+        rows = self.batch_size * self.m * self.k   # decoder rows of one step
+        per_row = 4 * (2 * self.hidden + 2 * input_dim_of(self.dataset) + 4 * self.latent)   # float32
+        step_bytes = 4 * rows * per_row   # forward values, their gradients, and temporaries
+        if step_bytes > MAX_STEP_BYTES:
+            raise ValueError(f"k must be smaller: batch_size {self.batch_size} x m {self.m} x k {self.k} samples "
+                             f"need about {step_bytes / 1024 ** 3:.0f} GiB per step "
+                             f"(limit {MAX_STEP_BYTES / 1024 ** 3:.0f} GiB)")
+
+    @property
+    def model_name(self) -> str:
+        """As in the paper's tables, e.g. "DIWAE (K=5), 1 hidden layer, noise 5%"."""
+        family = "IWAE" if self.bound == "iwae" else "VAE"
+        name = ("D" if self.noise > 0 else "") + family + (" (GRU)" if self.encoder == "gru" else "")
+        layers = f"{self.encoder_layers} hidden layer" + ("s" if self.encoder_layers > 1 else "")
+        text = f"{name} (K={self.k})" + (f", {layers}" if self.encoder == "mlp" else "")
+        if self.noise > 0:
+            level = f"{100 * self.noise:g}%" if self.noise_type != "gaussian" else f"sigma {self.noise:g}"
+            text += f", noise {level}" + (" (mean image)" if self.noise_type == "mean-image" else "")
+        if self.m > 1:
+            text += f", M={self.m}"
+        return text
+
+    def model_config(self, input_dim: int, likelihood: str) -> ModelConfig:
+        return ModelConfig(input_dim=input_dim, latent_dim=self.latent, hidden_units=self.hidden,
+                           encoder=self.encoder, encoder_layers=self.encoder_layers,
+                           activation=self.activation, likelihood=likelihood)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        if not isinstance(values, dict):
+            raise ValueError(f"a configuration must be a JSON object, got {type(values).__name__}")
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+# Settings that may change when a run is resumed; everything else must match.
+RESUMABLE_CHANGES = ("epochs", "lr", "patience", "kernels")
+
+
+def check_resume_compatible(stored: TrainConfig, requested: TrainConfig):
+    """Raise CheckpointError naming every setting that differs."""
+    old, new = stored.to_dict(), requested.to_dict()
+    diffs = [f"{k}: checkpoint has {old[k]!r}, requested {new[k]!r}"
+             for k in old if k not in RESUMABLE_CHANGES and old[k] != new[k]]
+    if diffs:
+        raise CheckpointError("the checkpoint does not match the requested configuration: " + "; ".join(diffs))

@@ -1,0 +1,245 @@
+"""Training: the loop over epochs and minibatches, validation, checkpoints.
+
+Every random draw of a run (shuffling, dynamic binarization, corruption,
+eps) comes from one ``numpy.random.Generator`` seeded by ``config.seed``,
+whose state is checkpointed before the first minibatch (step 0), at the end
+of each epoch, and at the minibatch where a stop was asked for (with the
+epoch's order and position). Resuming from a checkpoint therefore continues
+the exact stream: a run interrupted and resumed ends with the same
+parameters as one that never stopped.
+
+The validation bound is the training bound's estimator (same bound, same K)
+on the clean validation images, with eps from a fixed seed: the same noise
+every epoch, so the curve moves only when the model does.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from npdvae.training.checkpoint import Checkpoint, CheckpointError, EpochState, save_checkpoint
+from npdvae.training.config import TrainConfig, check_resume_compatible
+from npdvae.vae.corruption import Corruption
+from npdvae.data import Dataset
+from npdvae.training.memory import keep_freed_memory
+from npdvae.vae.model import DVAEModel
+from npdvae.training.optim import Adam, NonFiniteGradientError, pack_arrays
+from npdvae.training.run_files import append_line
+from npdvae.vae.sampling import standard_normal
+from npdvae.training.schedule import clip_by_global_norm, staged_lr
+
+VALIDATION_SEED = 1234
+
+
+class NonFiniteBoundError(RuntimeError):
+    """The bound became NaN or infinite; the last good checkpoint is kept."""
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped at a minibatch boundary because a stop was asked for;
+    ``last.h5`` holds that point. ``epoch`` is the epoch under way (1-based)."""
+
+    def __init__(self, epoch: int, position: int, batches: int):
+        super().__init__(epoch, position, batches)   # args rebuild it when it crosses a process boundary
+        self.epoch, self.position, self.batches = epoch, position, batches
+
+    def __str__(self):
+        return f"stopped in epoch {self.epoch} after minibatch {self.position} of {self.batches}"
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    train_bound: float
+    valid_bound: float
+    seconds: float
+    best: bool
+    lr: float
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def minibatches_of(order: np.ndarray, batch_size: int, first: int = 0):
+    """The minibatches of an epoch's shuffled ``order``, from minibatch number ``first`` on;
+    the last one may be smaller."""
+    for start in range(first * batch_size, len(order), batch_size):
+        yield order[start:start + batch_size]
+
+
+def validation_bound(model, params, dataset: Dataset, config: TrainConfig, split="valid",
+                     batch_size=500, num_examples=None) -> float:
+    """Mean of the training bound's estimator (same bound and K) on clean images: the figure
+    early stopping selects by and the tables report (on the test split), over the first
+    ``num_examples`` images of the split (default: all)."""
+    rng = np.random.default_rng(VALIDATION_SEED)
+    n = dataset.num_examples(split) if num_examples is None else min(num_examples, dataset.num_examples(split))
+    total = 0.0
+    for start in range(0, n, batch_size):
+        x = dataset.batch(split, np.arange(start, min(n, start + batch_size)))
+        eps = standard_normal(rng, (x.shape[0], 1, config.k, config.latent), np.float32, model.use_kernels)
+        total += float(model.bound(params, x, x[:, None, :], eps, config.bound).sum())
+    return total / n
+
+
+class Trainer:
+    """Holds a run's model, parameters, optimizer and random stream.
+
+    ``progress(done, total)`` is called after each minibatch, ``on_epoch(record)``
+    after each epoch; the library itself never prints.
+    """
+
+    def __init__(self, config: TrainConfig, dataset: Dataset, run_dir: Path):
+        self.config, self.dataset, self.run_dir = config, dataset, Path(run_dir)
+        keep_freed_memory()  # every step frees and reallocates the same buffers
+        self.model = DVAEModel(config.model_config(dataset.input_dim, dataset.likelihood), use_kernels=config.kernels)
+        if config.batch_size > dataset.num_examples("train"):
+            raise ValueError(f"batch_size {config.batch_size} is larger than the training set "
+                             f"({dataset.num_examples('train')} examples)")
+        self.rng = np.random.default_rng(config.seed)
+        mean_image = dataset.pixel_mean("train")
+        # one contiguous buffer, so that Adam updates the whole model in one pass
+        self.params = pack_arrays(self.model.init_params(self.rng, np.float32, data_mean=mean_image))
+        self.adam = Adam(self.params, lr=config.lr, fast=config.kernels)
+        self.corruption = Corruption(config.noise_type, config.noise, mean_image, use_kernel=config.kernels)
+        self.epoch = 0
+        self.history: list[dict] = []
+        self.epoch_state: EpochState | None = None   # an interrupted epoch to continue
+        # polled at every minibatch boundary; True stops training there (see run)
+        self.stop_requested: Callable[[], bool] = lambda: False
+        self._epoch_start = time.perf_counter()   # of the epoch under way, less the seconds it had before a stop
+
+    # -- checkpoints --------------------------------------------------------
+
+    def checkpoint(self, epoch_state: EpochState | None = None) -> Checkpoint:
+        return Checkpoint(self.params, self.adam.m, self.adam.v, self.adam.step_count, self.epoch,
+                          self.config.to_dict(), self.history, self.rng.bit_generator.state, epoch_state)
+
+    def restore(self, checkpoint: Checkpoint):
+        check_resume_compatible(TrainConfig.from_dict(checkpoint.config), self.config)
+        if set(checkpoint.params) != set(self.params):
+            raise CheckpointError("the checkpoint's parameters do not match the model's")
+        for name in self.params:
+            if checkpoint.params[name].shape != self.params[name].shape:
+                raise CheckpointError(f"parameter {name}: checkpoint shape {checkpoint.params[name].shape}, "
+                                      f"model shape {self.params[name].shape}")
+            self.params[name][...] = checkpoint.params[name]
+        self.adam.load_state_dict({"m": checkpoint.adam_m, "v": checkpoint.adam_v, "step": checkpoint.adam_step})
+        try:
+            self.rng.bit_generator.state = checkpoint.rng_state
+        except (TypeError, ValueError, KeyError) as err:
+            raise CheckpointError(f"the checkpoint's generator state is not usable ({err})") from None
+        state = checkpoint.epoch_state
+        if state is not None:
+            n = self.dataset.num_examples("train")
+            batches = -(-n // self.config.batch_size)
+            if (len(state.order) != n or state.position > batches
+                    or not np.array_equal(np.sort(state.order), np.arange(n))):
+                raise CheckpointError("the checkpoint's interrupted epoch does not fit the training set")
+        self.epoch, self.history, self.epoch_state = checkpoint.epoch, list(checkpoint.history), state
+
+    # -- training -----------------------------------------------------------
+
+    def learning_rate(self) -> float:
+        """The rate for the epoch about to run (``self.epoch`` epochs are done)."""
+        if self.config.schedule == "staged":
+            return staged_lr(self.epoch, self.config.lr)
+        return self.config.lr
+
+    def train_epoch(self, progress: Callable[[int, int], None] | None = None) -> float:
+        """One pass over the training set (or the rest of an interrupted one); the mean bound.
+
+        Raises TrainingInterrupted, after writing ``last.h5`` at that minibatch,
+        when ``stop_requested()`` turns true."""
+        c, n = self.config, self.dataset.num_examples("train")
+        lr = self.learning_rate()
+        if self.epoch_state is not None:   # continue where the interrupted epoch stopped
+            order, first, total = self.epoch_state.order, self.epoch_state.position, self.epoch_state.total
+            self.epoch_state = None
+        else:
+            order, first, total = self.rng.permutation(n), 0, 0.0
+        batches = -(-n // c.batch_size)
+        done = min(n, first * c.batch_size)
+        for position, idx in enumerate(minibatches_of(order, c.batch_size, first), start=first):
+            if self.stop_requested():
+                self._save_interrupted(EpochState(order, position, total, time.perf_counter() - self._epoch_start))
+                raise TrainingInterrupted(self.epoch + 1, position, batches)
+            x = self.dataset.batch("train", idx, self.rng)
+            x_tilde = self.corruption.sample(x, c.m, self.rng)
+            eps = standard_normal(self.rng, (x.shape[0], c.m, c.k, c.latent), np.float32, c.kernels)
+            result = self.model.bound_and_gradients(self.params, x, x_tilde, eps, c.bound)
+            batch_total = float(result.per_example.sum())
+            where = f"epoch {self.epoch + 1}, minibatch {position + 1} of {batches}"
+            if not math.isfinite(batch_total):
+                raise NonFiniteBoundError(
+                    f"the training bound became {batch_total} in {where}; the parameters were not updated")
+            if c.clip_grad_norm is not None:
+                clip_by_global_norm(result.grads, c.clip_grad_norm)
+            try:
+                self.adam.step(result.grads, lr=lr)  # refuses a non-finite gradient before any update
+            except NonFiniteGradientError as error:
+                raise NonFiniteBoundError(f"in {where}: {error}") from error
+            total += batch_total
+            done += len(idx)
+            if progress:
+                progress(done, n)
+        return total / n
+
+    def _save_interrupted(self, state: EpochState):
+        save_checkpoint(self.run_dir / "last.h5", self.checkpoint(state))
+
+    def save_start(self):
+        """The step-0 checkpoint: initialized parameters, Adam's zero state and the generator,
+        so that a run stopped before its first epoch ends can be resumed from its start."""
+        save_checkpoint(self.run_dir / "last.h5", self.checkpoint())
+
+    def run(self, progress=None, on_epoch: Callable[[EpochRecord], None] | None = None) -> list[dict]:
+        """Train up to ``config.epochs`` (counting epochs already done), with
+        early stopping on ``config.patience``; returns the metric history.
+
+        A non-finite bound or gradient raises NonFiniteBoundError naming the
+        quantity, the epoch and the minibatch; NumPy's own overflow warnings,
+        which would only repeat it less precisely, are silenced."""
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return self._run(progress, on_epoch)
+
+    def _run(self, progress, on_epoch) -> list[dict]:
+        c = self.config
+        best = max((h["valid_bound"] for h in self.history), default=-math.inf)
+        while self.epoch < c.epochs:
+            if c.patience is not None and self._epochs_since_best() >= c.patience:
+                break
+            # an interrupted epoch counts the seconds it had already spent
+            start = time.perf_counter() - (self.epoch_state.seconds if self.epoch_state is not None else 0.0)
+            self._epoch_start = start
+            lr = self.learning_rate()
+            train_bound = self.train_epoch(progress)
+            valid = validation_bound(self.model, self.params, self.dataset, c)
+            if not math.isfinite(valid):
+                raise NonFiniteBoundError(f"the validation bound became {valid} after epoch {self.epoch + 1}")
+            self.epoch += 1
+            is_best = valid > best
+            best = max(best, valid)
+            record = EpochRecord(self.epoch, train_bound, valid, time.perf_counter() - start, is_best, lr)
+            self.history.append(record.to_dict())
+            append_line(self.run_dir / "metrics.jsonl", json.dumps(record.to_dict()))
+            state = self.checkpoint()
+            if is_best:
+                save_checkpoint(self.run_dir / "best.h5", state)
+            save_checkpoint(self.run_dir / "last.h5", state)
+            if on_epoch:
+                on_epoch(record)
+        return self.history
+
+    def _epochs_since_best(self) -> int:
+        if not self.history:
+            return 0
+        best_epoch = max(self.history, key=lambda h: h["valid_bound"])["epoch"]
+        return self.epoch - best_epoch

@@ -1,0 +1,249 @@
+"""Run directories: creating, resuming and reading them.
+
+A run directory holds::
+
+    config.json        the full TrainConfig (every hyperparameter, recorded)
+    metrics.jsonl      one JSON record per epoch
+    best.h5, last.h5   checkpoints (best by validation bound, and latest)
+    samples.png, reconstructions.png   pictures, written by the command line
+    .lock              the writer's lock (see npdvae.training.run_files)
+
+A run folder is never a dead end. ``last.h5`` is written before the first
+minibatch (step 0), so a run can be resumed from its very start; a folder
+that holds a configuration but no checkpoint (a run stopped while it was
+being created) is restarted, and says so; when one of ``best.h5`` and
+``last.h5`` is damaged the other is used, and that is said too.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from npdvae.training.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from npdvae.training.config import TrainConfig
+from npdvae.data import Dataset, load_dataset
+from npdvae.vae.model import DVAEModel
+from npdvae.training.model_file import is_model_file, load_model_file
+from npdvae.training.run_files import LOCK_NAME, TMP_SUFFIX, RunLock, remove_stale_temporaries, replace_file
+from npdvae.training.loop import Trainer
+
+CHECKPOINTS = ("last.h5", "best.h5")
+# files a run writes; a folder holding only these (and no checkpoint) may be restarted
+RUN_FILES = ("config.json", "metrics.jsonl", "samples.png", "reconstructions.png", "eval.json", LOCK_NAME)
+
+
+class RunDirectoryError(ValueError):
+    pass
+
+
+def prepare_dataset(config: TrainConfig, data_dir=None, progress=None, say=None) -> Dataset:
+    dataset = load_dataset(config.dataset, data_dir=data_dir, binarization=config.binarize,
+                           binarization_seed=config.seed, progress=progress, say=say)
+    if config.train_examples or config.eval_examples:
+        dataset = dataset.subset(config.train_examples, config.eval_examples, config.eval_examples)
+    return dataset
+
+
+def has_checkpoint(run_dir) -> bool:
+    return any((Path(run_dir) / name).exists() for name in CHECKPOINTS)
+
+
+def _only_run_files(run_dir: Path) -> bool:
+    return all(p.name in RUN_FILES or p.name.endswith(TMP_SUFFIX) for p in run_dir.iterdir())
+
+
+def _lock(run_dir: Path) -> RunLock:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise RunDirectoryError(f"cannot create {run_dir}: {err.strerror}") from None
+    if not run_dir.is_dir():
+        raise RunDirectoryError(f"{run_dir} is not a directory")
+    lock = RunLock(run_dir).acquire()
+    remove_stale_temporaries(run_dir)   # left by a killed write; nobody else can own them now
+    return lock
+
+
+def open_run(config: TrainConfig, run_dir, dataset: Dataset, resume: bool = False) -> Trainer:
+    """A Trainer for a new run directory, or for continuing one (``resume``).
+
+    Takes the folder's lock first (RunLockedError if another process holds it).
+    A new run refuses a folder that holds a checkpoint or files that are not a
+    run's (nothing is ever overwritten); a folder with a run's files but no
+    checkpoint is restarted. Resuming loads ``last.h5`` (or ``best.h5`` when
+    ``last.h5`` is damaged) and needs a matching configuration; with no
+    checkpoint at all it restarts. ``trainer.notes`` says what was done.
+    """
+    run_dir = Path(run_dir)
+    if config.batch_size > dataset.num_examples("train"):   # before anything is created
+        raise ValueError(f"batch_size {config.batch_size} is larger than the training set "
+                         f"({dataset.num_examples('train')} examples)")
+    lock = _lock(run_dir)
+    notes = []
+    if resume and has_checkpoint(run_dir):
+        checkpoint, note = load_run_checkpoint(run_dir, "last")
+        if note:
+            notes.append(note)
+        trainer = Trainer(config, dataset, run_dir)
+        trainer.restore(checkpoint)
+        _rewrite_metrics(run_dir, trainer.history)  # drop records of epochs after the checkpoint
+    else:
+        if has_checkpoint(run_dir):
+            raise RunDirectoryError(f"{run_dir} already exists and holds a run; "
+                                    "use --resume to continue it or choose another --out")
+        if not _only_run_files(run_dir):
+            raise RunDirectoryError(f"{run_dir} already exists and holds files that are not a run's; "
+                                    "choose another --out")
+        if (run_dir / "config.json").exists() or (run_dir / "metrics.jsonl").exists():
+            notes.append(f"{run_dir} held no checkpoint (the run stopped before its first one): started afresh")
+            for name in ("metrics.jsonl", "eval.json", "samples.png", "reconstructions.png"):
+                (run_dir / name).unlink(missing_ok=True)
+        trainer = Trainer(config, dataset, run_dir)
+    replace_file(run_dir / "config.json", (json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n").encode())
+    if not has_checkpoint(run_dir):
+        trainer.save_start()
+    trainer.lock, trainer.notes = lock, notes
+    return trainer
+
+
+def _rewrite_metrics(run_dir: Path, history):
+    replace_file(run_dir / "metrics.jsonl", "".join(json.dumps(record) + "\n" for record in history).encode())
+
+
+def load_run_checkpoint(run_dir, which: str = "last") -> tuple[Checkpoint, str | None]:
+    """``which``.h5 of a run folder, falling back on the other checkpoint when it is
+    missing or damaged; returns (checkpoint, a note saying what was used, or None)."""
+    run_dir = Path(run_dir)
+    first, second = (f"{which}.h5", "best.h5" if which == "last" else "last.h5")
+    try:
+        return _checked(load_checkpoint(run_dir / first), run_dir / first), None
+    except CheckpointError as err:
+        problem = err
+    try:
+        checkpoint = _checked(load_checkpoint(run_dir / second), run_dir / second)
+    except CheckpointError as other:
+        if not has_checkpoint(run_dir):
+            raise RunDirectoryError(f"{run_dir}: no checkpoint (no {first} or {second})") from None
+        raise CheckpointError(f"{problem}; and {other}. Neither checkpoint can be used: move {run_dir} "
+                              "aside and start the run again") from None
+    return checkpoint, f"{problem}; using {run_dir / second} (epoch {checkpoint.epoch}) instead"
+
+
+def _checked(checkpoint: Checkpoint, path) -> Checkpoint:
+    """The checkpoint, if its configuration and history are a run's; else CheckpointError."""
+    try:
+        TrainConfig.from_dict(checkpoint.config)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: its configuration is not valid ({err})") from None
+    for record in checkpoint.history:
+        if not (isinstance(record, dict) and isinstance(record.get("epoch"), int)
+                and isinstance(record.get("valid_bound"), (int, float))):
+            raise CheckpointError(f"{path}: its metric history is malformed")
+    if len(checkpoint.history) != checkpoint.epoch:
+        raise CheckpointError(f"{path}: epoch {checkpoint.epoch} but {len(checkpoint.history)} epochs of history")
+    return checkpoint
+
+
+def read_run_config(run_dir, notes: list | None = None) -> TrainConfig:
+    """A run's configuration from ``config.json``, or from its checkpoint when that file
+    is missing or damaged (said in ``notes``); RunDirectoryError, naming the file and
+    the fault, otherwise."""
+    run_dir = Path(run_dir)
+    path = run_dir / "config.json"
+    if not run_dir.is_dir():
+        raise RunDirectoryError(f"{run_dir} does not exist: there is no run to resume; start it without --resume")
+    problem = None
+    if path.is_file():
+        try:
+            values = json.loads(path.read_text())
+            if not isinstance(values, dict):
+                raise ValueError("not a JSON object")
+            return TrainConfig.from_dict(values)
+        except (OSError, UnicodeDecodeError, ValueError, TypeError) as err:
+            problem = f"{path} is not a valid configuration ({err})"
+    if has_checkpoint(run_dir):
+        try:
+            checkpoint, _ = load_run_checkpoint(run_dir, "last")
+            config = TrainConfig.from_dict(checkpoint.config)
+            if notes is not None:
+                notes.append(f"{problem or f'{path} is missing'}; using the configuration stored in the checkpoint")
+            return config
+        except (CheckpointError, RunDirectoryError) as err:
+            problem = f"{problem or f'{path} is missing'}, and {err}"
+    if problem is None:
+        if _only_run_files(run_dir):
+            raise RunDirectoryError(f"{run_dir} holds no run yet (no config.json, no checkpoint): "
+                                    "start it without --resume")
+        raise RunDirectoryError(f"{run_dir}: no config.json, not a run directory")
+    raise RunDirectoryError(f"{problem}; nothing of this run can be continued: move {run_dir} aside "
+                            "and start it again")
+
+
+def read_metrics(run_dir) -> list[dict]:
+    """The per-epoch records of ``metrics.jsonl`` (none if it is missing); RunDirectoryError
+    naming the line when one is not a record."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    records = []
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise RunDirectoryError(f"{path} cannot be read ({err})") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not all(isinstance(record.get(key), (int, float)) for key in ("epoch", "train_bound", "valid_bound")):
+                raise ValueError("epoch, train_bound and valid_bound must be numbers")
+        except (ValueError, AttributeError) as err:
+            raise RunDirectoryError(f"{path}, line {number}: not an epoch record ({err})") from None
+        records.append(record)
+    return records
+
+
+def checkpoint_path(run_or_checkpoint, which: str = "best") -> Path:
+    """A checkpoint file as given, or ``best.h5`` / ``last.h5`` inside a run directory."""
+    path = Path(run_or_checkpoint)
+    if path.is_dir():
+        path = path / f"{which}.h5"
+    if not path.is_file():
+        raise RunDirectoryError(f"{path}: no such checkpoint (give a run directory or a .h5 file)")
+    return path
+
+
+def load_trained(run_or_checkpoint, which: str = "best", notes: list | None = None):
+    """(config, model, params) of a trained run (a run directory, a checkpoint or a model
+    file, npdvae/training/model_file.py), for evaluation and pictures.
+
+    Given a run directory, a damaged ``which``.h5 falls back on the other
+    checkpoint; the note saying so is appended to ``notes``."""
+    path = Path(run_or_checkpoint)
+    if path.is_dir():
+        checkpoint, note = load_run_checkpoint(path, which)
+        if note and notes is not None:
+            notes.append(note)
+        recorded, params = checkpoint.config, checkpoint.params
+    elif is_model_file(path):
+        model_file = load_model_file(path)
+        recorded, params = model_file.config, model_file.params
+    else:
+        checkpoint = _checked(load_checkpoint(checkpoint_path(path, which)), path)
+        recorded, params = checkpoint.config, checkpoint.params
+    config = TrainConfig.from_dict(recorded)
+    likelihood = "bernoulli" if "decoder.logits.W" in params else "gaussian"
+    # the decoder's output bias has one entry per pixel, whatever the encoder (an MLP or the GRU)
+    output_bias = params.get("decoder.logits.b" if likelihood == "bernoulli" else "decoder.mean.b")
+    if output_bias is None or output_bias.ndim != 1:
+        raise CheckpointError(f"{path}: the parameters are not those of an npdvae model")
+    model = DVAEModel(config.model_config(output_bias.shape[0], likelihood))
+    expected = {name: value.shape for name, value in model.init_params(np.random.default_rng(0), np.float32).items()}
+    found = {name: value.shape for name, value in params.items()}
+    if expected != found:
+        wrong = sorted(set(expected) ^ set(found)) or sorted(n for n in expected if expected[n] != found[n])
+        raise CheckpointError(f"{path}: the parameters do not match the recorded configuration ({wrong[0]})")
+    return config, model, params

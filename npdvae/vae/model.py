@@ -1,0 +1,349 @@
+"""The (D)VAE / (D)IWAE model: encoder q(z | x~), prior p(z), decoder p(x | z).
+
+Data flow for one minibatch (B examples, M corrupted copies, K samples of z):
+
+    x (B, D) --corruption--> x~ (B, M, D)
+    x~ --encoder (MLP or GRU)--> h --heads--> mu, log_sigma2 (B*M, Z)
+    eps (B, M, K, Z) --reparameterize--> z = mu + sigma * eps
+    z --decoder MLP--> logits (Bernoulli) or mean, log_var (Gaussian)
+    log w = log p(x | z) + log p(z) - log q(z | x~)       (B, M, K)
+    bound = eq. 11 (elbo) or eq. 12 (iwae) over (M, K)
+
+:meth:`DVAEModel.forward` computes log w and keeps what the backward needs;
+:meth:`DVAEModel.backward` takes dL/d(log w) and walks the same steps in
+reverse, so each factor of the gradient appears once, in order.
+
+Parameters are a plain dict, name -> ndarray, e.g. ``encoder.hidden0.W``,
+``encoder.mu.b``, ``decoder.logits.W``; :func:`describe_params` lists them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from types import SimpleNamespace
+
+import numpy as np
+
+from npdvae.vae import bounds as bounds_module
+from npdvae.vae import distributions as dist
+from npdvae.nn.activations import get_activation
+from npdvae.nn.gru import GRU, init_gru
+from npdvae.nn.layers import Dense, build_mlp, init_affine, init_mlp
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+ENCODERS = ("mlp", "gru")
+
+
+def default_activation(bound: str) -> str:
+    """Softplus for the VAE family, tanh for the IWAE family, as in the paper
+    (following Kingma & Welling 2014 and Burda et al. 2015)."""
+    if bound not in bounds_module.BOUNDS:
+        raise ValueError(f"bound must be one of {bounds_module.BOUNDS}, got {bound!r}")
+    return "softplus" if bound == "elbo" else "tanh"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture. The defaults are the paper's (section 4)."""
+
+    input_dim: int
+    latent_dim: int = 50
+    hidden_units: int = 200
+    encoder: str = "mlp"          # "mlp", or "gru": a GRU run for encoder_steps steps (Table 3)
+    encoder_layers: int = 1       # hidden layers of the MLP encoder
+    encoder_steps: int = 5
+    decoder_layers: int = 2
+    activation: str = "softplus"
+    likelihood: str = "bernoulli"
+    # Gaussian decoder only: log-variance = min_log_var + softplus(a). Without a
+    # floor the decoder can shrink the variance of pixels it fits exactly and
+    # drive the training bound to +inf; e^-10 is sigma ~ 1.7 grey levels of 255.
+    min_log_var: float = -10.0
+
+    def __post_init__(self):
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
+        for name in ("input_dim", "latent_dim", "hidden_units", "encoder_layers", "encoder_steps",
+                     "decoder_layers"):
+            value = getattr(self, name)
+            if int(value) != value or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value}")
+        get_activation(self.activation)
+        if not (np.isfinite(self.min_log_var) and self.min_log_var < 0):
+            raise ValueError(f"min_log_var must be a finite number < 0, got {self.min_log_var}")
+        if self.likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
+
+    def to_dict(self):
+        return asdict(self)
+
+
+@dataclass
+class BoundResult:
+    """per_example: (B,) bound in nats; grads: d(mean_b bound_b)/d(param);
+    log_w: (B, M, K) log-weights."""
+
+    per_example: np.ndarray
+    grads: dict
+    log_w: np.ndarray
+
+    @property
+    def mean(self) -> float:
+        return float(self.per_example.mean())
+
+
+def _ops(use_kernels: bool):
+    """The element-wise and reduction operations: Numba kernels or their
+    plain NumPy references, chosen once so the model code reads the same.
+    The likelihoods return (value, cache) and take the cache back."""
+    if use_kernels:
+        return SimpleNamespace(
+            reparameterize=dist.reparameterize,
+            reparameterize_backward=dist.reparameterize_backward,
+            gaussian_log_prob=dist.gaussian_log_prob,
+            gaussian_log_prob_backward=dist.gaussian_log_prob_backward,
+            bernoulli=dist.bernoulli_log_likelihood,
+            bernoulli_backward=dist.bernoulli_log_likelihood_backward,
+            gaussian=dist.gaussian_log_likelihood,
+            gaussian_backward=dist.gaussian_log_likelihood_backward,
+        )
+    return SimpleNamespace(
+        reparameterize=dist._reparameterize_ref,
+        reparameterize_backward=dist._reparameterize_backward_ref,
+        gaussian_log_prob=dist._gaussian_log_prob_ref,
+        gaussian_log_prob_backward=dist._gaussian_log_prob_backward_ref,
+        bernoulli=lambda x, logits, with_grad=True: (dist._bernoulli_log_likelihood_ref(x, logits), (x, logits)),
+        bernoulli_backward=lambda d_ll, cache: dist._bernoulli_log_likelihood_backward_ref(d_ll, *cache),
+        gaussian=lambda x, mean, log_var, with_grad=True: (
+            dist._gaussian_log_likelihood_ref(x, mean, log_var), (x, mean, log_var)),
+        gaussian_backward=lambda d_ll, cache: dist._gaussian_log_likelihood_backward_ref(d_ll, *cache),
+    )
+
+
+class DVAEModel:
+    """Stateless model code over a ``params`` dict; see the module docstring."""
+
+    def __init__(self, config: ModelConfig, use_kernels: bool = True):
+        self.config = config
+        self.use_kernels = use_kernels
+        self.ops = _ops(use_kernels)
+        act = get_activation(config.activation, use_kernels)
+        identity = get_activation("identity", use_kernels)
+        if config.encoder == "gru":
+            self.encoder = GRU("encoder.gru", config.hidden_units, config.encoder_steps, use_kernels)
+        else:
+            self.encoder = build_mlp("encoder", config.encoder_layers, act, use_kernels)
+        self.encoder_mu = Dense("encoder.mu", identity, use_kernels)
+        self.encoder_log_sigma2 = Dense("encoder.log_sigma2", identity, use_kernels)
+        self.decoder = build_mlp("decoder", config.decoder_layers, act, use_kernels)
+        if config.likelihood == "bernoulli":
+            self.decoder_logits = Dense("decoder.logits", identity, use_kernels)
+        else:
+            self.decoder_mean = Dense("decoder.mean", get_activation("sigmoid", use_kernels), use_kernels)
+            self.decoder_log_var = Dense("decoder.log_var", get_activation("softplus", use_kernels), use_kernels)
+
+    # ------------------------------------------------------------------
+    # Parameters
+    # ------------------------------------------------------------------
+
+    def init_params(self, rng: np.random.Generator, dtype=np.float32, data_mean=None):
+        """Seeded Glorot initialization of every parameter array.
+
+        ``data_mean`` (D,), the average training pixel, sets the decoder's
+        output bias to its logit: the untrained decoder then predicts the
+        average image, and early gradients go to structure rather than to
+        learning the overall brightness (as in Burda et al.'s code).
+        """
+        c = self.config
+        enc_sizes = [c.input_dim] + [c.hidden_units] * c.encoder_layers
+        dec_sizes = [c.latent_dim] + [c.hidden_units] * c.decoder_layers
+        if c.encoder == "gru":
+            params = init_gru(rng, "encoder.gru", c.input_dim, c.hidden_units, dtype)
+        else:
+            params = init_mlp(rng, "encoder", enc_sizes, dtype)
+        for head in ("encoder.mu", "encoder.log_sigma2"):
+            params[head + ".W"], params[head + ".b"] = init_affine(rng, c.hidden_units, c.latent_dim, dtype)
+        params.update(init_mlp(rng, "decoder", dec_sizes, dtype))
+        heads = ("decoder.logits",) if c.likelihood == "bernoulli" else ("decoder.mean", "decoder.log_var")
+        for head in heads:
+            params[head + ".W"], params[head + ".b"] = init_affine(rng, c.hidden_units, c.input_dim, dtype)
+        if data_mean is not None:
+            data_mean = np.asarray(data_mean, dtype=np.float64)
+            if data_mean.shape != (c.input_dim,):
+                raise ValueError(f"data_mean must have shape ({c.input_dim},), got {data_mean.shape}")
+            p = np.clip(data_mean, 1e-3, 1 - 1e-3)
+            output_bias = "decoder.logits.b" if c.likelihood == "bernoulli" else "decoder.mean.b"
+            params[output_bias] = np.log(p / (1 - p)).astype(dtype)
+        if c.likelihood == "gaussian":
+            # Start at unit variance, log_var = 0: softplus(b) = -min_log_var. A too
+            # wide variance gives small, well-scaled first gradients; a too narrow
+            # one (the floor) gives gradients of order 1 / e^min_log_var.
+            params["decoder.log_var.b"][:] = np.log(np.expm1(-c.min_log_var))
+        return params
+
+    # ------------------------------------------------------------------
+    # Forward: x, x~, eps -> log w
+    # ------------------------------------------------------------------
+
+    def encode(self, params, x_tilde_rows):
+        """x~: (N, D) -> mu, log_sigma2: (N, Z), and the cache for :meth:`encode_backward`."""
+        h, mlp_cache = self.encoder.forward(params, x_tilde_rows)
+        mu, mu_cache = self.encoder_mu.forward(params, h)
+        log_sigma2, ls_cache = self.encoder_log_sigma2.forward(params, h)
+        return mu, log_sigma2, (mlp_cache, mu_cache, ls_cache)
+
+    def encode_backward(self, params, d_mu, d_log_sigma2, cache, grads):
+        mlp_cache, mu_cache, ls_cache = cache
+        d_h = self.encoder_mu.backward(params, d_mu, mu_cache, grads)
+        d_h = d_h + self.encoder_log_sigma2.backward(params, d_log_sigma2, ls_cache, grads)
+        # The encoder's input is data (x~); nothing upstream needs its gradient.
+        self.encoder.backward(params, d_h, mlp_cache, grads, need_input_grad=False)
+
+    def decode(self, params, z_rows):
+        """z: (R, Z) -> decoder outputs (R, D): ``{"logits"}`` or ``{"mean", "log_var"}``,
+        and the cache for :meth:`decode_backward`."""
+        h, mlp_cache = self.decoder.forward(params, z_rows)
+        if self.config.likelihood == "bernoulli":
+            logits, head_cache = self.decoder_logits.forward(params, h)
+            return {"logits": logits}, (mlp_cache, head_cache)
+        mean, mean_cache = self.decoder_mean.forward(params, h)
+        softplus_a, lv_cache = self.decoder_log_var.forward(params, h)
+        log_var = softplus_a + softplus_a.dtype.type(self.config.min_log_var)
+        return {"mean": mean, "log_var": log_var}, (mlp_cache, (mean_cache, lv_cache))
+
+    def decode_backward(self, params, d_outputs, cache, grads):
+        """Returns dL/dz (R, Z)."""
+        mlp_cache, head_cache = cache
+        if self.config.likelihood == "bernoulli":
+            d_h = self.decoder_logits.backward(params, d_outputs["logits"], head_cache, grads)
+        else:
+            mean_cache, lv_cache = head_cache
+            d_h = self.decoder_mean.backward(params, d_outputs["mean"], mean_cache, grads)
+            # the floor is a constant shift: d log_var / d softplus(a) = 1
+            d_h = d_h + self.decoder_log_var.backward(params, d_outputs["log_var"], lv_cache, grads)
+        return self.decoder.backward(params, d_h, mlp_cache, grads)
+
+    def log_likelihood(self, x, outputs, with_grad=True):
+        """log p(x | z) for the clean x: (B, D) and decoder outputs (B, S, D) -> (B, S),
+        and the cache for :meth:`log_likelihood_backward`."""
+        if self.config.likelihood == "bernoulli":
+            return self.ops.bernoulli(x, outputs["logits"], with_grad)
+        return self.ops.gaussian(x, outputs["mean"], outputs["log_var"], with_grad)
+
+    def log_likelihood_backward(self, d_ll, cache):
+        if self.config.likelihood == "bernoulli":
+            return {"logits": self.ops.bernoulli_backward(d_ll, cache)}
+        d_mean, d_log_var = self.ops.gaussian_backward(d_ll, cache)
+        return {"mean": d_mean, "log_var": d_log_var}
+
+    def forward(self, params, x, x_tilde, eps, with_grad=True):
+        """log w_bmk = log p(x_b | z_bmk) + log p(z_bmk) - log q(z_bmk | x~_bm).
+
+        x: (B, D) clean data; x~: (B, M, D) its corrupted copies; eps: (B, M, K, Z).
+        Returns log_w (B, M, K) and the cache for :meth:`backward`.
+        """
+        B, M, K = self._check_inputs(params, x, x_tilde, eps)
+        D, Z = self.config.input_dim, self.config.latent_dim
+        N = B * M
+        x = np.ascontiguousarray(x)
+        eps_rows = np.ascontiguousarray(eps).reshape(N, K, Z)
+        mu, log_sigma2, enc_cache = self.encode(params, np.ascontiguousarray(x_tilde).reshape(N, D))
+        z = self.ops.reparameterize(mu, log_sigma2, eps_rows)                    # (N, K, Z)
+        log_q = self.ops.gaussian_log_prob(z, mu, log_sigma2)                    # (N, K)
+        log_prior = dist.standard_normal_log_prob(z)                             # (N, K)
+        outputs, dec_cache = self.decode(params, z.reshape(N * K, Z))
+        outputs = {name: out.reshape(B, M * K, D) for name, out in outputs.items()}
+        log_px, ll_cache = self.log_likelihood(x, outputs, with_grad)           # (B, M*K)
+        log_w = log_px.reshape(B, M, K) + (log_prior - log_q).reshape(B, M, K)
+        cache = (eps_rows, mu, log_sigma2, z, enc_cache, ll_cache, dec_cache)
+        return log_w, cache
+
+    # ------------------------------------------------------------------
+    # Backward: dL/d(log w) -> dL/d(params)
+    # ------------------------------------------------------------------
+
+    def backward(self, params, d_log_w, cache):
+        """Chain rule through :meth:`forward`, last step first.
+
+        z feeds three terms of log w, so dL/dz collects three parts: through
+        the decoder (log p(x|z)), through the prior (-z), and through log q
+        with mu and sigma held fixed. The sampler then sends dL/dz on to mu
+        (dz/dmu = 1) and log_sigma2 (dz/dlog_sigma2 = sigma eps / 2), where
+        it joins log q's direct dependence on mu and log_sigma2.
+        """
+        eps_rows, mu, log_sigma2, z, enc_cache, ll_cache, dec_cache = cache
+        B, M, K = d_log_w.shape
+        N, Z, D = B * M, self.config.latent_dim, self.config.input_dim
+        grads = {}
+        d_rows = np.ascontiguousarray(d_log_w).reshape(N, K)
+        # log p(x | z) -> decoder -> z
+        d_outputs = self.log_likelihood_backward(np.ascontiguousarray(d_log_w).reshape(B, M * K), ll_cache)
+        d_outputs = {name: d.reshape(N * K, D) for name, d in d_outputs.items()}
+        d_z = self.decode_backward(params, d_outputs, dec_cache, grads).reshape(N, K, Z)
+        # + log p(z) -> z
+        d_z += dist.standard_normal_log_prob_backward(d_rows, z)
+        # - log q(z | x~) -> z, mu, log_sigma2
+        d_z_q, d_mu, d_log_sigma2 = self.ops.gaussian_log_prob_backward(-d_rows, z, mu, log_sigma2)
+        d_z += d_z_q
+        # z = mu + sigma * eps -> mu, log_sigma2
+        d_mu_path, d_log_sigma2_path = self.ops.reparameterize_backward(d_z, log_sigma2, eps_rows)
+        d_mu += d_mu_path
+        d_log_sigma2 += d_log_sigma2_path
+        self.encode_backward(params, d_mu, d_log_sigma2, enc_cache, grads)
+        return grads
+
+    # ------------------------------------------------------------------
+    # The bound and all its gradients in one call
+    # ------------------------------------------------------------------
+
+    def bound_and_gradients(self, params, x, x_tilde, eps, bound: str) -> BoundResult:
+        """Per-example bound (eq. 11 for "elbo", eq. 12 for "iwae") and the
+        gradient of its minibatch mean with respect to every parameter."""
+        log_w, cache = self.forward(params, x, x_tilde, eps)
+        per_example, bound_cache = bounds_module.bound_forward(bound, log_w, self.use_kernels)
+        B = x.shape[0]
+        d_bound = np.full(B, 1.0 / B, dtype=log_w.dtype)
+        d_log_w = bounds_module.bound_backward(bound, d_bound, bound_cache)
+        grads = self.backward(params, d_log_w, cache)
+        return BoundResult(per_example, grads, log_w)
+
+    def bound(self, params, x, x_tilde, eps, bound: str):
+        """Per-example bound only (no backward), for evaluation."""
+        log_w, _ = self.forward(params, x, x_tilde, eps, with_grad=False)
+        return bounds_module.bound_forward(bound, log_w, self.use_kernels)[0]
+
+    # ------------------------------------------------------------------
+    # Input checks: never a silent broadcast
+    # ------------------------------------------------------------------
+
+    def _check_inputs(self, params, x, x_tilde, eps):
+        c = self.config
+        dtype = params["encoder.mu.W"].dtype
+        for name, arr, ndim in (("x", x, 2), ("x_tilde", x_tilde, 3), ("eps", eps, 4)):
+            if not isinstance(arr, np.ndarray):
+                raise ValueError(f"{name} must be a numpy array, got {type(arr).__name__}")
+            if arr.ndim != ndim:
+                raise ValueError(f"{name} must have {ndim} dimensions, got shape {arr.shape}")
+            if arr.dtype != dtype:
+                raise ValueError(f"{name} must have the parameters' dtype {dtype}, got {arr.dtype}")
+        B, D = x.shape
+        if D != c.input_dim:
+            raise ValueError(f"x must have {c.input_dim} pixels per row, got shape {x.shape}")
+        if B < 1:
+            raise ValueError(f"x must hold at least one example, got shape {x.shape}")
+        if x_tilde.shape[0] != B or x_tilde.shape[2] != D:
+            raise ValueError(f"x_tilde must have shape ({B}, M, {D}), got {x_tilde.shape}")
+        M = x_tilde.shape[1]
+        if M < 1:
+            raise ValueError(f"num_corruptions_m must be >= 1, got x_tilde shape {x_tilde.shape}")
+        if eps.shape[:2] != (B, M) or eps.shape[3] != c.latent_dim:
+            raise ValueError(f"eps must have shape ({B}, {M}, K, {c.latent_dim}), got {eps.shape}")
+        K = eps.shape[2]
+        if K < 1:
+            raise ValueError(f"num_samples_k must be >= 1, got eps shape {eps.shape}")
+        return B, M, K
+
+
+def describe_params(params) -> list[str]:
+    """One line per parameter array: name, shape, dtype."""
+    return [f"{name:28s} {str(arr.shape):14s} {arr.dtype}" for name, arr in params.items()]

@@ -1,0 +1,223 @@
+"""``npdvae reproduce`` on a real Dask cluster: a scheduler and two single-threaded workers,
+as processes on 127.0.0.1 (ephemeral ports), stopped at teardown."""
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from npdvae.training.checkpoint import load_checkpoint
+from npdvae.experiments.reproduce import build_experiment, plan, run_grid, write_outputs
+from tests.data.conftest import REPO
+
+pytest.importorskip("distributed", reason="the cluster extra is not installed: pip install -e '.[cluster]'")
+pytest.importorskip("threadpoolctl", reason="the cluster extra is not installed: pip install -e '.[cluster]'")
+
+from distributed import Client  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+TINY = {"train_examples": 300, "eval_examples": 30, "latent": 4, "hidden": 16}
+
+
+@pytest.fixture(scope="module")
+def data_dir(mnist_root):
+    return mnist_root
+
+
+def _env(data_dir):
+    return {**os.environ, "NPDVAE_DATA_DIR": str(data_dir), "OPENBLAS_NUM_THREADS": "1",
+            "PYTHONPATH": str(REPO)}
+
+
+def _start_scheduler(folder, env):
+    scheduler_file = folder / "scheduler.json"
+    process = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                                "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file)],
+                               cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not scheduler_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return process, json.loads(scheduler_file.read_text())["address"]
+
+
+def _worker_command(address, name):
+    return [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1", "--nworkers", "1",
+            "--host", "127.0.0.1", "--no-dashboard", "--name", name]
+
+
+def _wait_for_workers(address, count):
+    with Client(address, timeout=30) as client:
+        client.wait_for_workers(count, timeout=120)
+
+
+def _stop(processes):
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="module")
+def cluster(data_dir, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("dask")
+    env = _env(data_dir)
+    scheduler, address = _start_scheduler(folder, env)
+    workers = [subprocess.Popen(_worker_command(address, f"w{i}"), cwd=folder, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL) for i in range(2)]
+    try:
+        _wait_for_workers(address, 2)
+        yield address
+    finally:
+        _stop(workers + [scheduler])
+
+
+def tiny_grid(out, epochs=2, seeds=2, overrides=TINY, lrs=None):
+    grid = build_experiment("table1", {("DVAE (K=1)", 1)}, columns={"0%", "5%"})
+    return grid, plan(grid, out, epochs, seeds, dict(overrides), lrs=lrs)
+
+
+def _table_rows(path):
+    """table.csv without its timing column (wall-clock seconds differ from run to run)."""
+    return [{k: v for k, v in row.items() if k != "seconds_per_epoch"} for row in csv.DictReader(open(path))]
+
+
+def test_a_grid_on_the_cluster_writes_the_table_of_the_local_grid(cluster, data_dir, tmp_path):
+    grid, specs = tiny_grid(tmp_path / "dask")
+    on_cluster = run_grid(specs, data_dir=data_dir, is_samples=5, scheduler=cluster)
+    write_outputs(grid, specs, on_cluster, tmp_path / "dask")
+    _, local_specs = tiny_grid(tmp_path / "local")
+    with threadpool_limits(limits=1):     # the workers' one BLAS thread: the same sums in the same order
+        local = run_grid(local_specs, jobs=1, data_dir=data_dir, is_samples=5)
+    write_outputs(grid, local_specs, local, tmp_path / "local")
+    assert len(on_cluster) == 4 and all(r is not None for r in on_cluster)
+    assert _table_rows(tmp_path / "dask" / "table.csv") == _table_rows(tmp_path / "local" / "table.csv")
+    for a, b in zip(specs, local_specs):
+        straight, there = load_checkpoint(Path(b.run_dir) / "last.h5"), load_checkpoint(Path(a.run_dir) / "last.h5")
+        for name in straight.params:
+            np.testing.assert_array_equal(there.params[name], straight.params[name])
+
+
+def test_a_worker_killed_mid_run_has_its_run_continued_elsewhere_bit_identical(cluster, data_dir, tmp_path):
+    longer = {**TINY, "train_examples": 3000, "hidden": 64}
+    grid, specs = tiny_grid(tmp_path / "dask", epochs=6, seeds=1, overrides=longer)
+    specs = specs[1:]                                   # one run: 5% noise
+    run_dir = Path(specs[0].run_dir)
+    killed = {}
+
+    def kill_the_worker_training_it():
+        with Client(cluster, timeout=30) as client:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                metrics = run_dir / "metrics.jsonl"
+                if metrics.exists() and metrics.read_text().count("\n") >= 2:
+                    break
+                time.sleep(0.05)
+            busy = [worker for worker, tasks in client.processing().items() if tasks]
+            pids = client.run(os.getpid, workers=busy)
+            for worker, pid in pids.items():
+                os.kill(pid, signal.SIGKILL)
+                killed[worker] = pid
+
+    import threading
+    killer = threading.Thread(target=kill_the_worker_training_it)
+    killer.start()
+    results = run_grid(specs, data_dir=data_dir, is_samples=5, scheduler=cluster)
+    killer.join()
+    assert killed, "no worker was found training the run"
+    assert results[0]["epochs"] == 6
+    _, local_specs = tiny_grid(tmp_path / "local", epochs=6, seeds=1, overrides=longer)
+    with threadpool_limits(limits=1):
+        run_grid(local_specs[1:], jobs=1, data_dir=data_dir, is_samples=5)
+    straight = load_checkpoint(Path(local_specs[1].run_dir) / "last.h5").params
+    continued = load_checkpoint(run_dir / "last.h5").params
+    for name in straight:
+        np.testing.assert_array_equal(continued[name], straight[name], err_msg=name)
+    _wait_for_workers(cluster, 2)   # the nanny brought the killed worker back for the next tests
+
+
+def _reproduce(data_dir, *args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "cli", "reproduce", "table1", "--row", "DVAE (K=1)/1",
+                           "--column", "5", "--seeds", "1", "--epochs", "1", "--train-examples", "300",
+                           "--eval-examples", "30", "--is-samples", "5", *map(str, args)],
+                          cwd=REPO, env=_env(data_dir), capture_output=True, text=True, timeout=timeout)
+
+
+def test_an_unreachable_scheduler_fails_in_seconds_and_writes_nothing(data_dir, tmp_path):
+    started = time.monotonic()
+    result = _reproduce(data_dir, "--scheduler", "tcp://127.0.0.1:9", "--out", tmp_path / "out")
+    assert result.returncode == 1, result.stderr
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert time.monotonic() - started < 30
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_command_runs_a_grid_on_the_cluster_and_reports_each_run(cluster, data_dir, tmp_path):
+    result = _reproduce(data_dir, "--scheduler", cluster, "--out", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    assert f"on the Dask cluster at {cluster}" in result.stdout
+    assert "[1/1] DVAE (K=1), 1 layer, 5%, seed 0, lr 0.001: test bound" in result.stdout
+    assert (tmp_path / "out" / "table.csv").exists()
+
+
+def test_an_out_folder_a_worker_cannot_see_fails_the_grid_saying_why(data_dir, tmp_path):
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare (util-linux) is not installed: cannot give a worker its own file system view")
+    probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot create a mount namespace here ({probe.stderr.decode().strip()})")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    env = _env(data_dir)
+    scheduler, address = _start_scheduler(tmp_path, env)
+    # this worker sees an empty tmpfs where the driver's --out is: storage that is not shared
+    blind = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                              f"mount -t tmpfs none {shared} && exec \"$@\"", "sh",
+                              *_worker_command(address, "blind")],
+                             cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_workers(address, 1)
+        result = _reproduce(data_dir, "--scheduler", address, "--out", shared / "out")
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "--out must be on storage shared by all workers" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+    finally:
+        _stop([blind, scheduler])
+
+
+def test_ctrl_c_on_the_driver_stops_the_tasks_keeping_their_checkpoints(cluster, data_dir, tmp_path):
+    out = tmp_path / "out"
+    args = ["--scheduler", cluster, "--out", out]
+    driver = subprocess.Popen([sys.executable, "-m", "cli", "reproduce", "table1", "--row", "DVAE (K=1)/1",
+                               "--column", "0", "--column", "5", "--seeds", "1", "--epochs", "200",
+                               "--train-examples", "2000", "--eval-examples", "30", "--is-samples", "5", *args],
+                              cwd=REPO, env=_env(data_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(out.glob("runs/*/metrics.jsonl"))) < 2:
+        time.sleep(0.1)
+    time.sleep(1.0)
+    driver.send_signal(signal.SIGINT)
+    _, stderr = driver.communicate(timeout=120)
+    assert driver.returncode == 130, stderr
+    assert "Rerun the same command to continue" in stderr and "Traceback" not in stderr
+    for run_dir in out.glob("runs/*"):
+        stopped = load_checkpoint(run_dir / "last.h5")
+        assert stopped.epoch < 200                      # stopped, with a checkpoint to resume from
+    _wait_for_workers(cluster, 2)
+    with Client(cluster, timeout=30) as client:         # no task of the stopped grid still running
+        deadline = time.monotonic() + 60
+        while any(client.processing().values()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(client.processing().values())

@@ -1,0 +1,298 @@
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, strategies as st
+
+from cli.main import main
+from npdvae.experiments.reproduce import build_experiment, busy_seconds, grid_protocol, plan, run_grid, write_outputs
+from npdvae.training.config import TrainConfig
+from npdvae.training.runs import RunDirectoryError, open_run, prepare_dataset, read_metrics
+from tests.data.conftest import missing_reason, shared_datasets_dir
+
+TINY = {"train_examples": 200, "eval_examples": 30, "latent": 4, "hidden": 16}
+
+
+@pytest.fixture
+def data_dir():
+    path = shared_datasets_dir()
+    if path is None:
+        pytest.skip(missing_reason("mnist"))
+    return path
+
+
+def tiny_table1(out, epochs=2, seeds=2):
+    grid = build_experiment("table1", {("DVAE (K=1)", 1), ("DIWAE (K=5)", 1)})
+    grid.cells = [c for c in grid.cells if c.column in (0, 5)]
+    return grid, plan(grid, out, epochs, seeds, TINY)
+
+
+def test_grid_runner_writes_well_formed_tables(tmp_path, data_dir):
+    grid, specs = tiny_table1(tmp_path)
+    results = run_grid(specs, jobs=1, data_dir=data_dir, is_samples=20)
+    table = write_outputs(grid, specs, results, tmp_path)
+    markdown = (tmp_path / "table.md").read_text()
+    assert "| DVAE (K=1) | 1 |" in markdown and "| DIWAE (K=5) | 1 |" in markdown
+    assert "(96.14 ± 0.09)" in markdown and "(93.67 ± 0.10)" in markdown   # the paper's numbers beside ours
+    bound_rows = markdown.split("Importance-sampled")[0].splitlines()[-4:]
+    assert [line.count("**") for line in bound_rows if line.startswith("| D")] == [2, 2]  # one best per row
+    assert "Importance-sampled log-likelihood" in markdown and "hours for 3280 epochs" in markdown
+    assert "h of wall time with at least one run going" in markdown
+    assert "These cells at the paper's budget (3280 epochs, 10 seeds)" in markdown
+    assert "scored at its best epoch by validation bound" in markdown
+    for spec, r in zip(specs, results):
+        start, end = r["intervals"][-1]
+        assert start <= end
+        history = read_metrics(spec.run_dir)
+        assert r["checkpoint_epoch"] == max(history, key=lambda h: h["valid_bound"])["epoch"]
+    rows = list(csv.DictReader(open(tmp_path / "table.csv")))
+    assert len(rows) == 4 and all(row["seeds"] == "2" for row in rows)
+    for (row_key, column), entry in table.items():   # -bound: positive, and above -log p(x)
+        assert entry["bound_stats"][0] > 0
+        assert entry["bound_stats"][0] >= -entry["ll_stats"][0] - 1.0
+
+
+def test_finished_runs_are_skipped_and_interrupted_runs_resume(tmp_path, data_dir):
+    grid, specs = tiny_table1(tmp_path, epochs=2, seeds=1)
+    interrupted = specs[0]
+    config = TrainConfig(**dict(interrupted.config, epochs=1))
+    open_run(config, interrupted.run_dir, prepare_dataset(config, data_dir)).run()  # stopped after epoch 1
+    first_epoch = read_metrics(interrupted.run_dir)[0]
+    run_grid(specs, jobs=1, data_dir=data_dir, is_samples=10)
+    history = read_metrics(interrupted.run_dir)
+    assert [h["epoch"] for h in history] == [1, 2] and history[0] == first_epoch
+    stamps = {s.run_dir: (tmp_path / s.run_dir / "eval.json").stat().st_mtime_ns for s in specs}
+    again = run_grid(specs, jobs=1, data_dir=data_dir, is_samples=10)
+    assert {s.run_dir: (tmp_path / s.run_dir / "eval.json").stat().st_mtime_ns for s in specs} == stamps
+    assert all(r["epochs"] == 2 for r in again)
+
+
+def test_a_seed_trained_alone_is_the_same_run_a_later_full_grid_counts(tmp_path, data_dir):
+    grid, alone = tiny_table1(tmp_path, epochs=1, seeds=[1])
+    assert [s.seed for s in alone] == [1] * len(grid.cells)
+    run_grid(alone, jobs=1, data_dir=data_dir, is_samples=5)
+    stamps = {s.run_dir: (tmp_path / s.run_dir / "eval.json").stat().st_mtime_ns for s in alone}
+    _, full = tiny_table1(tmp_path, epochs=1, seeds=2)
+    results = run_grid(full, jobs=1, data_dir=data_dir, is_samples=5)
+    assert {s.run_dir for s in alone} < {s.run_dir for s in full}
+    assert {s.run_dir: (tmp_path / s.run_dir / "eval.json").stat().st_mtime_ns for s in alone} == stamps
+    table = write_outputs(grid, full, results, tmp_path)
+    assert {entry["seeds"] for entry in table.values()} == {2}
+    with pytest.raises(ValueError, match="distinct seeds"):
+        tiny_table1(tmp_path, seeds=[1, 1])
+
+
+def test_reproduce_runs_the_authors_protocol_unless_told_otherwise():
+    for name in ("table1", "table3", "figure1", "augmentation", "mean-image"):
+        assert grid_protocol(name) == (3280, {"schedule": "staged", "clip_grad_norm": 5.0})
+    assert grid_protocol("table2") == (100, {"schedule": "constant", "clip_grad_norm": None})
+    assert grid_protocol("table1", epochs=7, clip_grad_norm=None) == (7, {"schedule": "staged", "clip_grad_norm": None})
+    assert "authors' released protocol" in CliRunner().invoke(main, ["reproduce", "--help"]).output
+
+
+def test_reproduce_command_without_protocol_options_records_the_authors_protocol(tmp_path, data_dir):
+    result = CliRunner().invoke(main, [
+        "reproduce", "table1", "--epochs", "1", "--seeds", "1", "--row", "DVAE (K=1)/1", "--column", "5",
+        "--is-samples", "5", "--train-examples", "200", "--eval-examples", "20", "--out", str(tmp_path / "a"),
+        "--data-dir", str(data_dir)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    config, = [json.loads(p.read_text()) for p in (tmp_path / "a" / "runs").glob("*/config.json")]
+    assert (config["schedule"], config["clip_grad_norm"], config["binarize"]) == ("staged", 5.0, "static")
+    result = CliRunner().invoke(main, [
+        "reproduce", "table1", "--epochs", "1", "--seeds", "1", "--row", "DVAE (K=1)/1", "--column", "5",
+        "--schedule", "constant", "--clip-grad-norm", "none", "--is-samples", "5", "--train-examples", "200",
+        "--eval-examples", "20", "--out", str(tmp_path / "b"), "--data-dir", str(data_dir)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    config, = [json.loads(p.read_text()) for p in (tmp_path / "b" / "runs").glob("*/config.json")]
+    assert (config["schedule"], config["clip_grad_norm"]) == ("constant", None)
+    assert "no gradient clipping" in (tmp_path / "b" / "table.md").read_text()
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--seed", "1", "--seeds", "2"], "give --seeds N or --seed S (repeatable), not both"),
+    (["--seed", "1", "--seed", "1"], "seed 1 is given twice"),
+    (["--seed", "-1"], "-1 is not in the range"),
+    (["--clip-grad-norm", "0"], "a clipping norm must be a finite number > 0 (or 'none')"),
+    (["--clip-grad-norm", "lots"], "'lots' is neither a number nor 'none'"),
+])
+def test_reproduce_rejects_bad_seed_and_clipping_options(tmp_path, options, message):
+    result = CliRunner().invoke(main, ["reproduce", "table1", *options, "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "o").exists()
+
+
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40)).map(sorted), max_size=6))
+def test_busy_seconds_is_the_length_of_the_union_of_intervals(intervals):
+    covered = {t for start, end in intervals for t in range(start, end)}   # unit cells [t, t+1)
+    assert busy_seconds(intervals) == len(covered)
+
+
+def test_a_run_scored_by_an_older_version_is_scored_again_without_training(tmp_path, data_dir):
+    grid, specs = tiny_table1(tmp_path, epochs=2, seeds=1)
+    spec = specs[0]
+    first = run_grid([spec], jobs=1, data_dir=data_dir, is_samples=10)[0]
+    eval_file = Path(spec.run_dir) / "eval.json"
+    older = {k: v for k, v in first.items() if k not in ("checkpoint", "checkpoint_epoch", "intervals")}
+    eval_file.write_text(json.dumps(older))          # as written before runs were scored at "best"
+    metrics = (Path(spec.run_dir) / "metrics.jsonl").read_text()
+    again = run_grid([spec], jobs=1, data_dir=data_dir, is_samples=10)[0]
+    assert (Path(spec.run_dir) / "metrics.jsonl").read_text() == metrics   # no epoch trained again
+    assert again["checkpoint"] == "best" and again["test_bound"] == first["test_bound"]
+    assert len(again["intervals"]) == 2 and again["intervals"][0][1] <= again["intervals"][1][0] + 1.0
+
+
+def test_a_finished_run_asked_for_more_epochs_continues_and_fewer_is_refused(tmp_path, data_dir):
+    grid, specs = tiny_table1(tmp_path, epochs=1, seeds=1)
+    first = run_grid(specs[:1], jobs=1, data_dir=data_dir, is_samples=10)[0]
+    _, longer = tiny_table1(tmp_path, epochs=2, seeds=1)
+    again = run_grid(longer[:1], jobs=1, data_dir=data_dir, is_samples=10)[0]
+    assert [h["epoch"] for h in read_metrics(longer[0].run_dir)] == [1, 2]
+    assert again["epochs"] == 2 and again["config"]["epochs"] == 2 and len(again["intervals"]) == 2
+    assert first["epochs"] == 1
+    with pytest.raises(RunDirectoryError, match="trained for 2 epochs"):
+        run_grid(specs[:1], jobs=1, data_dir=data_dir, is_samples=10)
+
+
+def test_parallel_jobs_give_the_same_results_as_serial(tmp_path, data_dir):
+    grid, specs = tiny_table1(tmp_path / "parallel", epochs=1, seeds=1)
+    parallel = run_grid(specs[:2], jobs=2, data_dir=data_dir, is_samples=10)
+    _, serial_specs = tiny_table1(tmp_path / "serial", epochs=1, seeds=1)
+    serial = run_grid(serial_specs[:2], jobs=1, data_dir=data_dir, is_samples=10)
+    for a, b in zip(parallel, serial):
+        # one BLAS thread against two may sum in another order: equal to float32 rounding
+        assert a["test_bound"] == pytest.approx(b["test_bound"], rel=1e-4)
+
+
+def test_experiments_have_the_papers_grids():
+    table1 = build_experiment("table1")
+    assert len(table1.cells) == 6 * 4 and {c.column for c in table1.cells} == {0, 5, 10, 15}
+    assert all(c.settings["binarize"] == "static" for c in table1.cells)
+    table2 = build_experiment("table2")
+    assert {c.settings["noise"] for c in table2.cells} == {0.0, 0.025, 0.05, 0.075}
+    assert table2.higher_is_better and all(c.settings["dataset"] == "frey-face" for c in table2.cells)
+    table3 = build_experiment("table3")
+    assert {c.settings["encoder"] for c in table3.cells} == {"gru"} and len(table3.cells) == 8
+    augmentation = build_experiment("augmentation")
+    treatments = {(c.row, c.column): (c.settings["binarize"], c.settings["noise"]) for c in augmentation.cells}
+    assert treatments[("VAE", "augmentation")] == ("dynamic", 0.0)
+    assert treatments[("IWAE (K=5)", "denoising")] == ("static", 0.05)
+    assert {c.settings["noise_type"] for c in build_experiment("mean-image").cells} == {"salt-pepper-released",
+                                                                                        "mean-image"}
+    assert sorted(c.settings["m"] for c in build_experiment("figure1").cells) == [1, 1, 5, 5, 10, 10]
+
+
+def test_reproduce_command_runs_a_tiny_figure1(tmp_path, data_dir, monkeypatch):
+    monkeypatch.setenv("NPDVAE_DATA_DIR", str(data_dir))
+    result = CliRunner().invoke(main, [
+        "reproduce", "figure1", "--epochs", "2", "--seeds", "1", "--row", "DVAE (K=1)/1", "--is-samples", "5",
+        "--train-examples", "200", "--eval-examples", "20", "--out", str(tmp_path)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "[3/3]" in result.output
+    assert (tmp_path / "figure1.png").read_bytes()[:4] == b"\x89PNG"
+    assert len(list(csv.DictReader(open(tmp_path / "table.csv")))) == 3
+
+
+def test_reproduce_rejects_a_row_that_does_not_exist(tmp_path):
+    result = CliRunner().invoke(main, ["reproduce", "table1", "--row", "VAE/3", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "--row" in result.output
+
+
+@pytest.mark.parametrize("name", ["table1", "table3", "figure1", "augmentation"])
+def test_mnist_experiments_default_to_the_released_codes_corruption_and_take_the_textbook_one(name):
+    assert {c.settings["noise_type"] for c in build_experiment(name).cells} == {"salt-pepper-released"}
+    textbook = build_experiment(name, noise_type="salt-pepper")
+    assert {c.settings["noise_type"] for c in textbook.cells} == {"salt-pepper"}
+    with pytest.raises(ValueError, match="noise_type"):
+        build_experiment(name, noise_type="gaussian")
+
+
+def test_frey_face_stays_gaussian():
+    assert {c.settings["noise_type"] for c in build_experiment("table2").cells} == {"gaussian"}
+    with pytest.raises(ValueError, match="noise_type must be gaussian"):
+        build_experiment("table2", noise_type="salt-pepper-released")
+
+
+def test_the_protocol_reaches_every_run_and_its_folder_name(tmp_path):
+    protocol = dict(schedule="staged", clip_grad_norm=5.0, binarize="dynamic", lr=3e-4)
+    released = plan(build_experiment("table1", columns={"0%", "5%"}), tmp_path, 3280, 2, protocol)
+    textbook = plan(build_experiment("table1", noise_type="salt-pepper", columns={"0%", "5%"}), tmp_path,
+                    3280, 2, protocol)
+    assert len(released) == 6 * 2 * 2
+    for spec in released + textbook:
+        assert {k: spec.config[k] for k in protocol} == protocol and spec.config["epochs"] == 3280
+        assert "-staged-clip5-dynamic-lr0.0003-seed" in spec.run_dir
+    noisy = {s.run_dir for s in released if s.config["noise"] > 0}
+    assert noisy.isdisjoint(s.run_dir for s in textbook)          # two corruptions never share a folder
+    assert {s.run_dir for s in released if s.config["noise"] == 0} == \
+        {s.run_dir for s in textbook if s.config["noise"] == 0}      # the clean runs are the same runs
+    with pytest.raises(ValueError, match="cannot override k"):
+        plan(build_experiment("table1"), tmp_path, 1, 1, {"k": 3})
+    with pytest.raises(ValueError, match="binarize cannot be set for augmentation"):
+        plan(build_experiment("augmentation"), tmp_path, 1, 1, {"binarize": "static"})
+
+
+def test_a_run_of_another_protocol_is_refused_not_counted(tmp_path, data_dir):
+    grid, specs = tiny_table1(tmp_path, epochs=1, seeds=1)
+    run_grid(specs[:1], jobs=1, data_dir=data_dir, is_samples=5)
+    _, other = tiny_table1(tmp_path, epochs=1, seeds=1)
+    other[0].config["lr"] = 3e-4                                   # same folder name, another protocol
+    with pytest.raises(RunDirectoryError, match="another protocol .*lr: run has 0.001, grid asks 0.0003"):
+        run_grid(other[:1], jobs=1, data_dir=data_dir, is_samples=5)
+
+
+def test_reproduce_command_records_the_protocol_in_configs_and_the_table(tmp_path, data_dir, monkeypatch):
+    monkeypatch.setenv("NPDVAE_DATA_DIR", str(data_dir))
+    result = CliRunner().invoke(main, [
+        "reproduce", "table1", "--epochs", "2", "--seeds", "1", "--row", "DVAE (K=1)/1", "--column", "0",
+        "--column", "5%", "--schedule", "staged", "--clip-grad-norm", "5", "--binarize", "static",
+        "--is-samples", "5", "--train-examples", "200", "--eval-examples", "20", "--out", str(tmp_path)],
+        catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "[2/2]" in result.output
+    configs = [json.loads(p.read_text()) for p in sorted((tmp_path / "runs").glob("*/config.json"))]
+    assert [c["noise"] for c in configs] == [0.0, 0.05]
+    assert all((c["schedule"], c["clip_grad_norm"], c["binarize"]) == ("staged", 5.0, "static") for c in configs)
+    assert configs[1]["noise_type"] == "salt-pepper-released"
+    assert not (tmp_path / ".npdvae-grid-token").exists()     # the storage check leaves nothing behind
+    markdown = (tmp_path / "table.md").read_text()
+    assert "- corruption (5%): `salt-pepper-released`" in markdown
+    assert "schedule staged, gradient norm clipped at 5.0, binarization static" in markdown
+    rows = list(csv.DictReader(open(tmp_path / "table.csv")))
+    assert {(r["column"], r["noise_type"], r["schedule"]) for r in rows} == {
+        ("0", "salt-pepper-released", "staged"), ("5", "salt-pepper-released", "staged")}
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--column", "7"], "'7' is not a column of table1; its columns: 0%, 5%, 10%, 15%"),
+    (["--noise-type", "gaussian"], "noise_type must be one of"),
+    (["--binarize", "static"], None),
+])
+def test_reproduce_rejects_bad_protocol_options(tmp_path, options, message):
+    if message is None:   # binarize is refused for augmentation only
+        result = CliRunner().invoke(main, ["reproduce", "augmentation", *options, "--out", str(tmp_path / "o")])
+        message = "binarize cannot be set for augmentation"
+    else:
+        result = CliRunner().invoke(main, ["reproduce", "table1", *options, "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_several_learning_rates_are_an_axis_and_the_table_picks_by_validation(tmp_path, data_dir):
+    grid = build_experiment("table1", {("DVAE (K=1)", 1)}, columns={"0%", "5%"})
+    specs = plan(grid, tmp_path, 2, 1, TINY, lrs=[1e-6, 1e-3])
+    assert len(specs) == 4 and {s.config["lr"] for s in specs} == {1e-6, 1e-3}
+    assert len({s.run_dir for s in specs}) == 4 and any("-lr1e-06-" in s.run_dir for s in specs)
+    results = run_grid(specs, jobs=1, data_dir=data_dir, is_samples=5)
+    table = write_outputs(grid, specs, results, tmp_path)
+    for entry in table.values():                     # 1e-6 barely moves from the initialization
+        assert entry["lr"] == 1e-3 and entry["valid_by_lr"][1e-3] > entry["valid_by_lr"][1e-6]
+    markdown = (tmp_path / "table.md").read_text()
+    assert "[lr 0.001]" in markdown and "chosen among 0.001, 1e-06" in markdown
+    rows = list(csv.DictReader(open(tmp_path / "table.csv")))
+    assert [r["lr"] for r in rows] == ["0.001", "0.001"]
+    with pytest.raises(ValueError, match="rates must differ"):
+        plan(grid, tmp_path, 2, 1, TINY, lrs=[1e-3, 1e-3])

@@ -1,0 +1,220 @@
+import json
+
+import numpy as np
+import pytest
+
+from npdvae.training.checkpoint import CheckpointError, load_checkpoint
+from npdvae.training.config import TrainConfig
+from npdvae.training.optim import packed_buffer
+from npdvae.training.runs import RunDirectoryError, open_run, read_metrics
+from npdvae.training.loop import NonFiniteBoundError, Trainer, validation_bound
+from tests.synthetic import synthetic_dataset
+
+
+def small_config(**overrides):
+    values = dict(dataset="mnist", bound="iwae", noise=0.1, k=3, m=2, latent=3, hidden=8, epochs=4,
+                  batch_size=50, seed=3)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def strip_time(history):
+    return [{k: v for k, v in record.items() if k != "seconds"} for record in history]
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path):
+    data = synthetic_dataset()
+    straight = open_run(small_config(), tmp_path / "straight", data)
+    straight.run()
+    first = open_run(small_config(epochs=2), tmp_path / "resumed", data)
+    first.run()
+    resumed = open_run(small_config(epochs=4), tmp_path / "resumed", data, resume=True)
+    assert resumed.epoch == 2
+    resumed.run()
+    for name in straight.params:
+        np.testing.assert_array_equal(resumed.params[name], straight.params[name], err_msg=name)
+        np.testing.assert_array_equal(resumed.adam.m[name], straight.adam.m[name])
+    assert strip_time(resumed.history) == strip_time(straight.history)
+    assert strip_time(read_metrics(tmp_path / "resumed")) == strip_time(read_metrics(tmp_path / "straight"))
+
+
+def test_training_improves_the_validation_bound(tmp_path):
+    data = synthetic_dataset()
+    config = small_config(epochs=15)
+    trainer = open_run(config, tmp_path / "run", data)
+    before = validation_bound(trainer.model, trainer.params, data, config)
+    history = trainer.run()
+    assert history[-1]["valid_bound"] > before + 3, (before, history[-1])
+
+
+def test_new_run_refuses_an_existing_non_empty_directory(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "notes.txt").write_text("keep me")
+    with pytest.raises(RunDirectoryError, match="already exists"):
+        open_run(small_config(), tmp_path / "run", synthetic_dataset())
+    assert (tmp_path / "run" / "notes.txt").read_text() == "keep me"
+
+
+def test_resume_with_another_configuration_names_the_differences(tmp_path):
+    data = synthetic_dataset()
+    open_run(small_config(epochs=1), tmp_path / "run", data).run()
+    with pytest.raises(CheckpointError, match=r"noise: checkpoint has 0.1, requested 0.2; k: checkpoint has 3, requested 5"):
+        open_run(small_config(k=5, noise=0.2), tmp_path / "run", data, resume=True)
+    open_run(small_config(epochs=2, lr=1e-4), tmp_path / "run", data, resume=True).run()  # allowed changes
+
+
+def test_non_finite_bound_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    data = synthetic_dataset()
+    trainer = open_run(small_config(epochs=3), tmp_path / "run", data)
+    original = trainer.model.bound_and_gradients
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        result = original(*args, **kwargs)
+        if calls["n"] > 8:  # in the second epoch (6 minibatches per epoch)
+            result.per_example[0] = np.nan
+        return result
+
+    monkeypatch.setattr(trainer.model, "bound_and_gradients", poisoned)
+    with pytest.raises(NonFiniteBoundError, match="epoch 2"):
+        trainer.run()
+    checkpoint = load_checkpoint(tmp_path / "run" / "last.h5")
+    assert checkpoint.epoch == 1
+    assert all(np.all(np.isfinite(v)) for v in checkpoint.params.values())
+
+
+def test_a_non_finite_gradient_stops_training_without_an_update(tmp_path, monkeypatch):
+    data = synthetic_dataset()
+    trainer = open_run(small_config(epochs=2), tmp_path / "run", data)
+    assert packed_buffer(trainer.params) is not None  # Adam's one-pass path is the one in use
+    original = trainer.model.bound_and_gradients
+    before = {}
+
+    def poisoned(*args, **kwargs):
+        result = original(*args, **kwargs)  # a finite bound, but one infinite gradient entry
+        result.grads["decoder.hidden0.W"][0, 0] = np.inf
+        before.update({name: p.copy() for name, p in trainer.params.items()})
+        return result
+
+    monkeypatch.setattr(trainer.model, "bound_and_gradients", poisoned)
+    with pytest.raises(NonFiniteBoundError, match="epoch 1.*decoder.hidden0.W"):
+        trainer.run()
+    for name, value in trainer.params.items():
+        np.testing.assert_array_equal(value, before[name])
+
+
+def test_early_stopping_waits_patience_epochs_after_the_best(tmp_path, monkeypatch):
+    scores = iter([-10.0, -9.0, -9.5, -9.7, -8.0, -7.0])
+    monkeypatch.setattr("npdvae.training.loop.validation_bound", lambda *a, **k: next(scores))
+    trainer = open_run(small_config(epochs=6, patience=2), tmp_path / "run", synthetic_dataset())
+    history = trainer.run()
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]   # best at 2, then 2 epochs without improvement
+    assert load_checkpoint(tmp_path / "run" / "best.h5").epoch == 2
+
+
+def test_batch_size_larger_than_the_training_set_is_refused():
+    with pytest.raises(ValueError, match="batch_size 500 is larger than the training set"):
+        Trainer(small_config(batch_size=500), synthetic_dataset(n_train=300), "unused")
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("noise", 1.0, "noise must be in"), ("noise", -0.5, "noise must be"), ("k", 0, "k must be >= 1"),
+    ("m", 0, "m must be >= 1"), ("bound", "vae", "bound must be one of"), ("dataset", "cifar", "dataset must be"),
+    ("lr", 0.0, "lr must be a finite number > 0"), ("lr", float("inf"), "lr must be a finite"),
+        ("seed", -1, "seed must be an integer in"), ("k", "5", "k must be an integer"),
+        ("hidden", 100000, "hidden must be smaller"), ("k", 10**20, "k must be smaller")])
+def test_bad_configuration_names_the_setting(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        small_config(**{field: value})
+
+
+def test_model_names_follow_the_papers_tables():
+    assert small_config(bound="iwae", k=5, noise=0.05, m=1).model_name == "DIWAE (K=5), 1 hidden layer, noise 5%"
+    assert small_config(bound="elbo", k=1, noise=0.0, m=1, encoder_layers=2).model_name == "VAE (K=1), 2 hidden layers"
+    assert TrainConfig(dataset="frey-face", noise=0.025).model_name == "DVAE (K=1), 1 hidden layer, noise sigma 0.025"
+
+
+def test_config_json_records_every_setting(tmp_path):
+    config = small_config()
+    open_run(config, tmp_path / "run", synthetic_dataset())
+    assert json.loads((tmp_path / "run" / "config.json").read_text()) == config.to_dict()
+
+
+def test_staged_schedule_changes_rate_at_the_stage_boundaries():
+    from npdvae.training.schedule import staged_lr
+    # stage i lasts 3^i epochs: epochs 0 | 1-3 | 4-12 | 13-39 | ... | 1093-3279
+    boundaries = {0: 0, 1: 1, 3: 1, 4: 2, 12: 2, 13: 3, 39: 3, 40: 4, 1092: 6, 1093: 7, 3279: 7, 5000: 7}
+    for epoch, stage in boundaries.items():
+        assert staged_lr(epoch) == pytest.approx(1e-3 * 10 ** (-stage / 7)), epoch
+
+
+def test_staged_schedule_is_what_training_uses(tmp_path):
+    trainer = open_run(small_config(epochs=5, schedule="staged"), tmp_path / "run", synthetic_dataset())
+    history = trainer.run()
+    assert [h["lr"] for h in history] == pytest.approx([1e-3] + [1e-3 * 10 ** (-1 / 7)] * 3 + [1e-3 * 10 ** (-2 / 7)])
+
+
+def test_clipping_bounds_the_global_norm():
+    from npdvae.training.schedule import clip_by_global_norm
+    grads = {"a": np.array([3.0, 0.0]), "b": np.array([[4.0]])}
+    assert clip_by_global_norm(grads, 1.0) == pytest.approx(5.0)
+    assert np.sqrt(sum((g ** 2).sum() for g in grads.values())) == pytest.approx(1.0)
+    np.testing.assert_allclose(grads["a"], [0.6, 0.0])
+    assert clip_by_global_norm(grads, 10.0) == pytest.approx(1.0)
+    np.testing.assert_allclose(grads["a"], [0.6, 0.0])  # under the limit: unchanged
+
+
+def test_gru_encoder_trains_end_to_end(tmp_path):
+    config = small_config(encoder="gru", epochs=3, clip_grad_norm=100.0)
+    assert config.model_name == "DIWAE (GRU) (K=3), noise 10%, M=2"
+    history = open_run(config, tmp_path / "run", synthetic_dataset()).run()
+    assert history[-1]["valid_bound"] > history[0]["valid_bound"]
+
+
+def test_reference_path_trains_to_the_same_numbers_as_the_kernels(tmp_path):
+    """``kernels=False`` swaps every Numba kernel (model, Adam, corruption) for
+    its NumPy reference; on the same seed the two runs see the same noise and
+    differ only by float32 rounding."""
+    data = synthetic_dataset()
+    fast = Trainer(small_config(epochs=2), data, tmp_path / "fast")
+    slow = Trainer(small_config(epochs=2, kernels=False), data, tmp_path / "slow")
+    assert fast.model.use_kernels and fast.adam.fast and fast.corruption.use_kernel
+    assert not (slow.model.use_kernels or slow.adam.fast or slow.corruption.use_kernel)
+    for _ in range(2):
+        np.testing.assert_allclose(slow.train_epoch(), fast.train_epoch(), rtol=1e-6)
+    # measured: 4e-7 of each array's largest entry after 12 steps (another seed: 2.0)
+    for name in fast.params:
+        scale = np.abs(fast.params[name]).max()
+        np.testing.assert_allclose(slow.params[name], fast.params[name], rtol=0, atol=1e-5 * scale, err_msg=name)
+
+
+@pytest.mark.parametrize("stop_at", [0, 1, 5, 6, 13])
+def test_a_stop_at_any_minibatch_then_resume_equals_the_uninterrupted_run(tmp_path, stop_at):
+    from npdvae.training.loop import TrainingInterrupted
+    data = synthetic_dataset()          # 300 examples, batch 50: 6 minibatches an epoch
+    straight = open_run(small_config(), tmp_path / "straight", data)
+    straight.run()
+    stopped = open_run(small_config(), tmp_path / "stopped", data)
+    polls = iter(range(10 ** 6))
+    stopped.stop_requested = lambda: next(polls) == stop_at   # asked before minibatch number stop_at
+    with pytest.raises(TrainingInterrupted) as stop:
+        stopped.run()
+    assert (stop.value.epoch, stop.value.position) == (stop_at // 6 + 1, stop_at % 6)
+    saved = load_checkpoint(tmp_path / "stopped" / "last.h5")
+    assert saved.epoch == stop_at // 6 and saved.epoch_state.position == stop_at % 6
+    resumed = open_run(small_config(), tmp_path / "stopped", data, resume=True)
+    resumed.run()
+    for name in straight.params:
+        np.testing.assert_array_equal(resumed.params[name], straight.params[name], err_msg=name)
+    assert strip_time(resumed.history) == strip_time(straight.history)
+
+
+def test_a_new_run_writes_its_step_zero_checkpoint_before_training(tmp_path):
+    trainer = open_run(small_config(), tmp_path / "run", synthetic_dataset())
+    saved = load_checkpoint(tmp_path / "run" / "last.h5")
+    assert saved.epoch == 0 and saved.adam_step == 0 and saved.epoch_state is None
+    for name, value in trainer.params.items():
+        np.testing.assert_array_equal(saved.params[name], value)
+    resumed = open_run(small_config(), tmp_path / "run", synthetic_dataset(), resume=True)
+    assert resumed.epoch == 0 and resumed.rng.bit_generator.state == trainer.rng.bit_generator.state

@@ -1,0 +1,114 @@
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+from npdvae.training.checkpoint import CheckpointError, load_checkpoint
+from npdvae.training.model_file import is_model_file, load_model_file, model_from_run, save_model_file
+from npdvae.training.provenance import PACKAGE_ROOT
+from npdvae.experiments.reproduce import build_experiment, plan, run_grid
+from npdvae.training.runs import load_trained, read_metrics
+
+TINY = {"train_examples": 200, "eval_examples": 30, "latent": 4, "hidden": 16}
+
+
+@pytest.fixture(scope="module")
+def scored_runs(tmp_path_factory, mnist_root):
+    """Two finished, scored runs of a tiny grid (noise 0 and 5%), shared by the tests below."""
+    out = tmp_path_factory.mktemp("grid")
+    grid = build_experiment("table1", {("DVAE (K=1)", 1)}, columns={"0%", "5%"})
+    specs = plan(grid, out, 2, 1, TINY)
+    run_grid(specs, jobs=1, data_dir=mnist_root, is_samples=5)
+    return [spec.run_dir for spec in specs]
+
+
+def _cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_a_model_file_holds_the_best_checkpoint_curves_evaluation_and_provenance(scored_runs, tmp_path):
+    run = scored_runs[1]
+    save_model_file(tmp_path / "m.h5", model_from_run(run))
+    model = load_model_file(tmp_path / "m.h5")
+    best = load_checkpoint(f"{run}/best.h5")
+    assert model.params.keys() == best.params.keys()
+    for name, value in best.params.items():
+        np.testing.assert_array_equal(model.params[name], value)
+        assert model.params[name].dtype == value.dtype
+    assert model.config == best.config and model.epoch == best.epoch
+    assert model.evaluation == json.loads(open(f"{run}/eval.json").read())
+    history = read_metrics(run)
+    np.testing.assert_array_equal(model.curves, [[h["epoch"], h["train_bound"], h["valid_bound"]] for h in history])
+    with h5py.File(tmp_path / "m.h5") as f:
+        assert set(f) == {"params", "curves"}          # no optimizer state, no random stream
+    assert set(model.provenance["libraries"]) == {"numpy", "numba", "scipy", "h5py"}
+    assert model.provenance["npdvae"] and model.provenance["date"].startswith("20")
+    head = subprocess.run(["git", "-C", str(PACKAGE_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
+    if head.returncode == 0:
+        assert model.provenance["git"]["commit"] == head.stdout.strip()
+    assert is_model_file(tmp_path / "m.h5") and not is_model_file(f"{run}/best.h5")
+    assert (tmp_path / "m.h5").stat().st_size < 0.6 * (Path(run) / "best.h5").stat().st_size
+
+
+def test_evaluate_sample_and_reconstruct_take_a_model_file(scored_runs, tmp_path, mnist_root):
+    run = scored_runs[1]
+    result = _cli("export", run, "--out", tmp_path / "m.h5")
+    assert result.exit_code == 0, result.output
+    recorded = json.loads(open(f"{run}/eval.json").read())
+    assert f"test bound {recorded['test_bound']:.2f}" in result.output
+    config, _, params = load_trained(tmp_path / "m.h5")
+    _, _, run_params = load_trained(run)
+    assert all(np.array_equal(params[n], run_params[n]) for n in params)
+    result = _cli("evaluate", tmp_path / "m.h5", "--is-samples", "5", "--json", "--data-dir", mnist_root)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output[result.output.index("{"):])
+    assert round(payload["table_bound"], 2) == round(recorded["test_bound"], 2)   # the table's figure, back
+    assert payload["published"]["test_bound"] == recorded["test_bound"]
+    text = _cli("evaluate", tmp_path / "m.h5", "--is-samples", "5", "--data-dir", mnist_root).output
+    assert re.search(rf"as tables score +{recorded['test_bound']:.2f}  nats", text), text
+    assert "published with the model" in text
+    pytest.importorskip("matplotlib")
+    assert _cli("sample", tmp_path / "m.h5", "--n", "4", "--out", tmp_path / "s.png").exit_code == 0
+    assert _cli("reconstruct", tmp_path / "m.h5", "--n", "2", "--out", tmp_path / "r.png",
+                "--data-dir", mnist_root).exit_code == 0
+    assert (tmp_path / "s.png").stat().st_size > 0 and (tmp_path / "r.png").stat().st_size > 0
+
+
+def test_a_foreign_evaluation_is_refused_not_published(scored_runs, tmp_path):
+    clean, noisy = scored_runs
+    shutil.copytree(clean, tmp_path / "run", ignore=shutil.ignore_patterns(".lock"))
+    shutil.copy(f"{noisy}/eval.json", tmp_path / "run" / "eval.json")   # another cell's figures
+    result = _cli("export", tmp_path / "run", "--out", tmp_path / "m.h5")
+    assert result.exit_code == 2 and "is not the evaluation of" in result.output and "noise" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "m.h5").exists()
+
+
+def test_a_damaged_model_file_is_named_in_one_line(scored_runs, tmp_path):
+    save_model_file(tmp_path / "m.h5", model_from_run(scored_runs[0]))
+    with h5py.File(tmp_path / "m.h5", "r+") as f:
+        data = f["params/decoder.logits.b"]
+        data[0] = data[0] + 1                            # one flipped value, checksum unchanged
+    with pytest.raises(CheckpointError, match="fails its checksum"):
+        load_model_file(tmp_path / "m.h5")
+    result = _cli("evaluate", tmp_path / "m.h5")
+    assert result.exit_code == 2 and "fails its checksum" in result.output and "Traceback" not in result.output
+    result = _cli("evaluate", tmp_path / "m.h5", "--checkpoint", "last")
+    assert result.exit_code == 2 and "one checkpoint, the best" in result.output
+
+
+@pytest.mark.parametrize("out, message", [("m.txt", "name it .h5"), ("missing/m.h5", "does not exist")])
+def test_export_refuses_bad_output_paths_before_any_work(scored_runs, tmp_path, out, message):
+    result = _cli("export", scored_runs[0], "--out", tmp_path / out)
+    assert result.exit_code == 2 and message in result.output and not (tmp_path / out).exists()
+
+
+def test_export_of_a_folder_that_is_not_a_run_says_so(tmp_path):
+    result = _cli("export", tmp_path, "--out", tmp_path / "m.h5")
+    assert result.exit_code == 2 and "holds no best.h5" in result.output
