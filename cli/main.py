@@ -80,7 +80,22 @@ class _Commands(click.Group):
         ctx.exit(130)
 
 
+def _print_version(ctx, param, value):
+    if not value or ctx.resilient_parsing:
+        return
+    from npdvae.training.provenance import provenance
+    record = provenance()
+    git = record["git"]
+    commit = f", git {git['commit'][:12]}{' (with local changes)' if git['dirty'] else ''}" if git else ""
+    blas = ", ".join(f"{b['internal_api']} {b['version']}" for b in record["blas"]) or "unknown"
+    libraries = ", ".join(f"{name} {version}" for name, version in record["libraries"].items())
+    click.echo(f"npdvae {record['npdvae']}{commit}\n{libraries}, BLAS {blas}, Python {record['python']}")
+    ctx.exit()
+
+
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="The version, the git commit when run from a checkout, and the numerical libraries.")
 def main():
     """Denoising variational autoencoders (DVAE, DIWAE) with hand-written gradients."""
     # past RLIMIT_FSIZE a write must fail with EFBIG (and be reported), not kill the process

@@ -207,6 +207,8 @@ class Trainer:
         A non-finite bound or gradient raises NonFiniteBoundError naming the
         quantity, the epoch and the minibatch; NumPy's own overflow warnings,
         which would only repeat it less precisely, are silenced."""
+        # the run's files go in run_dir; open_run (npdvae.train) adds the lock and the resume checks
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             return self._run(progress, on_epoch)
 

@@ -218,3 +218,9 @@ def test_a_new_run_writes_its_step_zero_checkpoint_before_training(tmp_path):
         np.testing.assert_array_equal(saved.params[name], value)
     resumed = open_run(small_config(), tmp_path / "run", synthetic_dataset(), resume=True)
     assert resumed.epoch == 0 and resumed.rng.bit_generator.state == trainer.rng.bit_generator.state
+
+
+def test_a_trainer_on_a_new_folder_creates_it(tmp_path):
+    trainer = Trainer(small_config(epochs=1), synthetic_dataset(), tmp_path / "a" / "b")
+    trainer.run()
+    assert {p.name for p in (tmp_path / "a" / "b").iterdir()} == {"metrics.jsonl", "best.h5", "last.h5"}

@@ -1,0 +1,56 @@
+"""The README's Python example runs as written, and the API does what it says."""
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import npdvae
+from npdvae.training.checkpoint import CheckpointError
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_python_example() -> str:
+    section = README.read_text().split("## Python\n", 1)[1]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def test_the_readme_python_example_runs_as_written(tmp_path, mnist_root, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NPDVAE_DATA_DIR", str(mnist_root))
+    exec(compile(readme_python_example(), "README.md", "exec"), {})
+    printed = capsys.readouterr().out.splitlines()
+    assert len(eval(printed[0])) == 2 and printed[-1] == npdvae.__version__
+    exec(compile(readme_python_example(), "README.md", "exec"), {})     # again: resumes, trains nothing
+    assert capsys.readouterr().out.splitlines()[0] == printed[0]
+
+
+def test_train_and_load_give_one_model(tmp_path, mnist_root):
+    config = npdvae.TrainConfig(dataset="mnist", noise=0.05, k=2, epochs=1, train_examples=300, eval_examples=50,
+                                latent=4, hidden=16)
+    epochs = []
+    run = npdvae.train(config, out=tmp_path / "new" / "run", data_dir=mnist_root, on_epoch=epochs.append)
+    assert len(epochs) == 1 and (tmp_path / "new" / "run" / "best.h5").is_file()
+    model = npdvae.load(tmp_path / "new" / "run")
+    assert all(np.array_equal(model.params[name], run.params[name]) for name in run.params)
+    x = (np.random.default_rng(0).random((7, 784)) < 0.2).astype(np.float32)
+    mu, log_sigma2 = model.encode(x)
+    assert mu.shape == log_sigma2.shape == (7, 4)
+    assert model.decode(mu).shape == (7, 784) and model.sample(3).shape == (3, 784)
+    elbo, iwae, ll = model.bound(x, k=1), model.bound(x, k=50), model.log_likelihood(x, k=500)
+    assert elbo.shape == (7,) and np.mean(elbo) < np.mean(iwae) < np.mean(ll) + 0.5   # tighter with K
+    np.testing.assert_array_equal(model.bound(x, k=5, seed=3), model.bound(x, k=5, seed=3))
+    with pytest.raises(ValueError, match=r"images must be \(B, 784\)"):
+        model.encode(x[:, :10])
+    other = npdvae.TrainConfig(**dict(config.to_dict(), k=3))
+    with pytest.raises(CheckpointError, match="k: checkpoint has 2, requested 3"):
+        npdvae.train(other, out=tmp_path / "new" / "run", data_dir=mnist_root)
+
+
+def test_the_package_says_what_it_offers():
+    assert npdvae.__doc__ and set(npdvae.__all__) <= set(dir(npdvae))
+    assert re.fullmatch(r"\d+\.\d+\.\d+.*|unknown", npdvae.__version__)
+    assert os.path.isfile(Path(npdvae.__file__).parent / "api.py")
