@@ -1,6 +1,6 @@
-"""``python -m cli``: the same program as ``npdvae``."""
+"""``python -m npdvae.cli``: the same program as ``npdvae``."""
 
-from cli.entry import run
+from .entry import run
 
 if __name__ == "__main__":
     run()

@@ -10,7 +10,7 @@ import sys
 
 def run():
     try:
-        from cli.main import main
+        from .main import main
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(130)

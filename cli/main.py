@@ -40,8 +40,8 @@ from npdvae.nn.jit_cache import numba_cache_is_warm
 from npdvae.training.model_file import is_model_file, load_model_file, model_from_run, save_model_file
 from npdvae.training.run_files import RunLockedError, RunWriteError
 from npdvae.training.loop import NonFiniteBoundError, TrainingInterrupted, validation_bound
-from cli.progress import EpochProgress, Progress
-from cli.stopping import StopRequests
+from .progress import EpochProgress, Progress
+from .stopping import StopRequests
 
 DATASET_NAMES = sorted(DATASETS)
 def _check_data_dirs(ctx, param, value):

@@ -1,7 +1,7 @@
 """Regenerate the README's example outputs from today's code.
 
-    python -m cli.readme_examples            # run the examples, rewrite README.md
-    python -m cli.readme_examples --list     # the commands it would run
+    python -m npdvae.cli.readme_examples            # run the examples, rewrite README.md
+    python -m npdvae.cli.readme_examples --list     # the commands it would run
 
 Each example in README.md is a fenced block whose first line is ``$ COMMAND``;
 the lines after it, up to the closing fence, are what the command printed.
@@ -32,7 +32,7 @@ COMMANDS = (
 
 def run_example(command: str, folder: Path) -> str:
     """What ``command`` prints (stdout, then stderr's lines that are not progress), run in ``folder``."""
-    args = [sys.executable, "-m", "cli", *command.split()[1:]]
+    args = [sys.executable, "-m", "npdvae.cli", *command.split()[1:]]
     result = subprocess.run(args, cwd=folder, capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(README.parent)})
     if result.returncode != 0:

@@ -54,3 +54,16 @@ def test_the_package_says_what_it_offers():
     assert npdvae.__doc__ and set(npdvae.__all__) <= set(dir(npdvae))
     assert re.fullmatch(r"\d+\.\d+\.\d+.*|unknown", npdvae.__version__)
     assert os.path.isfile(Path(npdvae.__file__).parent / "api.py")
+
+
+def test_the_distribution_claims_no_top_level_module_but_npdvae():
+    import configparser
+    setup = configparser.ConfigParser()
+    setup.read(README.parent / "setup.cfg")
+    packages = setup["options"]["packages"].split()
+    assert all(p == "npdvae" or p.startswith("npdvae.") for p in packages)
+    on_disk = {".".join(p.relative_to(README.parent).parent.parts) for p in (README.parent / "npdvae").rglob("__init__.py")}
+    assert on_disk | {"npdvae.cli"} == set(packages)                       # every package installed
+    assert "npdvae = npdvae.cli.entry:run" in setup["options.entry_points"]["console_scripts"]
+    from npdvae.cli.main import main
+    assert main.name == "main" and "export" in main.commands

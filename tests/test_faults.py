@@ -40,13 +40,13 @@ def _env(data_dir):
 
 
 def npdvae(data_dir, *args, preexec_fn=None, timeout=300):
-    return subprocess.run([sys.executable, "-m", "cli", *map(str, args)], cwd=REPO, env=_env(data_dir),
+    return subprocess.run([sys.executable, "-m", "npdvae.cli", *map(str, args)], cwd=REPO, env=_env(data_dir),
                           capture_output=True, text=True, timeout=timeout, preexec_fn=preexec_fn,
                           stdin=subprocess.DEVNULL)
 
 
 def start(data_dir, *args):
-    return subprocess.Popen([sys.executable, "-m", "cli", *map(str, args)], cwd=REPO, env=_env(data_dir),
+    return subprocess.Popen([sys.executable, "-m", "npdvae.cli", *map(str, args)], cwd=REPO, env=_env(data_dir),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
 
 
@@ -358,7 +358,7 @@ def test_a_gzip_bomb_is_refused_without_inflating_it(data_dir, tmp_path):
     probe = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
              "print(r.returncode); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
              "print(r.stdout + r.stderr)")
-    result = subprocess.run([sys.executable, "-c", probe, sys.executable, "-m", "cli", "datasets", "verify",
+    result = subprocess.run([sys.executable, "-c", probe, sys.executable, "-m", "npdvae.cli", "datasets", "verify",
                              "mnist", "--data-dir", str(tmp_path / "data")], cwd=REPO, env=_env(data_dir),
                             capture_output=True, text=True, timeout=300)
     code, peak_kib, output = result.stdout.split("\n", 2)
@@ -414,7 +414,7 @@ def test_ctrl_c_on_a_local_grid_stops_every_run_at_a_checkpoint_and_a_rerun_cont
     out = tmp_path / "grid"
     args = ["reproduce", "table1", "--row", "DVAE (K=1)/1", "--column", "0", "--column", "5", "--seeds", "1",
             "--train-examples", "3000", "--eval-examples", "60", "--is-samples", "5", "--jobs", "2", "--out", out]
-    driver = subprocess.Popen([sys.executable, "-m", "cli", *map(str, args), "--epochs", "1000"], cwd=REPO,
+    driver = subprocess.Popen([sys.executable, "-m", "npdvae.cli", *map(str, args), "--epochs", "1000"], cwd=REPO,
                               env=_env(data_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               start_new_session=True)   # its own process group, as a terminal's job
     _wait_for(lambda: len(list(out.glob("runs/*/metrics.jsonl"))) == 2, driver)

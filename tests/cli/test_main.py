@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
+from npdvae.cli.main import main
 from npdvae.training.checkpoint import load_checkpoint
 from tests.data.conftest import REPO, dataset_root, missing_reason, shared_datasets_dir
 
@@ -214,7 +214,7 @@ def test_resume_without_out_finds_the_default_folder_and_a_finished_run_says_so(
 
 
 def test_on_a_pipe_progress_is_plain_lines_without_a_bar(data_env, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "cli", "train", "--epochs", "1", *SMALL, "--out",
+    result = subprocess.run([sys.executable, "-m", "npdvae.cli", "train", "--epochs", "1", *SMALL, "--out",
                              str(tmp_path / "run")], cwd=REPO, capture_output=True, text=True,
                             env={**os.environ, "NPDVAE_DATA_DIR": str(data_env)})
     assert result.returncode == 0, result.stderr
@@ -223,7 +223,7 @@ def test_on_a_pipe_progress_is_plain_lines_without_a_bar(data_env, tmp_path):
 
 def test_epoch_progress_shows_the_epoch_the_rate_and_the_time_left():
     import io
-    from cli.progress import EpochProgress
+    from npdvae.cli.progress import EpochProgress
 
     class Terminal(io.StringIO):
         def isatty(self):
@@ -259,7 +259,7 @@ def test_dataset_names_are_case_insensitive(data_env):
 
 def test_a_diverging_run_names_the_quantity_epoch_and_minibatch_without_raw_warnings(data_env, tmp_path):
     out = tmp_path / "run"
-    result = subprocess.run([sys.executable, "-m", "cli", "train", "--lr", "1e6", "--epochs", "2", *SMALL,
+    result = subprocess.run([sys.executable, "-m", "npdvae.cli", "train", "--lr", "1e6", "--epochs", "2", *SMALL,
                              "--out", str(out)], cwd=REPO, capture_output=True, text=True,
                             env={**os.environ, "NPDVAE_DATA_DIR": str(data_env)})
     assert result.returncode == 1, result.stdout + result.stderr

@@ -2,8 +2,8 @@
 
 import re
 
-from cli.main import settings_line
-from cli.readme_examples import COMMANDS, README, replace_block
+from npdvae.cli.main import settings_line
+from npdvae.cli.readme_examples import COMMANDS, README, replace_block
 from npdvae.training.config import TrainConfig
 
 

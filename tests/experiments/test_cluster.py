@@ -148,7 +148,7 @@ def test_a_worker_killed_mid_run_has_its_run_continued_elsewhere_bit_identical(c
 
 
 def _reproduce(data_dir, *args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "cli", "reproduce", "table1", "--row", "DVAE (K=1)/1",
+    return subprocess.run([sys.executable, "-m", "npdvae.cli", "reproduce", "table1", "--row", "DVAE (K=1)/1",
                            "--column", "5", "--seeds", "1", "--epochs", "1", "--train-examples", "300",
                            "--eval-examples", "30", "--is-samples", "5", *map(str, args)],
                           cwd=REPO, env=_env(data_dir), capture_output=True, text=True, timeout=timeout)
@@ -200,7 +200,7 @@ def test_an_out_folder_a_worker_cannot_see_fails_the_grid_saying_why(data_dir, t
 def test_ctrl_c_on_the_driver_stops_the_tasks_keeping_their_checkpoints(cluster, data_dir, tmp_path):
     out = tmp_path / "out"
     args = ["--scheduler", cluster, "--out", out]
-    driver = subprocess.Popen([sys.executable, "-m", "cli", "reproduce", "table1", "--row", "DVAE (K=1)/1",
+    driver = subprocess.Popen([sys.executable, "-m", "npdvae.cli", "reproduce", "table1", "--row", "DVAE (K=1)/1",
                                "--column", "0", "--column", "5", "--seeds", "1", "--epochs", "200",
                                "--train-examples", "2000", "--eval-examples", "30", "--is-samples", "5", *args],
                               cwd=REPO, env=_env(data_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

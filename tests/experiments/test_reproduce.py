@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given, strategies as st
 
-from cli.main import main
+from npdvae.cli.main import main
 from npdvae.experiments.reproduce import build_experiment, busy_seconds, grid_protocol, plan, run_grid, write_outputs
 from npdvae.training.config import TrainConfig
 from npdvae.training.runs import RunDirectoryError, open_run, prepare_dataset, read_metrics

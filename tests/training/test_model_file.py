@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
+from npdvae.cli.main import main
 from npdvae.training.checkpoint import CheckpointError, load_checkpoint
 from npdvae.training.model_file import is_model_file, load_model_file, model_from_run, save_model_file
 from npdvae.training.provenance import PACKAGE_ROOT
