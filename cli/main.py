@@ -336,6 +336,8 @@ def _train_in(config, out, resume, data_dir, stops):
 @data_dir_option
 def evaluate(run, split, k, is_samples, examples, batch_size, which, seed, as_json, data_dir):
     """Bounds and the importance-sampled log-likelihood of a trained run."""
+    # from the start: a signal while the model and the data load is honoured like one later
+    stops = StopRequests().install()
     notes = []
     published = None
     try:
@@ -355,7 +357,9 @@ def evaluate(run, split, k, is_samples, examples, batch_size, which, seed, as_js
     eval_rng = np.random.default_rng(seed + 1)
     corruption = Corruption(config.noise_type, config.noise, dataset.pixel_mean("train"))
     bar = Progress("evaluate", enabled=not as_json)
-    stops = StopRequests()
+    if stops():
+        click.echo(f"{stops.name}: evaluation stopped before its first example; nothing was written", err=True)
+        sys.exit(stops.exit_code)
 
     class EvaluationStopped(Exception):
         pass
