@@ -43,10 +43,9 @@ class Estimate:
 
 
 # Decoder rows per forward pass in evaluation. A pass holds about 5 KB per row
-# (784 logits, the hidden units, z), so 2,000 rows keep it near 10 MB. Measured
-# on the CI machine, K=5000 on 100 MNIST images in a fresh process peaked at
-# 919 MB with all 100 x 500 rows of a chunk in one pass and at 294 MB with
-# 2,000, at the same speed (21 ms an image when alternated in one process).
+# (784 logits, the hidden units, z), so 2,000 rows keep it near 10 MB, where a
+# whole chunk (100 images x 500 samples) in one pass would hold hundreds of MB;
+# a pass this size is still large enough that the matrix products run at speed.
 ROWS_PER_FORWARD = 2000
 
 

@@ -306,7 +306,7 @@ def run_one(config_dict: dict, run_dir: str, data_dir=None, is_samples=5000, is_
 
     The test figures are those of the best checkpoint by validation bound, the
     model a user would keep and what ``npdvae evaluate`` scores by default. A
-    finished run evaluated otherwise by an older version is evaluated again,
+    finished run whose eval.json scored another checkpoint is evaluated again,
     without training; one asked for more epochs than it was trained for
     continues from its last checkpoint and is scored again."""
     run_dir = Path(run_dir)
@@ -324,7 +324,7 @@ def run_one(config_dict: dict, run_dir: str, data_dir=None, is_samples=5000, is_
                                     "ask for at least that many or choose another --out")
         if done.get("checkpoint") == EVALUATED_CHECKPOINT and asked_for == trained_for:
             return done
-        # more epochs asked for, or scored by an older version: continue and score again
+        # more epochs asked for, or another checkpoint scored: continue and score again
         earlier = run_intervals(done, done_file)
     began_at = time.time()
     config = TrainConfig(**config_dict)

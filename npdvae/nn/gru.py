@@ -23,8 +23,8 @@ step, x W is computed once and its gradient is summed over the steps.
 
 The gates use the activations' kernels (or their references, without
 ``use_kernels``); the rest is matrix products and a few element-wise NumPy
-operations on (N, H) arrays, which a fused kernel did not make faster
-(measured: 2.89 against 2.91 ms for a backward at N = 100, H = 200).
+operations on (N, H) arrays: the matrix products dominate, so a fused kernel
+for the rest would add code without adding speed.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Whether Numba's on-disk cache of the kernels is there.
 
 Every kernel is compiled with ``cache=True``: the first process of an
-installation compiles them (about 4 s on the CI machine) and writes the
+installation compiles them (a few seconds; the README gives the figure) and writes the
 machine code next to the sources, in ``__pycache__/*.nbi`` and ``*.nbc``;
 later processes load it in a fraction of a second. The command line uses
 this to say why the first run pauses.

@@ -3,8 +3,8 @@
 A training step allocates and frees the same few megabytes of temporaries
 (decoder activations, logits and their gradients) every minibatch. glibc
 serves blocks that large with mmap and hands them back on free, so every
-step page-faults them in again: measured on the CI machine, a DIWAE (K=5)
-step took 8.4 ms that way and 5.9 ms with the thresholds below. This is the
+step page-faults them in again, a cost comparable to the step's own
+arithmetic for the smaller models. This is the
 same effect a hand-kept pool of workspaces would have, without threading
 buffers through every function.
 

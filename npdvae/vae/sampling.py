@@ -2,11 +2,9 @@
 
 A run draws many normals: B x M x K x Z eps per training step (25,000 for
 DVAE at K=5) and 2.5 million per chunk of an importance-sampled evaluation,
-where the draw was 12% of the time. NumPy fills an array through a function
-pointer per element; Numba compiles the same ziggurat (it accepts a
-``numpy.random.Generator`` and calls its bit generator) into one loop, about
-2.4x faster here (measured on the CI machine: 100 x 500 x 50 float32 draws
-in 9.0 ms against NumPy's 21.4 ms).
+where the draw is a visible share of the time. NumPy fills an array through a
+function pointer per element; Numba compiles the same ziggurat (it accepts a
+``numpy.random.Generator`` and calls its bit generator) into one loop.
 
 Both paths give the same numbers from the same generator state, and leave the
 generator in the same state, so a seed means one stream whichever path runs
