@@ -60,21 +60,21 @@ def column_sums_kernel(d_a):
 # --------------------------------------------------------------------------
 
 
-def affine_forward(x, W, b, use_kernel=True):
+def affine_forward(x, W, b, use_kernels=True):
     """a = x W + b.   x: (N, I), W: (I, O), b: (O,)  ->  a: (N, O).
     The bias is added in place: no second (N, O) temporary."""
     a = x @ W
-    return add_bias_kernel(a, b) if use_kernel else _add_bias_ref(a, b)
+    return add_bias_kernel(a, b) if use_kernels else _add_bias_ref(a, b)
 
 
-def affine_backward(d_a, x, W, need_input_grad=True, use_kernel=True):
+def affine_backward(d_a, x, W, need_input_grad=True, use_kernels=True):
     """Given dL/da (N, O):  dL/dW = x^T d_a,  dL/db = sum_n d_a,  dL/dx = d_a W^T.
 
     The input gradient is skipped for the first layer of a network, whose
     input (the data) has no parameters upstream.
     """
     d_W = x.T @ d_a
-    d_b = column_sums_kernel(d_a) if use_kernel else _column_sums_ref(d_a)
+    d_b = column_sums_kernel(d_a) if use_kernels else _column_sums_ref(d_a)
     d_x = d_a @ W.T if need_input_grad else None
     return d_W, d_b, d_x
 
@@ -100,14 +100,14 @@ def init_affine(rng: np.random.Generator, fan_in: int, fan_out: int, dtype):
 @dataclass(frozen=True)
 class Dense:
     """y = f(x W + b), with its parameters at ``params[name + ".W"]`` and ``[".b"]``.
-    ``use_kernel`` picks the bias kernels or their NumPy references."""
+    ``use_kernels`` picks the bias kernels or their NumPy references."""
 
     name: str
     activation: Activation
-    use_kernel: bool = True
+    use_kernels: bool = True
 
     def forward(self, params, x):
-        a = affine_forward(x, params[self.name + ".W"], params[self.name + ".b"], self.use_kernel)
+        a = affine_forward(x, params[self.name + ".W"], params[self.name + ".b"], self.use_kernels)
         y = self.activation.forward(a)
         return y, (x, a, y)
 
@@ -115,7 +115,7 @@ class Dense:
         """Adds dL/dW and dL/db into ``grads``; returns dL/dx (or None)."""
         x, a, y = cache
         d_a = self.activation.backward(d_y, a, y)
-        d_W, d_b, d_x = affine_backward(d_a, x, params[self.name + ".W"], need_input_grad, self.use_kernel)
+        d_W, d_b, d_x = affine_backward(d_a, x, params[self.name + ".W"], need_input_grad, self.use_kernels)
         grads[self.name + ".W"] = d_W
         grads[self.name + ".b"] = d_b
         return d_x
@@ -164,5 +164,5 @@ def init_mlp(rng, prefix: str, sizes: list[int], dtype) -> dict[str, np.ndarray]
     return params
 
 
-def build_mlp(prefix: str, num_layers: int, activation: Activation, use_kernel: bool = True) -> MLP:
-    return MLP(tuple(Dense(f"{prefix}.hidden{i}", activation, use_kernel) for i in range(num_layers)))
+def build_mlp(prefix: str, num_layers: int, activation: Activation, use_kernels: bool = True) -> MLP:
+    return MLP(tuple(Dense(f"{prefix}.hidden{i}", activation, use_kernels) for i in range(num_layers)))

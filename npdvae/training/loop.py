@@ -30,7 +30,7 @@ from npdvae.vae.corruption import Corruption
 from npdvae.data import Dataset
 from npdvae.training.memory import keep_freed_memory
 from npdvae.vae.model import DVAEModel
-from npdvae.training.optim import Adam, NonFiniteGradientError, pack_arrays
+from npdvae.training.optim import Adam, NonFiniteGradientError
 from npdvae.training.run_files import append_line
 from npdvae.vae.sampling import standard_normal
 from npdvae.training.schedule import clip_by_global_norm, staged_lr
@@ -105,10 +105,10 @@ class Trainer:
                              f"({dataset.num_examples('train')} examples)")
         self.rng = np.random.default_rng(config.seed)
         mean_image = dataset.pixel_mean("train")
-        # one contiguous buffer, so that Adam updates the whole model in one pass
-        self.params = pack_arrays(self.model.init_params(self.rng, np.float32, data_mean=mean_image))
-        self.adam = Adam(self.params, lr=config.lr, fast=config.kernels)
-        self.corruption = Corruption(config.noise_type, config.noise, mean_image, use_kernel=config.kernels)
+        self.adam = Adam(self.model.init_params(self.rng, np.float32, data_mean=mean_image), lr=config.lr,
+                         use_kernels=config.kernels)
+        self.params = self.adam.params   # Adam holds them (in one buffer, for its one-pass update)
+        self.corruption = Corruption(config.noise_type, config.noise, mean_image, use_kernels=config.kernels)
         self.epoch = 0
         self.history: list[dict] = []
         self.epoch_state: EpochState | None = None   # an interrupted epoch to continue

@@ -11,9 +11,9 @@ We *maximize* the bound, so the default direction is ascent (``maximize``).
 The state (m, v, t) is a plain dict of arrays, ready for a checkpoint.
 
 Speed: the update reads four arrays and writes three, so it is bound by
-memory traffic. The fast path makes one fused pass (:func:`adam_update_kernel`),
-and when the parameters sit in one contiguous buffer (:func:`pack_arrays`) it
-makes that pass once for the whole model instead of once per array.
+memory traffic. The kernel path keeps every parameter in one contiguous buffer
+(:func:`pack_arrays`) and makes one fused pass (:func:`adam_update_kernel`)
+over the whole model.
 """
 
 from __future__ import annotations
@@ -66,36 +66,17 @@ def adam_update_kernel(param, grad, m, v, step_size, beta1, beta2, eps_hat):
 # --------------------------------------------------------------------------
 
 
-def pack_arrays(arrays: dict) -> dict:
-    """The same arrays copied, in order, into one contiguous 1-D buffer; returns
-    name -> a view of it with the array's shape. Writing to a view writes the
-    buffer, so code that updates ``params[name]`` in place keeps working."""
+def pack_arrays(arrays: dict) -> tuple[np.ndarray, dict]:
+    """The arrays copied, in order, into one contiguous 1-D buffer: (buffer, name -> a view of
+    it with the array's shape). Writing to a view writes the buffer."""
     dtypes = {a.dtype for a in arrays.values()}
     if len(dtypes) != 1:
         raise ValueError(f"arrays to pack must share one dtype, got {sorted(map(str, dtypes))}")
     flat = np.empty(sum(a.size for a in arrays.values()), dtypes.pop())
-    views, start = {}, 0
+    views = _flat_views(flat, arrays)
     for name, array in arrays.items():
-        view = flat[start:start + array.size].reshape(array.shape)
-        view[...] = array
-        views[name] = view
-        start += array.size
-    return views
-
-
-def packed_buffer(arrays: dict):
-    """The 1-D buffer that holds ``arrays`` back to back in dict order (as
-    :func:`pack_arrays` makes it), or None if they are not laid out that way."""
-    values = list(arrays.values())
-    base = values[0].base if values else None
-    if base is None or base.ndim != 1 or not base.flags.c_contiguous:
-        return None
-    address = base.ctypes.data
-    for array in values:
-        if array.base is not base or not array.flags.c_contiguous or array.ctypes.data != address:
-            return None
-        address += array.nbytes
-    return base if address == base.ctypes.data + base.nbytes else None
+        views[name][...] = array
+    return flat, views
 
 
 def _flat_views(flat, like: dict) -> dict:
@@ -107,39 +88,37 @@ def _flat_views(flat, like: dict) -> dict:
 
 
 class Adam:
-    """Adam over a ``params`` dict, updating the arrays in place.
+    """Adam over a dict of parameter arrays, which it holds and updates in place.
 
-    ``fast`` selects :func:`adam_update_kernel` (one pass for the whole model
-    when ``params`` is packed, see :func:`pack_arrays`; one per array
-    otherwise); without it, the NumPy reference. Either way a step whose
-    gradient holds NaN or infinity raises :class:`NonFiniteGradientError`
-    before any parameter changes.
+    ``Adam(initial).params`` are the parameters: copies of ``initial``. With
+    ``use_kernels`` they live back to back in one buffer (:func:`pack_arrays`),
+    and the moments in two more laid out alike, so that a step is one pass of
+    :func:`adam_update_kernel` over the whole model; without it each array is
+    stepped by the NumPy reference. Either way a step whose gradient holds NaN
+    or infinity raises :class:`NonFiniteGradientError` before any parameter changes.
     """
 
-    def __init__(self, params, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, maximize=True,
-                 fast=True):
+    def __init__(self, initial: dict, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, maximize=True,
+                 use_kernels=True):
         if not lr > 0:
             raise ValueError(f"lr must be > 0, got {lr}")
         if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
             raise ValueError(f"beta1 and beta2 must be in [0, 1), got {beta1}, {beta2}")
         self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
         self.maximize = maximize
-        self.fast = fast
-        if fast and not all(p.flags.c_contiguous for p in params.values()):
-            raise ValueError("the fast path updates parameters through flat views; they must be C-contiguous")
-        self.params = params
+        self.use_kernels = use_kernels
         self.step_count = 0
-        self._flat_params = packed_buffer(params) if fast else None
-        if self._flat_params is not None:
-            # moments and the gathered gradient in buffers laid out like the parameters
+        if use_kernels:
+            self._flat_params, self.params = pack_arrays(initial)
             self._flat_m = np.zeros_like(self._flat_params)
             self._flat_v = np.zeros_like(self._flat_params)
-            self._flat_grad = np.empty_like(self._flat_params)
-            self.m = _flat_views(self._flat_m, params)
-            self.v = _flat_views(self._flat_v, params)
+            self._flat_grad = np.empty_like(self._flat_params)   # the gradients gathered for one pass
+            self.m = _flat_views(self._flat_m, self.params)
+            self.v = _flat_views(self._flat_v, self.params)
         else:
-            self.m = {name: np.zeros_like(p) for name, p in params.items()}
-            self.v = {name: np.zeros_like(p) for name, p in params.items()}
+            self.params = {name: np.array(p, copy=True) for name, p in initial.items()}
+            self.m = {name: np.zeros_like(p) for name, p in self.params.items()}
+            self.v = {name: np.zeros_like(p) for name, p in self.params.items()}
 
     def step(self, grads, lr=None):
         """One update of every parameter from ``grads`` (same names, shapes)."""
@@ -152,7 +131,7 @@ class Adam:
                 raise ValueError(
                     f"gradient for {name} must be {param.shape} {param.dtype}, got {grad.shape} {grad.dtype}"
                 )
-        if self._flat_params is not None:
+        if self.use_kernels:
             np.concatenate([grads[name].reshape(-1) for name in self.params], out=self._flat_grad)
             if not np.isfinite(self._flat_grad).all():
                 self._raise_non_finite(grads)
@@ -171,16 +150,12 @@ class Adam:
             # in the parameters' dtype, so float32 arithmetic stays float32
             return [dtype.type(c) for c in (step_size, self.beta1, self.beta2, eps_hat)]
 
-        if self._flat_params is not None:
+        if self.use_kernels:
             adam_update_kernel(self._flat_params, self._flat_grad, self._flat_m, self._flat_v,
                                *scalars(self._flat_params.dtype))
             return
         for name, param in self.params.items():
-            if self.fast:
-                adam_update_kernel(param.reshape(-1), np.ascontiguousarray(grads[name]).reshape(-1),
-                                   self.m[name].reshape(-1), self.v[name].reshape(-1), *scalars(param.dtype))
-            else:
-                _adam_update_ref(param, grads[name], self.m[name], self.v[name], *scalars(param.dtype))
+            _adam_update_ref(param, grads[name], self.m[name], self.v[name], *scalars(param.dtype))
 
     def _raise_non_finite(self, grads):
         bad = [name for name, g in grads.items() if not np.isfinite(g).all()]

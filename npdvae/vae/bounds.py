@@ -66,11 +66,11 @@ def log_mean_exp_kernel(log_w):
     return lme, weights
 
 
-def log_mean_exp(log_w, use_kernel: bool = True):
+def log_mean_exp(log_w, use_kernels: bool = True):
     """Log-mean-exp over the last axis of any array, and the softmax weights."""
     shape = log_w.shape
     flat = np.ascontiguousarray(log_w).reshape(-1, shape[-1])
-    lme, weights = log_mean_exp_kernel(flat) if use_kernel else _log_mean_exp_ref(flat)
+    lme, weights = log_mean_exp_kernel(flat) if use_kernels else _log_mean_exp_ref(flat)
     return lme.reshape(shape[:-1]), weights.reshape(shape)
 
 
@@ -97,12 +97,12 @@ def dvae_bound_backward(d_bound, log_w_shape):
 # --------------------------------------------------------------------------
 
 
-def diwae_bound_forward(log_w, use_kernel: bool = True):
+def diwae_bound_forward(log_w, use_kernels: bool = True):
     """log_w: (B, M, K) -> (per-example bound (B,), normalized weights (B, M, K)).
 
     bound_b = 1/M sum_m log 1/K sum_k exp(log w_bmk); the weights are the cache.
     """
-    lme, weights = log_mean_exp(log_w, use_kernel)
+    lme, weights = log_mean_exp(log_w, use_kernels)
     return lme.mean(axis=1), weights
 
 
@@ -112,13 +112,13 @@ def diwae_bound_backward(d_bound, weights):
     return (d_bound / M)[:, None, None] * weights
 
 
-def bound_forward(kind: str, log_w, use_kernel: bool = True):
+def bound_forward(kind: str, log_w, use_kernels: bool = True):
     """Dispatch on ``kind`` ("elbo" -> eq. 11, "iwae" -> eq. 12). Returns
     (per-example bound, cache for :func:`bound_backward`)."""
     if kind == "elbo":
         return dvae_bound_forward(log_w), log_w.shape
     if kind == "iwae":
-        return diwae_bound_forward(log_w, use_kernel)
+        return diwae_bound_forward(log_w, use_kernels)
     raise ValueError(f"bound must be one of {BOUNDS}, got {kind!r}")
 
 

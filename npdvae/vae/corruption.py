@@ -92,7 +92,7 @@ def _check_num_corruptions(num_corruptions_m):
 
 
 def salt_and_pepper(x, noise: float, num_corruptions_m: int, rng: np.random.Generator,
-                    use_kernel: bool = True, released: bool = False):
+                    use_kernels: bool = True, released: bool = False):
     """M salt-and-pepper copies of each row of x, with global rate ``noise`` in [0, 1).
 
     ``released=True`` draws the hit pixel's value from Bernoulli(noise), as the
@@ -102,11 +102,11 @@ def salt_and_pepper(x, noise: float, num_corruptions_m: int, rng: np.random.Gene
     if not 0.0 <= noise < 1.0:
         raise ValueError(f"noise must be in [0, 1) for salt-and-pepper, got {noise}")
     rates = np.full(x.shape[1], noise, dtype=x.dtype)
-    return per_pixel_salt_and_pepper(x, rates, num_corruptions_m, rng, use_kernel, released)
+    return per_pixel_salt_and_pepper(x, rates, num_corruptions_m, rng, use_kernels, released)
 
 
 def per_pixel_salt_and_pepper(x, rates, num_corruptions_m: int, rng: np.random.Generator,
-                              use_kernel: bool = True, released: bool = False):
+                              use_kernels: bool = True, released: bool = False):
     """M salt-and-pepper copies of x where pixel d is hit with probability rates[d]
     (and, with ``released``, turned on with probability rates[d] when hit)."""
     _check_x(x)
@@ -121,7 +121,7 @@ def per_pixel_salt_and_pepper(x, rates, num_corruptions_m: int, rng: np.random.G
         return _copies(x, num_corruptions_m)
     uniforms = rng.random((x.shape[0], num_corruptions_m, x.shape[1]), dtype=x.dtype)
     salt_lo, salt_hi = salt_interval(rates, released)
-    if use_kernel:
+    if use_kernels:
         return salt_and_pepper_kernel(np.ascontiguousarray(x), uniforms, rates, salt_lo, salt_hi)
     return _salt_and_pepper_ref(x, uniforms, rates, salt_lo, salt_hi)
 
@@ -145,7 +145,7 @@ def mean_image_rates(mean_image, noise: float):
     return np.minimum(mean_image * (noise / average), 0.999)
 
 
-def additive_gaussian(x, sigma: float, num_corruptions_m: int, rng: np.random.Generator, use_kernel: bool = True):
+def additive_gaussian(x, sigma: float, num_corruptions_m: int, rng: np.random.Generator, use_kernels: bool = True):
     """M copies x~ = x + sigma * n with n ~ N(0, I); pixels are not clipped, so
     the corruption stays exactly the Gaussian the paper describes."""
     _check_x(x)
@@ -154,7 +154,7 @@ def additive_gaussian(x, sigma: float, num_corruptions_m: int, rng: np.random.Ge
         raise ValueError(f"sigma must be a finite number >= 0, got {sigma}")
     if sigma == 0.0:
         return _copies(x, num_corruptions_m)
-    noise = standard_normal(rng, (x.shape[0], num_corruptions_m, x.shape[1]), x.dtype, use_kernel)
+    noise = standard_normal(rng, (x.shape[0], num_corruptions_m, x.shape[1]), x.dtype, use_kernels)
     return x[:, None, :] + x.dtype.type(sigma) * noise
 
 
@@ -181,7 +181,7 @@ class Corruption:
     (textbook salt-and-pepper with per-pixel rates from ``mean_image``,
     averaging ``noise``)."""
 
-    def __init__(self, noise_type: str, noise: float, mean_image=None, use_kernel: bool = True):
+    def __init__(self, noise_type: str, noise: float, mean_image=None, use_kernels: bool = True):
         if noise_type not in NOISE_TYPES:
             raise ValueError(f"noise_type must be one of {NOISE_TYPES}, got {noise_type!r}")
         if noise_type == "gaussian":
@@ -189,7 +189,7 @@ class Corruption:
                 raise ValueError(f"noise must be a finite number >= 0 for gaussian corruption, got {noise}")
         elif not 0.0 <= noise < 1.0:
             raise ValueError(f"noise must be in [0, 1) for {noise_type} corruption, got {noise}")
-        self.noise_type, self.noise, self.use_kernel = noise_type, noise, use_kernel
+        self.noise_type, self.noise, self.use_kernels = noise_type, noise, use_kernels
         self.rates = None
         if noise_type == "mean-image":
             if mean_image is None:
@@ -199,8 +199,8 @@ class Corruption:
     def sample(self, x, num_corruptions_m: int, rng: np.random.Generator):
         """x: (B, D) -> x~: (B, M, D)."""
         if self.noise_type == "gaussian":
-            return additive_gaussian(x, self.noise, num_corruptions_m, rng, self.use_kernel)
+            return additive_gaussian(x, self.noise, num_corruptions_m, rng, self.use_kernels)
         if self.noise_type == "mean-image":
-            return per_pixel_salt_and_pepper(x, self.rates, num_corruptions_m, rng, self.use_kernel)
-        return salt_and_pepper(x, self.noise, num_corruptions_m, rng, self.use_kernel,
+            return per_pixel_salt_and_pepper(x, self.rates, num_corruptions_m, rng, self.use_kernels)
+        return salt_and_pepper(x, self.noise, num_corruptions_m, rng, self.use_kernels,
                                released=self.noise_type == "salt-pepper-released")

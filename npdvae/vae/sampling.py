@@ -33,10 +33,10 @@ def standard_normal_kernel(rng, out):
         out[i] = rng.standard_normal()
 
 
-def standard_normal(rng: np.random.Generator, shape, dtype=np.float32, use_kernel: bool = True):
+def standard_normal(rng: np.random.Generator, shape, dtype=np.float32, use_kernels: bool = True):
     """N(0, 1) draws of ``shape`` and ``dtype`` from ``rng``; the kernel path
     returns exactly what :func:`_standard_normal_ref` would."""
-    if not use_kernel:
+    if not use_kernels:
         return _standard_normal_ref(rng, shape, dtype)
     out = np.empty(shape, dtype)
     standard_normal_kernel(rng, out.reshape(-1))

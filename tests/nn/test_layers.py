@@ -33,18 +33,18 @@ def test_add_bias_works_in_place_on_every_row():
     np.testing.assert_array_equal(a, [[1, -2]] * 3)
 
 
-@pytest.mark.parametrize("use_kernel", [True, False])
+@pytest.mark.parametrize("use_kernels", [True, False])
 @settings(max_examples=25)
 @given(seed=st.integers(0, 2**31), n=st.integers(1, 5), fan_in=st.integers(1, 6), fan_out=st.integers(1, 6))
-def test_affine_backward_matches_finite_differences(use_kernel, seed, n, fan_in, fan_out):
+def test_affine_backward_matches_finite_differences(use_kernels, seed, n, fan_in, fan_out):
     rng = np.random.default_rng(seed)
     x, W, b = rng.standard_normal((n, fan_in)), rng.standard_normal((fan_in, fan_out)), rng.standard_normal(fan_out)
 
     def forward(x, W, b):
-        return affine_forward(x, W, b, use_kernel)
+        return affine_forward(x, W, b, use_kernels)
 
     def backward(d_a, x, W, b):
-        d_W, d_b, d_x = affine_backward(d_a, x, W, use_kernel=use_kernel)
+        d_W, d_b, d_x = affine_backward(d_a, x, W, use_kernels=use_kernels)
         return d_x, d_W, d_b
 
     check_vjp(forward, backward, (x, W, b))

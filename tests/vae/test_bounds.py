@@ -14,17 +14,17 @@ shapes = st.tuples(st.integers(1, 4), st.sampled_from([1, 2]), st.sampled_from([
 
 
 @pytest.mark.parametrize("kind", bounds.BOUNDS)
-@pytest.mark.parametrize("use_kernel", [True, False])
+@pytest.mark.parametrize("use_kernels", [True, False])
 @settings(max_examples=20)
 @given(seed=st.integers(0, 2**31), shape=shapes, scale=st.sampled_from([1.0, 30.0]))
-def test_bound_backward_matches_finite_differences(kind, use_kernel, seed, shape, scale):
+def test_bound_backward_matches_finite_differences(kind, use_kernels, seed, shape, scale):
     log_w = scale * np.random.default_rng(seed).standard_normal(shape)
 
     def forward(log_w):
-        return bounds.bound_forward(kind, log_w, use_kernel)[0]
+        return bounds.bound_forward(kind, log_w, use_kernels)[0]
 
     def backward(d_bound, log_w):
-        return bounds.bound_backward(kind, d_bound, bounds.bound_forward(kind, log_w, use_kernel)[1])
+        return bounds.bound_backward(kind, d_bound, bounds.bound_forward(kind, log_w, use_kernels)[1])
 
     check_vjp(forward, backward, (log_w,), seed=seed)
 

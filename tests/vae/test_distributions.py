@@ -58,12 +58,12 @@ def _as_tuple(value):
 
 
 @pytest.mark.parametrize("name", sorted(OPS))
-@pytest.mark.parametrize("use_kernel", [True, False])
+@pytest.mark.parametrize("use_kernels", [True, False])
 @settings(max_examples=15)
 @given(seed=st.integers(0, 2**31), shape=shapes)
-def test_backward_matches_finite_differences(name, use_kernel, seed, shape):
+def test_backward_matches_finite_differences(name, use_kernels, seed, shape):
     ref, ref_back, kernel, kernel_back, make_inputs, backward_args, grad_of = OPS[name]
-    forward, backward = (kernel, kernel_back) if use_kernel else (ref, ref_back)
+    forward, backward = (kernel, kernel_back) if use_kernels else (ref, ref_back)
     inputs = make_inputs(np.random.default_rng(seed), shape, np.float64)
 
     def backward_for_all_inputs(d_out, *inputs):
@@ -136,10 +136,10 @@ def test_standard_normal_backward_matches_finite_differences():
     check_vjp(dist.standard_normal_log_prob, lambda d, z: dist.standard_normal_log_prob_backward(d, z), (z,))
 
 
-@pytest.mark.parametrize("use_kernel", [True, False])
+@pytest.mark.parametrize("use_kernels", [True, False])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_bernoulli_is_finite_for_extreme_logits_and_saturated_pixels(use_kernel, dtype):
-    forward, backward = OPS["bernoulli"][2:4] if use_kernel else OPS["bernoulli"][0:2]
+def test_bernoulli_is_finite_for_extreme_logits_and_saturated_pixels(use_kernels, dtype):
+    forward, backward = OPS["bernoulli"][2:4] if use_kernels else OPS["bernoulli"][0:2]
     x = np.array([[0.0, 1.0, 0.0, 1.0]], dtype=dtype)
     logits = np.array([[[1e4, 1e4, -1e4, -1e4]]], dtype=dtype)
     ll = forward(x, logits)

@@ -31,17 +31,17 @@ def test_kernel_follows_numpys_float64_stream_through_the_ziggurats_rare_branche
     assert kernel_rng.bit_generator.state == numpy_rng.bit_generator.state
 
 
-@pytest.mark.parametrize("use_kernel", [True, False])
-def test_draws_rounded_to_float32_are_the_float64_draws_rounded(use_kernel):
-    draws32 = standard_normal(np.random.default_rng(3), (1000,), np.float32, use_kernel)
-    draws64 = standard_normal(np.random.default_rng(3), (1000,), np.float64, use_kernel)
+@pytest.mark.parametrize("use_kernels", [True, False])
+def test_draws_rounded_to_float32_are_the_float64_draws_rounded(use_kernels):
+    draws32 = standard_normal(np.random.default_rng(3), (1000,), np.float32, use_kernels)
+    draws64 = standard_normal(np.random.default_rng(3), (1000,), np.float64, use_kernels)
     np.testing.assert_array_equal(draws32, draws64.astype(np.float32))
 
 
-@pytest.mark.parametrize("use_kernel", [True, False])
-def test_draws_are_standard_normal(use_kernel):
+@pytest.mark.parametrize("use_kernels", [True, False])
+def test_draws_are_standard_normal(use_kernels):
     n = 400_000
-    draws = standard_normal(np.random.default_rng(11), (n,), np.float64, use_kernel)
+    draws = standard_normal(np.random.default_rng(11), (n,), np.float64, use_kernels)
     assert abs(draws.mean()) < 5 / np.sqrt(n)
     assert abs(draws.var() - 1) < 5 * np.sqrt(2 / n)
     # tail mass beyond 2 sigma: 4.55%
