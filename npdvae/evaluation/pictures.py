@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from npdvae.nn.activations import _sigmoid_ref
 from npdvae.training.run_files import replace_file
 from npdvae.vae.sampling import standard_normal
 
@@ -58,9 +57,7 @@ def _matplotlib():
 
 def decoder_mean(model, outputs) -> np.ndarray:
     """The mean of p(x | z): sigmoid(logits) for Bernoulli, the mean for Gaussian."""
-    if "logits" in outputs:
-        return _sigmoid_ref(outputs["logits"])
-    return outputs["mean"]
+    return model.head.mean(outputs)
 
 
 def sample_images(model, params, num_images, rng) -> np.ndarray:

@@ -25,6 +25,7 @@ import numpy as np
 from npdvae.training.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from npdvae.training.config import TrainConfig
 from npdvae.data import Dataset, load_dataset
+from npdvae.vae.likelihoods import BernoulliHead, GaussianHead
 from npdvae.vae.model import DVAEModel
 from npdvae.training.model_file import is_model_file, load_model_file
 from npdvae.training.run_files import LOCK_NAME, TMP_SUFFIX, RunLock, remove_stale_temporaries, replace_file
@@ -235,9 +236,9 @@ def load_trained(run_or_checkpoint, which: str = "best", notes: list | None = No
         checkpoint = _checked(load_checkpoint(checkpoint_path(path, which)), path)
         recorded, params = checkpoint.config, checkpoint.params
     config = TrainConfig.from_dict(recorded)
-    likelihood = "bernoulli" if "decoder.logits.W" in params else "gaussian"
+    likelihood = "bernoulli" if BernoulliHead.output_bias in params else "gaussian"
     # the decoder's output bias has one entry per pixel, whatever the encoder (an MLP or the GRU)
-    output_bias = params.get("decoder.logits.b" if likelihood == "bernoulli" else "decoder.mean.b")
+    output_bias = params.get((BernoulliHead if likelihood == "bernoulli" else GaussianHead).output_bias)
     if output_bias is None or output_bias.ndim != 1:
         raise CheckpointError(f"{path}: the parameters are not those of an npdvae model")
     model = DVAEModel(config.model_config(output_bias.shape[0], likelihood))

@@ -189,13 +189,15 @@ def standard_normal_log_prob_backward(d_lp, z):
 # --------------------------------------------------------------------------
 
 
-def _bernoulli_log_likelihood_ref(x, logits):
+def _bernoulli_log_likelihood_ref(x, logits, with_grad=True):
+    """(B, S) log-likelihoods, and the cache for the backward (the inputs), as the kernel path."""
     softplus = np.maximum(logits, 0) + np.log1p(np.exp(-np.abs(logits)))
-    return (x[:, None, :] * logits - softplus).sum(axis=2)
+    return (x[:, None, :] * logits - softplus).sum(axis=2), (x, logits)
 
 
-def _bernoulli_log_likelihood_backward_ref(d_ll, x, logits):
+def _bernoulli_log_likelihood_backward_ref(d_ll, cache):
     """d/dl_d = x_d - sigmoid(l_d)."""
+    x, logits = cache
     e = np.exp(-np.abs(logits))
     sigmoid = np.where(logits >= 0, 1 / (1 + e), e / (1 + e))
     return d_ll[:, :, None] * (x[:, None, :] - sigmoid)
@@ -269,13 +271,15 @@ def bernoulli_log_likelihood_backward(d_ll, residual):
 # --------------------------------------------------------------------------
 
 
-def _gaussian_log_likelihood_ref(x, mean, log_var):
+def _gaussian_log_likelihood_ref(x, mean, log_var, with_grad=True):
+    """(B, S) log-likelihoods, and the cache for the backward (the inputs), as the kernel path."""
     diff = x[:, None, :] - mean
-    return -0.5 * (LOG_2PI + log_var + diff * diff * np.exp(-log_var)).sum(axis=2)
+    return -0.5 * (LOG_2PI + log_var + diff * diff * np.exp(-log_var)).sum(axis=2), (x, mean, log_var)
 
 
-def _gaussian_log_likelihood_backward_ref(d_ll, x, mean, log_var):
+def _gaussian_log_likelihood_backward_ref(d_ll, cache):
     """d/dmean = (x - mean) / var,   d/dlog_var = -1/2 + (x - mean)^2 / (2 var)."""
+    x, mean, log_var = cache
     diff = x[:, None, :] - mean
     scaled = diff * np.exp(-log_var)
     d = d_ll[:, :, None]

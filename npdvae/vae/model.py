@@ -29,6 +29,7 @@ from npdvae.vae import distributions as dist
 from npdvae.nn.activations import get_activation
 from npdvae.nn.gru import GRU, init_gru
 from npdvae.nn.layers import Dense, build_mlp, init_affine, init_mlp
+from npdvae.vae.likelihoods import make_head
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 ENCODERS = ("mlp", "gru")
@@ -93,30 +94,20 @@ class BoundResult:
 
 
 def _ops(use_kernels: bool):
-    """The element-wise and reduction operations: Numba kernels or their
-    plain NumPy references, chosen once so the model code reads the same.
-    The likelihoods return (value, cache) and take the cache back."""
+    """The sampler and log q: Numba kernels or their plain NumPy references (the same
+    signatures), chosen once so the model code reads the same."""
     if use_kernels:
         return SimpleNamespace(
             reparameterize=dist.reparameterize,
             reparameterize_backward=dist.reparameterize_backward,
             gaussian_log_prob=dist.gaussian_log_prob,
             gaussian_log_prob_backward=dist.gaussian_log_prob_backward,
-            bernoulli=dist.bernoulli_log_likelihood,
-            bernoulli_backward=dist.bernoulli_log_likelihood_backward,
-            gaussian=dist.gaussian_log_likelihood,
-            gaussian_backward=dist.gaussian_log_likelihood_backward,
         )
     return SimpleNamespace(
         reparameterize=dist._reparameterize_ref,
         reparameterize_backward=dist._reparameterize_backward_ref,
         gaussian_log_prob=dist._gaussian_log_prob_ref,
         gaussian_log_prob_backward=dist._gaussian_log_prob_backward_ref,
-        bernoulli=lambda x, logits, with_grad=True: (dist._bernoulli_log_likelihood_ref(x, logits), (x, logits)),
-        bernoulli_backward=lambda d_ll, cache: dist._bernoulli_log_likelihood_backward_ref(d_ll, *cache),
-        gaussian=lambda x, mean, log_var, with_grad=True: (
-            dist._gaussian_log_likelihood_ref(x, mean, log_var), (x, mean, log_var)),
-        gaussian_backward=lambda d_ll, cache: dist._gaussian_log_likelihood_backward_ref(d_ll, *cache),
     )
 
 
@@ -136,11 +127,8 @@ class DVAEModel:
         self.encoder_mu = Dense("encoder.mu", identity, use_kernels)
         self.encoder_log_sigma2 = Dense("encoder.log_sigma2", identity, use_kernels)
         self.decoder = build_mlp("decoder", config.decoder_layers, act, use_kernels)
-        if config.likelihood == "bernoulli":
-            self.decoder_logits = Dense("decoder.logits", identity, use_kernels)
-        else:
-            self.decoder_mean = Dense("decoder.mean", get_activation("sigmoid", use_kernels), use_kernels)
-            self.decoder_log_var = Dense("decoder.log_var", get_activation("softplus", use_kernels), use_kernels)
+        # p(x | z) after the decoder MLP: Bernoulli logits, or a Gaussian's mean and log-variance
+        self.head = make_head(config.likelihood, config.min_log_var, use_kernels)
 
     # ------------------------------------------------------------------
     # Parameters
@@ -150,9 +138,7 @@ class DVAEModel:
         """Seeded Glorot initialization of every parameter array.
 
         ``data_mean`` (D,), the average training pixel, sets the decoder's
-        output bias to its logit: the untrained decoder then predicts the
-        average image, and early gradients go to structure rather than to
-        learning the overall brightness (as in Burda et al.'s code).
+        output bias to its logit (see :mod:`npdvae.vae.likelihoods`).
         """
         c = self.config
         enc_sizes = [c.input_dim] + [c.hidden_units] * c.encoder_layers
@@ -164,21 +150,7 @@ class DVAEModel:
         for head in ("encoder.mu", "encoder.log_sigma2"):
             params[head + ".W"], params[head + ".b"] = init_affine(rng, c.hidden_units, c.latent_dim, dtype)
         params.update(init_mlp(rng, "decoder", dec_sizes, dtype))
-        heads = ("decoder.logits",) if c.likelihood == "bernoulli" else ("decoder.mean", "decoder.log_var")
-        for head in heads:
-            params[head + ".W"], params[head + ".b"] = init_affine(rng, c.hidden_units, c.input_dim, dtype)
-        if data_mean is not None:
-            data_mean = np.asarray(data_mean, dtype=np.float64)
-            if data_mean.shape != (c.input_dim,):
-                raise ValueError(f"data_mean must have shape ({c.input_dim},), got {data_mean.shape}")
-            p = np.clip(data_mean, 1e-3, 1 - 1e-3)
-            output_bias = "decoder.logits.b" if c.likelihood == "bernoulli" else "decoder.mean.b"
-            params[output_bias] = np.log(p / (1 - p)).astype(dtype)
-        if c.likelihood == "gaussian":
-            # Start at unit variance, log_var = 0: softplus(b) = -min_log_var. A too
-            # wide variance gives small, well-scaled first gradients; a too narrow
-            # one (the floor) gives gradients of order 1 / e^min_log_var.
-            params["decoder.log_var.b"][:] = np.log(np.expm1(-c.min_log_var))
+        params.update(self.head.init_params(rng, c.hidden_units, c.input_dim, dtype, data_mean))
         return params
 
     # ------------------------------------------------------------------
@@ -203,38 +175,22 @@ class DVAEModel:
         """z: (R, Z) -> decoder outputs (R, D): ``{"logits"}`` or ``{"mean", "log_var"}``,
         and the cache for :meth:`decode_backward`."""
         h, mlp_cache = self.decoder.forward(params, z_rows)
-        if self.config.likelihood == "bernoulli":
-            logits, head_cache = self.decoder_logits.forward(params, h)
-            return {"logits": logits}, (mlp_cache, head_cache)
-        mean, mean_cache = self.decoder_mean.forward(params, h)
-        softplus_a, lv_cache = self.decoder_log_var.forward(params, h)
-        log_var = softplus_a + softplus_a.dtype.type(self.config.min_log_var)
-        return {"mean": mean, "log_var": log_var}, (mlp_cache, (mean_cache, lv_cache))
+        outputs, head_cache = self.head.forward(params, h)
+        return outputs, (mlp_cache, head_cache)
 
     def decode_backward(self, params, d_outputs, cache, grads):
         """Returns dL/dz (R, Z)."""
         mlp_cache, head_cache = cache
-        if self.config.likelihood == "bernoulli":
-            d_h = self.decoder_logits.backward(params, d_outputs["logits"], head_cache, grads)
-        else:
-            mean_cache, lv_cache = head_cache
-            d_h = self.decoder_mean.backward(params, d_outputs["mean"], mean_cache, grads)
-            # the floor is a constant shift: d log_var / d softplus(a) = 1
-            d_h = d_h + self.decoder_log_var.backward(params, d_outputs["log_var"], lv_cache, grads)
+        d_h = self.head.backward(params, d_outputs, head_cache, grads)
         return self.decoder.backward(params, d_h, mlp_cache, grads)
 
     def log_likelihood(self, x, outputs, with_grad=True):
         """log p(x | z) for the clean x: (B, D) and decoder outputs (B, S, D) -> (B, S),
         and the cache for :meth:`log_likelihood_backward`."""
-        if self.config.likelihood == "bernoulli":
-            return self.ops.bernoulli(x, outputs["logits"], with_grad)
-        return self.ops.gaussian(x, outputs["mean"], outputs["log_var"], with_grad)
+        return self.head.log_likelihood(x, outputs, with_grad)
 
     def log_likelihood_backward(self, d_ll, cache):
-        if self.config.likelihood == "bernoulli":
-            return {"logits": self.ops.bernoulli_backward(d_ll, cache)}
-        d_mean, d_log_var = self.ops.gaussian_backward(d_ll, cache)
-        return {"mean": d_mean, "log_var": d_log_var}
+        return self.head.log_likelihood_backward(d_ll, cache)
 
     def forward(self, params, x, x_tilde, eps, with_grad=True):
         """log w_bmk = log p(x_b | z_bmk) + log p(z_bmk) - log q(z_bmk | x~_bm).

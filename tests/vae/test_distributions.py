@@ -41,12 +41,15 @@ OPS = {
     "gaussian_log_prob": (dist._gaussian_log_prob_ref, dist._gaussian_log_prob_backward_ref,
                           dist.gaussian_log_prob, dist.gaussian_log_prob_backward,
                           _latent_inputs, lambda z, mu, ls: (z, mu, ls), (0, 1, 2)),
-    "bernoulli": (dist._bernoulli_log_likelihood_ref, dist._bernoulli_log_likelihood_backward_ref,
+    # the likelihoods return (value, cache) and their backwards take the cache, on both paths
+    "bernoulli": (lambda x, l: dist._bernoulli_log_likelihood_ref(x, l)[0],
+                  lambda d, x, l: dist._bernoulli_log_likelihood_backward_ref(d, dist._bernoulli_log_likelihood_ref(x, l)[1]),
                   lambda x, l: dist.bernoulli_log_likelihood(x, l)[0],
                   lambda d, x, l: dist.bernoulli_log_likelihood_backward(d, dist.bernoulli_log_likelihood(x, l)[1]),
                   _bernoulli_inputs, lambda x, l: (x, l), (1,)),
     "gaussian_likelihood": (
-        dist._gaussian_log_likelihood_ref, dist._gaussian_log_likelihood_backward_ref,
+        lambda x, m, lv: dist._gaussian_log_likelihood_ref(x, m, lv)[0],
+        lambda d, x, m, lv: dist._gaussian_log_likelihood_backward_ref(d, dist._gaussian_log_likelihood_ref(x, m, lv)[1]),
         lambda x, m, lv: dist.gaussian_log_likelihood(x, m, lv)[0],
         lambda d, x, m, lv: dist.gaussian_log_likelihood_backward(d, dist.gaussian_log_likelihood(x, m, lv)[1]),
         _gaussian_inputs, lambda x, m, lv: (x, m, lv), (1, 2)),
