@@ -32,8 +32,9 @@ from npdvae.training.memory import keep_freed_memory
 from npdvae.vae.model import DVAEModel
 from npdvae.training.optim import Adam, NonFiniteGradientError
 from npdvae.training.run_files import append_line
+from npdvae.training.schedule import staged_lr
+from npdvae.training.step import NonFiniteBound, train_step
 from npdvae.vae.sampling import standard_normal
-from npdvae.training.schedule import clip_by_global_norm, staged_lr
 
 VALIDATION_SEED = 1234
 
@@ -171,26 +172,22 @@ class Trainer:
             if self.stop_requested():
                 self._save_interrupted(EpochState(order, position, total, time.perf_counter() - self._epoch_start))
                 raise TrainingInterrupted(self.epoch + 1, position, batches)
-            x = self.dataset.batch("train", idx, self.rng)
-            x_tilde = self.corruption.sample(x, c.m, self.rng)
-            eps = standard_normal(self.rng, (x.shape[0], c.m, c.k, c.latent), np.float32, c.kernels)
-            result = self.model.bound_and_gradients(self.params, x, x_tilde, eps, c.bound)
-            batch_total = float(result.per_example.sum())
-            where = f"epoch {self.epoch + 1}, minibatch {position + 1} of {batches}"
-            if not math.isfinite(batch_total):
-                raise NonFiniteBoundError(
-                    f"the training bound became {batch_total} in {where}; the parameters were not updated")
-            if c.clip_grad_norm is not None:
-                clip_by_global_norm(result.grads, c.clip_grad_norm)
+            x = self.dataset.batch("train", idx, self.rng)   # dynamic binarization draws here
             try:
-                self.adam.step(result.grads, lr=lr)  # refuses a non-finite gradient before any update
+                total += train_step(self.model, self.adam, x, self.corruption, self.rng, c, lr)
+            except NonFiniteBound as error:
+                raise NonFiniteBoundError(
+                    f"the training bound became {error.value} in {self._where(position, batches)}; "
+                    "the parameters were not updated") from None
             except NonFiniteGradientError as error:
-                raise NonFiniteBoundError(f"in {where}: {error}") from error
-            total += batch_total
+                raise NonFiniteBoundError(f"in {self._where(position, batches)}: {error}") from error
             done += len(idx)
             if progress:
                 progress(done, n)
         return total / n
+
+    def _where(self, position: int, batches: int) -> str:
+        return f"epoch {self.epoch + 1}, minibatch {position + 1} of {batches}"
 
     def _save_interrupted(self, state: EpochState):
         save_checkpoint(self.run_dir / "last.h5", self.checkpoint(state))

@@ -1,0 +1,49 @@
+import numpy as np
+import pytest
+
+from npdvae.training.config import TrainConfig
+from npdvae.training.optim import Adam
+from npdvae.training.schedule import clip_by_global_norm
+from npdvae.training.step import NonFiniteBound, train_step
+from npdvae.vae.corruption import Corruption
+from npdvae.vae.model import DVAEModel
+from npdvae.vae.sampling import standard_normal
+
+
+def _setup(clip=None):
+    config = TrainConfig(dataset="mnist", bound="iwae", k=3, m=2, noise=0.1, latent=3, hidden=8, clip_grad_norm=clip)
+    model = DVAEModel(config.model_config(12, "bernoulli"))
+    initial = model.init_params(np.random.default_rng(0), np.float32)
+    x = (np.random.default_rng(1).random((5, 12)) < 0.4).astype(np.float32)
+    return config, model, initial, x, Corruption("salt-pepper-released", 0.1)
+
+
+@pytest.mark.parametrize("clip", [None, 0.5])
+def test_the_step_is_corrupt_sample_bound_clip_adam_in_that_order(clip):
+    config, model, initial, x, corruption = _setup(clip)
+    adam = Adam(initial, lr=1e-2)
+    total = train_step(model, adam, x, corruption, np.random.default_rng(7), config, lr=1e-2)
+    # the same algorithm spelled out, from the same stream
+    rng = np.random.default_rng(7)
+    x_tilde = corruption.sample(x, config.m, rng)
+    eps = standard_normal(rng, (5, config.m, config.k, config.latent), np.float32)
+    by_hand = Adam(initial, lr=1e-2)
+    result = model.bound_and_gradients(by_hand.params, x, x_tilde, eps, "iwae")
+    if clip:
+        assert clip_by_global_norm(result.grads, clip) > clip   # the clipping does act here
+    by_hand.step(result.grads)
+    assert total == float(result.per_example.sum())
+    for name in initial:
+        np.testing.assert_array_equal(adam.params[name], by_hand.params[name])
+        assert not np.array_equal(adam.params[name], initial[name]) or name.endswith(".b")
+
+
+def test_a_non_finite_bound_changes_nothing():
+    config, model, initial, x, corruption = _setup()
+    initial["decoder.logits.b"][0] = np.inf
+    adam = Adam(initial)
+    before = {n: p.copy() for n, p in adam.params.items()}
+    with pytest.raises(NonFiniteBound):
+        train_step(model, adam, x, corruption, np.random.default_rng(0), config, lr=1e-3)
+    assert adam.step_count == 0
+    assert all(np.array_equal(adam.params[n], before[n]) for n in before)
