@@ -29,9 +29,10 @@ from npdvae.data.download import fetch
 from npdvae.data.datasets import BINARIZATIONS
 from npdvae.evaluation.evaluate import evaluate_model, results_to_dict
 from npdvae.evaluation.pictures import MAX_IMAGES, PlotLibraryMissing, picture_format, write_reconstructions, write_samples
-from npdvae.training.config import SCHEDULES, TrainConfig
+from npdvae.training.config import SCHEDULES, ConfigError, TrainConfig
 from npdvae.training.runs import (
-    RunDirectoryError, has_checkpoint, load_trained, open_run, prepare_dataset, read_metrics, read_run_config,
+    RunDirectoryError, default_run_dir, has_checkpoint, load_trained, open_run, prepare_dataset, read_metrics,
+    read_run_config, resumed_config,
 )
 from npdvae.experiments.cluster import ClusterError
 from npdvae.experiments.executor import GridStopped, SharedStorageError
@@ -112,8 +113,8 @@ TRAIN_FIELDS = ("dataset", "bound", "noise", "noise_type", "k", "m", "encoder", 
 
 
 def _config_error(err: ValueError) -> click.BadParameter:
-    """Map a TrainConfig ValueError ("noise must be ...") to its option (--noise)."""
-    field = str(err).split(" ", 1)[0]
+    """A configuration's error as the option it names (ConfigError.field)."""
+    field = getattr(err, "field", None)
     hint = f"--{field.replace('_', '-')}" if field in TRAIN_FIELDS else None
     return click.BadParameter(str(err), param_hint=hint)
 
@@ -121,10 +122,6 @@ def _config_error(err: ValueError) -> click.BadParameter:
 def settings_line(config: TrainConfig) -> str:
     """Every setting of a run, as the header of ``train`` shows it."""
     return "  " + "  ".join(f"{k}={v}" for k, v in config.to_dict().items() if v is not None)
-
-
-def _default_run_dir(config: TrainConfig) -> Path:
-    return Path("runs") / f"{config.dataset}-{config.bound}-k{config.k}-noise{config.noise:g}-seed{config.seed}"
 
 
 def _check_output_file(path: Path, option: str, picture: bool = True):
@@ -199,28 +196,24 @@ def _check_writable(run_dir: Path):
 @click.pass_context
 def train(ctx, out, resume, data_dir, **options):
     """Train a (D)VAE or (D)IWAE; one line per epoch."""
-    if resume:
-        if out is None:   # the folder a run of these options gets by default
-            try:
-                out = _default_run_dir(TrainConfig(**options))
-            except ValueError as err:
-                raise _config_error(err) from None
-        config_notes = []
-        try:
-            stored = read_run_config(out, config_notes).to_dict()
-        except RunDirectoryError as err:
-            raise click.BadParameter(str(err), param_hint="--out") from None
-        for note in config_notes:
-            click.echo(f"note: {note}")
-        given = {k: v for k, v in options.items()
-                 if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
-        options = {**stored, **given}
     try:
-        config = TrainConfig(**options)
+        if resume:
+            if out is None:   # the folder a run of these options gets by default
+                out = default_run_dir(TrainConfig(**options))
+            config_notes = []
+            given = {k: v for k, v in options.items() if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
+            try:
+                config = resumed_config(out, given, config_notes)
+            except RunDirectoryError as err:
+                raise click.BadParameter(str(err), param_hint="--out") from None
+            for note in config_notes:
+                click.echo(f"note: {note}")
+        else:
+            config = TrainConfig(**options)
     except ValueError as err:
         raise _config_error(err) from None
     if out is None:
-        out = _default_run_dir(config)
+        out = default_run_dir(config)
     if out.exists() and not out.is_dir():
         raise click.BadParameter(f"{out} is a file, not a run directory", param_hint="--out")
     if not resume and has_checkpoint(out):
@@ -254,10 +247,8 @@ def _train_in(config, out, resume, data_dir, stops):
         raise click.ClickException(str(err)) from None
     except (CheckpointError, RunDirectoryError) as err:
         raise click.UsageError(str(err)) from None
-    except ValueError as err:
-        if "batch_size" in str(err):
-            raise click.BadParameter(str(err), param_hint="--batch-size") from None
-        raise
+    except ConfigError as err:
+        raise _config_error(err) from None
     for note in trainer.notes:
         click.echo(f"  note: {note}")
     if resume and trainer.epoch_state is not None:

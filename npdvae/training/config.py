@@ -14,6 +14,18 @@ from npdvae.vae.model import ModelConfig, default_activation
 
 SCHEDULES = ("constant", "staged")
 
+
+class ConfigError(ValueError):
+    """A setting that cannot be used: ``field`` names it (as TrainConfig spells it), the
+    message says why, so that a caller can point at the option without reading the text."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(field, message)   # args rebuild it when it crosses a process boundary
+        self.field, self.message = field, message
+
+    def __str__(self):
+        return self.message
+
 # The type of every setting, checked before anything else: a config.json edited by hand
 # (or damaged) must fail with the setting's name, not deep inside NumPy.
 _INTS = ("k", "m", "encoder_layers", "latent", "hidden", "epochs", "batch_size", "seed")
@@ -39,7 +51,7 @@ def _check_type(name, value, kind, optional):
     else:
         ok = isinstance(value, kind)
     if not ok:
-        raise ValueError(f"{name} must be {'an integer' if kind is int else 'a number' if kind is float else 'text'}"
+        raise ConfigError(name, f"{name} must be {'an integer' if kind is int else 'a number' if kind is float else 'text'}"
                          f"{' or null' if optional else ''}, got {value!r}")
 
 
@@ -84,9 +96,9 @@ class TrainConfig:
             for name in names:
                 _check_type(name, getattr(self, name), kind, optional)
         if self.dataset not in DATASETS:
-            raise ValueError(f"dataset must be one of {sorted(DATASETS)}, got {self.dataset!r}")
+            raise ConfigError("dataset", f"dataset must be one of {sorted(DATASETS)}, got {self.dataset!r}")
         if self.bound not in BOUNDS:
-            raise ValueError(f"bound must be one of {BOUNDS}, got {self.bound!r}")
+            raise ConfigError("bound", f"bound must be one of {BOUNDS}, got {self.bound!r}")
         if self.noise_type is None:
             # binary data: the corruption of the authors' released code, which produced the paper's
             # numbers (see npdvae/vae/corruption.py); "salt-pepper" selects the textbook one
@@ -94,29 +106,35 @@ class TrainConfig:
         if self.activation is None:
             self.activation = default_activation(self.bound)
         if self.noise_type not in NOISE_TYPES:
-            raise ValueError(f"noise_type must be one of {NOISE_TYPES}, got {self.noise_type!r}")
-        Corruption(self.noise_type, self.noise, mean_image=np.zeros(1))  # validates the level
+            raise ConfigError("noise_type", f"noise_type must be one of {NOISE_TYPES}, got {self.noise_type!r}")
+        try:
+            Corruption(self.noise_type, self.noise, mean_image=np.zeros(1))  # validates the level
+        except ValueError as err:
+            raise ConfigError("noise", str(err)) from None
         for name in ("k", "m", "encoder_layers", "latent", "hidden", "epochs", "batch_size"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(name, f"{name} must be >= 1, got {getattr(self, name)}")
         for name in _OPTIONAL_INTS:
             if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(name, f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.seed < 2 ** 63:
-            raise ValueError(f"seed must be an integer in [0, 2^63), got {self.seed}")
+            raise ConfigError("seed", f"seed must be an integer in [0, 2^63), got {self.seed}")
         if not (self.lr > 0 and np.isfinite(self.lr)):
-            raise ValueError(f"lr must be a finite number > 0, got {self.lr}")
+            raise ConfigError("lr", f"lr must be a finite number > 0, got {self.lr}")
         if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+            raise ConfigError("schedule", f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.clip_grad_norm is not None and not (self.clip_grad_norm > 0 and np.isfinite(self.clip_grad_norm)):
-            raise ValueError(f"clip_grad_norm must be a finite number > 0, got {self.clip_grad_norm}")
+            raise ConfigError("clip_grad_norm", f"clip_grad_norm must be a finite number > 0, got {self.clip_grad_norm}")
         if self.encoder not in ("mlp", "gru"):
-            raise ValueError(f"encoder must be one of ('mlp', 'gru'), got {self.encoder!r}")
+            raise ConfigError("encoder", f"encoder must be one of ('mlp', 'gru'), got {self.encoder!r}")
         if self.binarize not in ("dynamic", "static"):
-            raise ValueError(f"binarize must be one of ('dynamic', 'static'), got {self.binarize!r}")
+            raise ConfigError("binarize", f"binarize must be one of ('dynamic', 'static'), got {self.binarize!r}")
         if self.encoder_layers > 2:
-            raise ValueError(f"encoder_layers must be 1 or 2, got {self.encoder_layers}")
-        self.model_config(input_dim_of(self.dataset), "bernoulli")   # validates the activation
+            raise ConfigError("encoder_layers", f"encoder_layers must be 1 or 2, got {self.encoder_layers}")
+        try:
+            self.model_config(input_dim_of(self.dataset), "bernoulli")   # validates the activation
+        except ValueError as err:
+            raise ConfigError("activation", str(err)) from None
         self._check_sizes()
 
     def parameter_count(self) -> int:
@@ -132,14 +150,14 @@ class TrainConfig:
         """Refuse, before any allocation, a model or a step this machine class cannot hold."""
         parameter_bytes = 4 * 4 * self.parameter_count()   # float32 parameters, gradients, Adam's m and v
         if parameter_bytes > MAX_PARAMETER_BYTES:
-            raise ValueError(f"hidden must be smaller: hidden {self.hidden} and latent {self.latent} make "
+            raise ConfigError("hidden", f"hidden must be smaller: hidden {self.hidden} and latent {self.latent} make "
                              f"{parameter_bytes / 1024 ** 3:.1f} GiB of parameters, gradients and Adam state "
                              f"(limit {MAX_PARAMETER_BYTES / 1024 ** 3:.0f} GiB)")
         rows = self.batch_size * self.m * self.k   # decoder rows of one step
         per_row = 4 * (2 * self.hidden + 2 * input_dim_of(self.dataset) + 4 * self.latent)   # float32
         step_bytes = 4 * rows * per_row   # forward values, their gradients, and temporaries
         if step_bytes > MAX_STEP_BYTES:
-            raise ValueError(f"k must be smaller: batch_size {self.batch_size} x m {self.m} x k {self.k} samples "
+            raise ConfigError("k", f"k must be smaller: batch_size {self.batch_size} x m {self.m} x k {self.k} samples "
                              f"need about {step_bytes / 1024 ** 3:.0f} GiB per step "
                              f"(limit {MAX_STEP_BYTES / 1024 ** 3:.0f} GiB)")
 

@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 
 from npdvae.training.checkpoint import Checkpoint, CheckpointError, EpochState, save_checkpoint
-from npdvae.training.config import TrainConfig, check_resume_compatible
+from npdvae.training.config import ConfigError, TrainConfig, check_resume_compatible
 from npdvae.vae.corruption import Corruption
 from npdvae.data import Dataset
 from npdvae.training.memory import keep_freed_memory
@@ -102,8 +102,8 @@ class Trainer:
         keep_freed_memory()  # every step frees and reallocates the same buffers
         self.model = DVAEModel(config.model_config(dataset.input_dim, dataset.likelihood), use_kernels=config.kernels)
         if config.batch_size > dataset.num_examples("train"):
-            raise ValueError(f"batch_size {config.batch_size} is larger than the training set "
-                             f"({dataset.num_examples('train')} examples)")
+            raise ConfigError("batch_size", f"batch_size {config.batch_size} is larger than the training set "
+                                            f"({dataset.num_examples('train')} examples)")
         self.rng = np.random.default_rng(config.seed)
         mean_image = dataset.pixel_mean("train")
         self.adam = Adam(self.model.init_params(self.rng, np.float32, data_mean=mean_image), lr=config.lr,

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from npdvae.training.checkpoint import Checkpoint, CheckpointError, load_checkpoint
-from npdvae.training.config import TrainConfig
+from npdvae.training.config import ConfigError, TrainConfig
 from npdvae.data import Dataset, load_dataset
 from npdvae.vae.likelihoods import BernoulliHead, GaussianHead
 from npdvae.vae.model import DVAEModel
@@ -80,8 +80,8 @@ def open_run(config: TrainConfig, run_dir, dataset: Dataset, resume: bool = Fals
     """
     run_dir = Path(run_dir)
     if config.batch_size > dataset.num_examples("train"):   # before anything is created
-        raise ValueError(f"batch_size {config.batch_size} is larger than the training set "
-                         f"({dataset.num_examples('train')} examples)")
+        raise ConfigError("batch_size", f"batch_size {config.batch_size} is larger than the training set "
+                                        f"({dataset.num_examples('train')} examples)")
     lock = _lock(run_dir)
     notes = []
     if resume and has_checkpoint(run_dir):
@@ -181,6 +181,19 @@ def read_run_config(run_dir, notes: list | None = None) -> TrainConfig:
         raise RunDirectoryError(f"{run_dir}: no config.json, not a run directory")
     raise RunDirectoryError(f"{problem}; nothing of this run can be continued: move {run_dir} aside "
                             "and start it again")
+
+
+def default_run_dir(config: TrainConfig) -> Path:
+    """The folder a run of ``config`` gets when none is named, under ``runs/``."""
+    return Path("runs") / f"{config.dataset}-{config.bound}-k{config.k}-noise{config.noise:g}-seed{config.seed}"
+
+
+def resumed_config(run_dir, changes: dict, notes: list | None = None) -> TrainConfig:
+    """The configuration a resumed run continues with: the one it recorded (see
+    read_run_config), with ``changes`` (settings given anew, e.g. more epochs) laid
+    over it; whether a change is allowed is for the checkpoint to say on restore."""
+    stored = read_run_config(run_dir, notes).to_dict()
+    return TrainConfig(**{**stored, **changes})
 
 
 def read_metrics(run_dir) -> list[dict]:
