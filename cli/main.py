@@ -27,7 +27,7 @@ from npdvae.data import DATASETS, DataError
 from npdvae.data.files import ENV_VAR, describe, get_spec, read_verified
 from npdvae.data.download import fetch
 from npdvae.data.datasets import BINARIZATIONS
-from npdvae.evaluation.evaluate import evaluate_model, results_to_dict
+from npdvae.evaluation.evaluate import EVALUATION_BATCH, evaluate_run, results_to_dict
 from npdvae.evaluation.pictures import MAX_IMAGES, PlotLibraryMissing, picture_format, write_reconstructions, write_samples
 from npdvae.training.config import SCHEDULES, ConfigError, TrainConfig
 from npdvae.training.runs import (
@@ -173,7 +173,8 @@ def _check_writable(run_dir: Path):
 @click.option("--activation", type=click.Choice(["softplus", "tanh", "sigmoid"]),
               help="Default by bound, as in the paper: softplus (elbo), tanh (iwae).")
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=EVALUATION_BATCH, show_default=True,
+              help="Images per batch; the importance samples' stream depends on it.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
 @click.option("--schedule", type=click.Choice(SCHEDULES), default="constant", show_default=True,
               help="staged: stage i lasts 3^i epochs at lr * 10^(-i/7) (Burda et al.).")
@@ -316,17 +317,22 @@ def _train_in(config, out, resume, data_dir, stops):
 @main.command()
 @click.argument("run", type=click.Path(exists=True, path_type=Path))
 @click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True)
-@click.option("--k", type=click.IntRange(min=1), default=5, show_default=True, help="Samples of the K-sample bound.")
+@click.option("--k", type=click.IntRange(min=1), help="Samples of the K-sample bound (default: the run's K).")
 @click.option("--is-samples", type=click.IntRange(min=1), default=5000, show_default=True,
               help="Importance samples for the log p(x) estimate.")
 @click.option("--examples", type=click.IntRange(min=1), help="Evaluate only the first N examples.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=EVALUATION_BATCH, show_default=True,
+              help="Images per batch; the importance samples' stream depends on it.")
 @click.option("--checkpoint", "which", type=click.Choice(["best", "last"]), default="best", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2 ** 63 - 2),
+              help="Seed of the evaluation's draws (default: the run's seed, as the grids evaluate).")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @data_dir_option
 def evaluate(run, split, k, is_samples, examples, batch_size, which, seed, as_json, data_dir):
-    """Bounds and the importance-sampled log-likelihood of a trained run."""
+    """Bounds and the importance-sampled log-likelihood of a trained run.
+
+    The protocol is the grids': with the defaults, --split test --examples N
+    --is-samples S gives the log p(x) a reproduce table reports for N and S."""
     # from the start: a signal while the model and the data load is honoured like one later
     stops = StopRequests().install()
     notes = []
@@ -345,7 +351,6 @@ def evaluate(run, split, k, is_samples, examples, batch_size, which, seed, as_js
     for note in notes:
         click.echo(f"note: {note}", err=True)
     n = min(examples or dataset.num_examples(split), dataset.num_examples(split))
-    eval_rng = np.random.default_rng(seed + 1)
     corruption = Corruption(config.noise_type, config.noise, dataset.pixel_mean("train"))
     bar = Progress("evaluate", enabled=not as_json)
     if stops():
@@ -363,10 +368,8 @@ def evaluate(run, split, k, is_samples, examples, batch_size, which, seed, as_js
     start = time.perf_counter()
     try:
         with stops:
-            results = evaluate_model(
-                model, params, lambda idx: dataset.batch(split, idx, eval_rng), n, k=k, is_samples=is_samples,
-                corruption=corruption, bound=config.bound, num_corruptions_m=config.m, num_samples_k=config.k,
-                seed=seed, batch_size=batch_size, progress=progress)
+            results = evaluate_run(model, params, dataset, config, split, n, k=k, is_samples=is_samples, seed=seed,
+                                   batch_size=batch_size, corruption=corruption, progress=progress)
         table_bound = validation_bound(model, params, dataset, config, split=split, num_examples=n)
     except EvaluationStopped as stop:
         bar.clear()
@@ -389,7 +392,7 @@ def evaluate(run, split, k, is_samples, examples, batch_size, which, seed, as_js
     click.echo(f"{config.model_name} on {config.dataset}, {split} split, {n} examples ({seconds:.1f} s)")
     table_label = f"training bound ({config.bound.upper()}, K={config.k}), as tables score"
     click.echo(f"  {table_label:44s} {table_bound:.2f}  nats")
-    rows = (("ELBO (K=1)", "elbo"), (f"IWAE bound (K={k})", "iwae_k"),
+    rows = (("ELBO (K=1)", "elbo"), (f"IWAE bound (K={results['k']})", "iwae_k"),
             (f"log p(x), importance sampled (K={is_samples})", "log_likelihood"),
             ("denoising bound (training noise)", "denoising_bound"))
     for label, key in rows:

@@ -85,15 +85,20 @@ def denoising_bound(model, params, x, corruption: Corruption, bound, num_corrupt
     return model.bound(params, x, x_tilde, eps, bound).astype(np.float64)
 
 
+EVALUATION_BATCH = 50   # images per batch; the importance samples' stream depends on it
+
+
 def evaluate_model(model, params, images_of, num_examples, *, k=5, is_samples=5000, corruption=None,
-                   bound="elbo", num_corruptions_m=1, num_samples_k=1, seed=0, batch_size=100,
+                   bound="elbo", num_corruptions_m=1, num_samples_k=1, seed=0, batch_size=EVALUATION_BATCH,
                    chunk_k=500, progress=None) -> dict:
     """All figures for ``num_examples`` images, ``images_of(indices) -> (B, D)``.
 
     Returns {"elbo", "iwae_k", "log_likelihood", "denoising_bound"} -> Estimate
-    (the last only with a ``corruption``), plus "k" and "is_samples".
+    (the last only with a ``corruption``), plus "k" and "is_samples". The denoising
+    bound draws from a stream of its own, so asking for it changes no other figure.
     """
     rng = np.random.default_rng(seed)
+    corruption_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
     per_example = {"elbo": [], "iwae_k": [], "log_likelihood": []}
     if corruption is not None:
         per_example["denoising_bound"] = []
@@ -104,7 +109,7 @@ def evaluate_model(model, params, images_of, num_examples, *, k=5, is_samples=50
         per_example["log_likelihood"].append(importance_sampled_bound(model, params, x, is_samples, rng, chunk_k))
         if corruption is not None:
             per_example["denoising_bound"].append(denoising_bound(
-                model, params, x, corruption, bound, num_corruptions_m, num_samples_k, rng))
+                model, params, x, corruption, bound, num_corruptions_m, num_samples_k, corruption_rng))
         if progress:
             progress(min(num_examples, start + batch_size), num_examples)
     results = {name: Estimate.of(np.concatenate(values)) for name, values in per_example.items()}
@@ -113,3 +118,18 @@ def evaluate_model(model, params, images_of, num_examples, *, k=5, is_samples=50
 
 def results_to_dict(results: dict) -> dict:
     return {name: (asdict(value) if isinstance(value, Estimate) else value) for name, value in results.items()}
+
+
+def evaluate_run(model, params, dataset, config, split="test", num_examples=None, *, k=None, is_samples=5000,
+                 seed=None, batch_size=EVALUATION_BATCH, corruption=None, progress=None) -> dict:
+    """The evaluation protocol of a trained run, the one ``npdvae evaluate`` and the grids
+    share: :func:`evaluate_model` on the first ``num_examples`` images of ``split`` (default:
+    all), with the run's K and seed unless others are given; the training split's dynamic
+    binarization draws from its own stream (seed + 1)."""
+    n = dataset.num_examples(split) if num_examples is None else min(num_examples, dataset.num_examples(split))
+    seed = config.seed if seed is None else seed
+    images_rng = np.random.default_rng(seed + 1)
+    return evaluate_model(model, params, lambda idx: dataset.batch(split, idx, images_rng), n,
+                          k=config.k if k is None else k, is_samples=is_samples, corruption=corruption,
+                          bound=config.bound, num_corruptions_m=config.m, num_samples_k=config.k, seed=seed,
+                          batch_size=batch_size, progress=progress)

@@ -35,7 +35,7 @@ from pathlib import Path
 
 
 from npdvae.experiments import paper
-from npdvae.evaluation.evaluate import evaluate_model
+from npdvae.evaluation.evaluate import evaluate_run
 from npdvae.experiments.executor import TOKEN_NAME, TaskSettings, local_executor, submit_grid, write_token
 from npdvae.training.config import TrainConfig
 from npdvae.training.runs import RunDirectoryError, load_trained, open_run, prepare_dataset, read_metrics
@@ -340,8 +340,7 @@ def run_one(config_dict: dict, run_dir: str, data_dir=None, is_samples=5000, is_
     n_test = dataset.num_examples("test") if not is_examples else min(is_examples, dataset.num_examples("test"))
     start = time.perf_counter()
     test_bound = validation_bound(model, params, dataset, config, split="test")
-    ll = evaluate_model(model, params, lambda idx: dataset.batch("test", idx), n_test,
-                        k=config.k, is_samples=is_samples, seed=config.seed, batch_size=50)
+    ll = evaluate_run(model, params, dataset, config, "test", n_test, is_samples=is_samples)
     result = {
         "config": config.to_dict(), "epochs": trainer.epoch,
         "checkpoint": EVALUATED_CHECKPOINT, "checkpoint_epoch": best["epoch"],

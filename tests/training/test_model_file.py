@@ -112,3 +112,15 @@ def test_export_refuses_bad_output_paths_before_any_work(scored_runs, tmp_path, 
 def test_export_of_a_folder_that_is_not_a_run_says_so(tmp_path):
     result = _cli("export", tmp_path, "--out", tmp_path / "m.h5")
     assert result.exit_code == 2 and "holds no best.h5" in result.output
+
+
+def test_evaluate_and_the_grid_share_one_protocol(scored_runs, mnist_root):
+    """With its defaults, evaluate gives back the log p(x) the grid recorded, to the bit."""
+    run = scored_runs[1]
+    recorded = json.loads(open(f"{run}/eval.json").read())
+    result = _cli("evaluate", run, "--split", "test", "--examples", recorded["log_likelihood_examples"],
+                  "--is-samples", recorded["is_samples"], "--json", "--data-dir", mnist_root)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output[result.output.index("{"):])
+    assert payload["log_likelihood"]["mean"] == recorded["log_likelihood"]
+    assert payload["log_likelihood"]["stderr"] == recorded["log_likelihood_stderr"]
