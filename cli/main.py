@@ -26,7 +26,10 @@ from npdvae.vae.corruption import NOISE_TYPE_DESCRIPTIONS, NOISE_TYPES, Corrupti
 from npdvae.data import DATASETS, DataError
 from npdvae.data.files import ENV_VAR, describe, get_spec, read_verified
 from npdvae.data.download import fetch
-from npdvae.data.datasets import BINARIZATIONS
+from npdvae.data.datasets import BINARIZATIONS, SPLITS
+from npdvae.experiments.reproduce import BINARY_NOISE_TYPES, EXPERIMENTS
+from npdvae.nn.activations import HIDDEN_ACTIVATIONS
+from npdvae.vae.model import ENCODERS
 from npdvae.evaluation.evaluate import EVALUATION_BATCH, evaluate_run, results_to_dict
 from npdvae.evaluation.pictures import MAX_IMAGES, PlotLibraryMissing, picture_format, write_reconstructions, write_samples
 from npdvae.training.config import SCHEDULES, ConfigError, TrainConfig
@@ -165,12 +168,12 @@ def _check_writable(run_dir: Path):
                    "(a hit pixel becomes 0 or 1 with equal chance).")
 @click.option("--k", type=click.IntRange(min=1), default=1, show_default=True, help="Samples of z per corrupted copy.")
 @click.option("--m", type=click.IntRange(min=1), default=1, show_default=True, help="Corrupted copies per example.")
-@click.option("--encoder", type=click.Choice(["mlp", "gru"]), default="mlp", show_default=True,
+@click.option("--encoder", type=click.Choice(ENCODERS), default="mlp", show_default=True,
               help="Inference network: an MLP, or a GRU run for five steps (Table 3).")
 @click.option("--encoder-layers", type=click.IntRange(1, 2), default=1, show_default=True)
 @click.option("--latent", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--hidden", type=click.IntRange(min=1), default=200, show_default=True)
-@click.option("--activation", type=click.Choice(["softplus", "tanh", "sigmoid"]),
+@click.option("--activation", type=click.Choice(HIDDEN_ACTIVATIONS),
               help="Default by bound, as in the paper: softplus (elbo), tanh (iwae).")
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=EVALUATION_BATCH, show_default=True,
@@ -316,7 +319,7 @@ def _train_in(config, out, resume, data_dir, stops):
 
 @main.command()
 @click.argument("run", type=click.Path(exists=True, path_type=Path))
-@click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True)
+@click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
 @click.option("--k", type=click.IntRange(min=1), help="Samples of the K-sample bound (default: the run's K).")
 @click.option("--is-samples", type=click.IntRange(min=1), default=5000, show_default=True,
               help="Importance samples for the log p(x) estimate.")
@@ -462,7 +465,7 @@ def sample(run, num_images, out, seed):
 @main.command()
 @click.argument("run", type=click.Path(exists=True, path_type=Path))
 @click.option("--n", "num_images", type=click.IntRange(1, MAX_IMAGES // 3), default=10, show_default=True)
-@click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True)
+@click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
 @click.option("--noise", type=float, help="Corruption level (default: the run's training noise).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("reconstructions.png"),
               show_default=True, help="Picture file: .png, .pdf, .svg or .jpg.")
@@ -657,8 +660,7 @@ def _parse_rows(values):
 
 
 @main.command()
-@click.argument("experiment", type=click.Choice(["table1", "table2", "table3", "figure1", "augmentation",
-                                                 "mean-image"]))
+@click.argument("experiment", type=click.Choice(EXPERIMENTS))
 @click.option("--epochs", type=click.IntRange(min=1),
               help="Epochs per run. Default: 3280 (the paper's budget) for the MNIST experiments, 100 for table2.")
 @click.option("--seeds", type=click.IntRange(min=1), default=2, show_default=True,
@@ -675,7 +677,7 @@ def _parse_rows(values):
 @click.option("--eval-examples", type=click.IntRange(min=1), help="Tiny budgets: first N validation/test examples.")
 @click.option("--column", "columns", multiple=True,
               help="Only this column, as the table labels it (repeatable), e.g. '5%' or '0' for Table 1.")
-@click.option("--noise-type", type=click.Choice(["salt-pepper-released", "salt-pepper", "gaussian"]),
+@click.option("--noise-type", type=click.Choice(BINARY_NOISE_TYPES + ("gaussian",)),
               help="Salt-and-pepper form of the MNIST experiments. Default: salt-pepper-released, the authors' "
                    "released code's (a hit pixel becomes Bernoulli(noise)); salt-pepper: the textbook one. "
                    "Table 2 is always gaussian.")

@@ -59,7 +59,7 @@ def importance_sampled_bound(model, params, x, num_samples, rng, chunk_k=500):
     can move by float32 rounding, about 1e-5 nats on MNIST, as BLAS may sum in
     another order for another number of rows.)
     """
-    B, Z = x.shape[0], model.config.latent_dim
+    B, Z = x.shape[0], model.config.latent
     x_tilde = x[:, None, :]
     running = np.full(B, -np.inf)          # log sum_s w_s so far
     drawn = 0
@@ -80,7 +80,7 @@ def importance_sampled_bound(model, params, x, num_samples, rng, chunk_k=500):
 def denoising_bound(model, params, x, corruption: Corruption, bound, num_corruptions_m, num_samples_k, rng):
     """The training objective (eq. 11 or 12) on x with fresh corruption and eps."""
     x_tilde = corruption.sample(x, num_corruptions_m, rng)
-    eps = standard_normal(rng, (x.shape[0], num_corruptions_m, num_samples_k, model.config.latent_dim),
+    eps = standard_normal(rng, (x.shape[0], num_corruptions_m, num_samples_k, model.config.latent),
                           x.dtype, model.use_kernels)
     return model.bound(params, x, x_tilde, eps, bound).astype(np.float64)
 

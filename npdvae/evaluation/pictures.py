@@ -63,7 +63,7 @@ def decoder_mean(model, outputs) -> np.ndarray:
 def sample_images(model, params, num_images, rng) -> np.ndarray:
     """Decoder means at z ~ p(z) = N(0, I): (n, D)."""
     dtype = params["decoder.hidden0.W"].dtype
-    z = standard_normal(rng, (num_images, model.config.latent_dim), dtype, model.use_kernels)
+    z = standard_normal(rng, (num_images, model.config.latent), dtype, model.use_kernels)
     outputs, _ = model.decode(params, z)
     return decoder_mean(model, outputs)
 

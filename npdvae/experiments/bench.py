@@ -228,10 +228,10 @@ def bench_evaluation(model, params, images, samples=5000, batch_size=100, full_t
     gemm_during.append(gemm_rate(*MODEL_GEMM_SHAPE, seconds=0.3))
     gemm = statistics.mean(gemm_during)
     c = model.config
-    decoder = [(1, c.latent_dim, c.hidden_units)] + [(1, c.hidden_units, c.hidden_units)] * (c.decoder_layers - 1)
-    decoder.append((1, c.hidden_units, c.input_dim))
-    encoder = [(1, c.input_dim, c.hidden_units)] + [(1, c.hidden_units, c.hidden_units)] * (c.encoder_layers - 1)
-    encoder += [(1, c.hidden_units, c.latent_dim)] * 2
+    decoder = [(1, c.latent, c.hidden)] + [(1, c.hidden, c.hidden)] * (c.decoder_layers - 1)
+    decoder.append((1, c.hidden, c.input_dim))
+    encoder = [(1, c.input_dim, c.hidden)] + [(1, c.hidden, c.hidden)] * (c.encoder_layers - 1)
+    encoder += [(1, c.hidden, c.latent)] * 2
     per_example = sum(2 * i * o for _, i, o in decoder) * samples + sum(2 * i * o for _, i, o in encoder) * (
         -(-samples // 500))
     flops = per_example * images.shape[0]

@@ -193,6 +193,7 @@ def make_activations(use_kernels: bool = True) -> dict[str, Activation]:
 
 
 ACTIVATIONS = make_activations(use_kernels=True)
+HIDDEN_ACTIVATIONS = ("softplus", "tanh", "sigmoid")   # the choices for hidden layers
 REFERENCE_ACTIVATIONS = make_activations(use_kernels=False)
 
 

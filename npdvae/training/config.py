@@ -10,7 +10,7 @@ from npdvae.vae.bounds import BOUNDS
 from npdvae.training.checkpoint import CheckpointError
 from npdvae.vae.corruption import NOISE_TYPES, Corruption
 from npdvae.data.files import DATASETS
-from npdvae.vae.model import ModelConfig, default_activation
+from npdvae.vae.model import ENCODERS, ModelConfig, default_activation
 
 SCHEDULES = ("constant", "staged")
 
@@ -125,8 +125,8 @@ class TrainConfig:
             raise ConfigError("schedule", f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.clip_grad_norm is not None and not (self.clip_grad_norm > 0 and np.isfinite(self.clip_grad_norm)):
             raise ConfigError("clip_grad_norm", f"clip_grad_norm must be a finite number > 0, got {self.clip_grad_norm}")
-        if self.encoder not in ("mlp", "gru"):
-            raise ConfigError("encoder", f"encoder must be one of ('mlp', 'gru'), got {self.encoder!r}")
+        if self.encoder not in ENCODERS:
+            raise ConfigError("encoder", f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
         if self.binarize not in ("dynamic", "static"):
             raise ConfigError("binarize", f"binarize must be one of ('dynamic', 'static'), got {self.binarize!r}")
         if self.encoder_layers > 2:
@@ -176,7 +176,7 @@ class TrainConfig:
         return text
 
     def model_config(self, input_dim: int, likelihood: str) -> ModelConfig:
-        return ModelConfig(input_dim=input_dim, latent_dim=self.latent, hidden_units=self.hidden,
+        return ModelConfig(input_dim=input_dim, latent=self.latent, hidden=self.hidden,
                            encoder=self.encoder, encoder_layers=self.encoder_layers,
                            activation=self.activation, likelihood=likelihood)
 

@@ -48,8 +48,8 @@ class ModelConfig:
     """Architecture. The defaults are the paper's (section 4)."""
 
     input_dim: int
-    latent_dim: int = 50
-    hidden_units: int = 200
+    latent: int = 50
+    hidden: int = 200
     encoder: str = "mlp"          # "mlp", or "gru": a GRU run for encoder_steps steps (Table 3)
     encoder_layers: int = 1       # hidden layers of the MLP encoder
     encoder_steps: int = 5
@@ -64,7 +64,7 @@ class ModelConfig:
     def __post_init__(self):
         if self.encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
-        for name in ("input_dim", "latent_dim", "hidden_units", "encoder_layers", "encoder_steps",
+        for name in ("input_dim", "latent", "hidden", "encoder_layers", "encoder_steps",
                      "decoder_layers"):
             value = getattr(self, name)
             if int(value) != value or value < 1:
@@ -121,7 +121,7 @@ class DVAEModel:
         act = get_activation(config.activation, use_kernels)
         identity = get_activation("identity", use_kernels)
         if config.encoder == "gru":
-            self.encoder = GRU("encoder.gru", config.hidden_units, config.encoder_steps, use_kernels)
+            self.encoder = GRU("encoder.gru", config.hidden, config.encoder_steps, use_kernels)
         else:
             self.encoder = build_mlp("encoder", config.encoder_layers, act, use_kernels)
         self.encoder_mu = Dense("encoder.mu", identity, use_kernels)
@@ -141,16 +141,16 @@ class DVAEModel:
         output bias to its logit (see :mod:`npdvae.vae.likelihoods`).
         """
         c = self.config
-        enc_sizes = [c.input_dim] + [c.hidden_units] * c.encoder_layers
-        dec_sizes = [c.latent_dim] + [c.hidden_units] * c.decoder_layers
+        enc_sizes = [c.input_dim] + [c.hidden] * c.encoder_layers
+        dec_sizes = [c.latent] + [c.hidden] * c.decoder_layers
         if c.encoder == "gru":
-            params = init_gru(rng, "encoder.gru", c.input_dim, c.hidden_units, dtype)
+            params = init_gru(rng, "encoder.gru", c.input_dim, c.hidden, dtype)
         else:
             params = init_mlp(rng, "encoder", enc_sizes, dtype)
         for head in ("encoder.mu", "encoder.log_sigma2"):
-            params[head + ".W"], params[head + ".b"] = init_affine(rng, c.hidden_units, c.latent_dim, dtype)
+            params[head + ".W"], params[head + ".b"] = init_affine(rng, c.hidden, c.latent, dtype)
         params.update(init_mlp(rng, "decoder", dec_sizes, dtype))
-        params.update(self.head.init_params(rng, c.hidden_units, c.input_dim, dtype, data_mean))
+        params.update(self.head.init_params(rng, c.hidden, c.input_dim, dtype, data_mean))
         return params
 
     # ------------------------------------------------------------------
@@ -199,7 +199,7 @@ class DVAEModel:
         Returns log_w (B, M, K) and the cache for :meth:`backward`.
         """
         B, M, K = self._check_inputs(params, x, x_tilde, eps)
-        D, Z = self.config.input_dim, self.config.latent_dim
+        D, Z = self.config.input_dim, self.config.latent
         N = B * M
         x = np.ascontiguousarray(x)
         eps_rows = np.ascontiguousarray(eps).reshape(N, K, Z)
@@ -229,7 +229,7 @@ class DVAEModel:
         """
         eps_rows, mu, log_sigma2, z, enc_cache, ll_cache, dec_cache = cache
         B, M, K = d_log_w.shape
-        N, Z, D = B * M, self.config.latent_dim, self.config.input_dim
+        N, Z, D = B * M, self.config.latent, self.config.input_dim
         grads = {}
         d_rows = np.ascontiguousarray(d_log_w).reshape(N, K)
         # log p(x | z) -> decoder -> z
@@ -292,8 +292,8 @@ class DVAEModel:
         M = x_tilde.shape[1]
         if M < 1:
             raise ValueError(f"num_corruptions_m must be >= 1, got x_tilde shape {x_tilde.shape}")
-        if eps.shape[:2] != (B, M) or eps.shape[3] != c.latent_dim:
-            raise ValueError(f"eps must have shape ({B}, {M}, K, {c.latent_dim}), got {eps.shape}")
+        if eps.shape[:2] != (B, M) or eps.shape[3] != c.latent:
+            raise ValueError(f"eps must have shape ({B}, {M}, K, {c.latent}), got {eps.shape}")
         K = eps.shape[2]
         if K < 1:
             raise ValueError(f"num_samples_k must be >= 1, got eps shape {eps.shape}")

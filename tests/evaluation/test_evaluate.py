@@ -15,7 +15,7 @@ from tests.data.conftest import missing_reason, shared_datasets_dir
 class StreamModel:
     """A stand-in whose log-weight is the drawn noise itself: log w_s = eps_s."""
 
-    config = SimpleNamespace(latent_dim=1)
+    config = SimpleNamespace(latent=1)
     use_kernels = True
 
     def forward(self, params, x, x_tilde, eps, with_grad=True):

@@ -12,7 +12,7 @@ from tests.gradcheck import assert_parameter_gradients
 def make_problem(seed, likelihood="bernoulli", encoder_layers=1, M=2, K=3, B=3, D=6, Z=3, H=4,
                  activation="softplus", dtype=np.float64, noise=0.2, use_kernels=True, encoder="mlp"):
     rng = np.random.default_rng(seed)
-    config = ModelConfig(input_dim=D, latent_dim=Z, hidden_units=H, encoder=encoder, encoder_layers=encoder_layers,
+    config = ModelConfig(input_dim=D, latent=Z, hidden=H, encoder=encoder, encoder_layers=encoder_layers,
                          encoder_steps=3, activation=activation, likelihood=likelihood)
     model = DVAEModel(config, use_kernels=use_kernels)
     params = model.init_params(rng, dtype, data_mean=rng.uniform(0.1, 0.9, D))
@@ -137,7 +137,7 @@ def test_bound_is_finite_for_extreme_logits_and_saturated_pixels(bound, dtype):
 
 
 def test_initialization_is_seeded_and_decoder_starts_at_the_data_mean():
-    config = ModelConfig(input_dim=5, latent_dim=2, hidden_units=3)
+    config = ModelConfig(input_dim=5, latent=2, hidden=3)
     model = DVAEModel(config)
     data_mean = np.array([0.1, 0.2, 0.5, 0.8, 0.9])
     a = model.init_params(np.random.default_rng(0), np.float32, data_mean)
@@ -148,7 +148,7 @@ def test_initialization_is_seeded_and_decoder_starts_at_the_data_mean():
 
 
 def test_parameter_names_follow_the_architecture():
-    config = ModelConfig(input_dim=5, latent_dim=2, hidden_units=3, encoder_layers=2, likelihood="gaussian")
+    config = ModelConfig(input_dim=5, latent=2, hidden=3, encoder_layers=2, likelihood="gaussian")
     names = set(DVAEModel(config).init_params(np.random.default_rng(0)))
     expected = {f"{p}.{s}" for p in ("encoder.hidden0", "encoder.hidden1", "encoder.mu", "encoder.log_sigma2",
                                      "decoder.hidden0", "decoder.hidden1", "decoder.mean", "decoder.log_var")
@@ -180,7 +180,7 @@ def test_bad_inputs_raise_value_error_naming_the_argument(culprit, mutate, messa
         model.bound_and_gradients(params, *mutate(x, x_tilde, eps), "elbo")
 
 
-@pytest.mark.parametrize("field, value", [("latent_dim", 0), ("encoder_layers", 1.5), ("activation", "relu"),
+@pytest.mark.parametrize("field, value", [("latent", 0), ("encoder_layers", 1.5), ("activation", "relu"),
                                           ("likelihood", "poisson"), ("min_log_var", 1.0)])
 def test_bad_config_raises_value_error_naming_the_field(field, value):
     with pytest.raises(ValueError, match=field if field != "activation" else "activation"):
