@@ -267,3 +267,17 @@ def test_a_diverging_run_names_the_quantity_epoch_and_minibatch_without_raw_warn
     assert "Warning" not in result.stderr and "Traceback" not in result.stderr
     assert f"npdvae train --resume --out {out} --lr 100000" in result.stderr
     assert load_checkpoint(out / "last.h5").epoch == 0
+
+
+def test_train_options_default_to_the_configuration_defaults():
+    from dataclasses import fields
+
+    from npdvae.cli.train import train
+    from npdvae.training.config import TrainConfig
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    context = train.make_context("train", [], resilient_parsing=True)
+    options = {p.name: p.get_default(context) for p in train.params if p.name in defaults}
+    assert len(options) > 15 and options["batch_size"] == 100
+    for name, default in options.items():
+        if isinstance(default, (bool, int, float, str)):   # no default given: TrainConfig decides
+            assert default == defaults[name], name

@@ -2,7 +2,7 @@
 
 import re
 
-from npdvae.cli.main import settings_line
+from npdvae.cli.common import settings_line
 from npdvae.cli.readme_examples import COMMANDS, README, replace_block
 from npdvae.training.config import TrainConfig
 

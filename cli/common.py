@@ -1,0 +1,82 @@
+"""What the commands share: the data-folder option, option checks, the settings line."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import click
+
+from npdvae.data import DATASETS
+from npdvae.data.files import ENV_VAR
+from npdvae.evaluation.pictures import picture_format
+from npdvae.training.config import TrainConfig
+
+
+DATASET_NAMES = sorted(DATASETS)
+def check_data_dirs(ctx, param, value):
+    """A data folder the user named (--data-dir or $NPDVAE_DATA_DIR) must exist: a typo must
+    not send the tool to another folder."""
+    if value is not None and not value.is_dir():
+        raise click.BadParameter(f"{value}: no such folder", ctx=ctx, param=param)
+    env = os.environ.get(ENV_VAR)
+    if env and not Path(env).is_dir():
+        raise click.UsageError(f"{ENV_VAR}={env}: no such folder (unset it or point it at the data)", ctx=ctx)
+    return value
+
+
+data_dir_option = click.option(
+    "--data-dir", type=click.Path(file_okay=False, path_type=Path), callback=check_data_dirs,
+    help="Folder with the data files (default: $NPDVAE_DATA_DIR, then the default data directory).")
+
+
+def say_data(message):
+    """Where the data came from, on stderr (stdout may be JSON)."""
+    click.echo(f"data: {message}", err=True)
+
+
+TRAIN_FIELDS = ("dataset", "bound", "noise", "noise_type", "k", "m", "encoder", "encoder_layers", "latent",
+                "hidden", "activation", "epochs", "batch_size", "lr", "schedule", "clip_grad_norm", "binarize",
+                "seed", "patience", "train_examples", "eval_examples", "kernels")
+
+
+def config_error(err: ValueError) -> click.BadParameter:
+    """A configuration's error as the option it names (ConfigError.field)."""
+    field = getattr(err, "field", None)
+    hint = f"--{field.replace('_', '-')}" if field in TRAIN_FIELDS else None
+    return click.BadParameter(str(err), param_hint=hint)
+
+
+def settings_line(config: TrainConfig) -> str:
+    """Every setting of a run, as the header of ``train`` shows it."""
+    return "  " + "  ".join(f"{k}={v}" for k, v in config.to_dict().items() if v is not None)
+
+
+def check_output_file(path: Path, option: str, picture: bool = True):
+    """Fail before any work if ``path`` cannot be written: missing folder, no write access,
+    a directory in its place, or (for pictures) a suffix that names no format."""
+    if picture:
+        try:
+            picture_format(path)
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint=option) from None
+    folder = path.parent
+    if not folder.is_dir():
+        raise click.BadParameter(f"{path}: the folder {folder} does not exist", param_hint=option)
+    if path.is_dir():
+        raise click.BadParameter(f"{path} is a directory", param_hint=option)
+    if not os.access(folder, os.W_OK):
+        raise click.BadParameter(f"{path}: the folder {folder} is not writable", param_hint=option)
+
+
+def check_writable(run_dir: Path):
+    """Fail early, naming --out, if the run directory cannot be written; leave no trace."""
+    probe_dir = run_dir
+    while not probe_dir.exists():
+        probe_dir = probe_dir.parent
+    try:
+        with tempfile.TemporaryFile(dir=probe_dir):
+            pass
+    except OSError as err:
+        raise click.BadParameter(f"cannot write to {run_dir}: {err.strerror}", param_hint="--out") from None

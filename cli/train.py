@@ -1,0 +1,182 @@
+"""``npdvae train``: one line per epoch, a stop that keeps everything, pictures at the end."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import click
+from click.core import ParameterSource
+
+from npdvae.vae.bounds import BOUNDS
+from npdvae.training.checkpoint import CheckpointError
+from npdvae.vae.corruption import NOISE_TYPE_DESCRIPTIONS, NOISE_TYPES
+from npdvae.data import DataError
+from npdvae.data.datasets import BINARIZATIONS
+from npdvae.nn.activations import HIDDEN_ACTIVATIONS
+from npdvae.vae.model import ENCODERS
+from npdvae.evaluation.pictures import PlotLibraryMissing, write_reconstructions, write_samples
+from npdvae.training.config import SCHEDULES, ConfigError, TrainConfig
+from npdvae.training.runs import RunDirectoryError, default_run_dir, has_checkpoint, open_run, prepare_dataset, resumed_config
+from npdvae.nn.jit_cache import numba_cache_is_warm
+from npdvae.training.run_files import RunLockedError, RunWriteError
+from npdvae.training.loop import NonFiniteBoundError, TrainingInterrupted
+from .progress import EpochProgress, Progress
+from .stopping import StopRequests
+from .common import DATASET_NAMES, check_writable, config_error, data_dir_option, settings_line
+
+
+@click.command()
+@click.option("--dataset", type=click.Choice(DATASET_NAMES, case_sensitive=False), default="mnist", show_default=True)
+@click.option("--bound", type=click.Choice(BOUNDS), default="elbo", show_default=True,
+              help="elbo: VAE/DVAE (eq. 11); iwae: IWAE/DIWAE (eq. 12).")
+@click.option("--noise", type=float, default=0.0, show_default=True,
+              help="Corruption level: salt-and-pepper rate in [0, 1), or Gaussian std on [0, 1] pixels. 0 is the plain VAE/IWAE.")
+@click.option("--noise-type", type=click.Choice(NOISE_TYPES),
+              help="Default: salt-pepper-released for binary data (the authors' released code: a hit pixel "
+                   "becomes Bernoulli(noise)), gaussian for frey-face. salt-pepper: the textbook form "
+                   "(a hit pixel becomes 0 or 1 with equal chance).")
+@click.option("--k", type=click.IntRange(min=1), default=1, show_default=True, help="Samples of z per corrupted copy.")
+@click.option("--m", type=click.IntRange(min=1), default=1, show_default=True, help="Corrupted copies per example.")
+@click.option("--encoder", type=click.Choice(ENCODERS), default="mlp", show_default=True,
+              help="Inference network: an MLP, or a GRU run for five steps (Table 3).")
+@click.option("--encoder-layers", type=click.IntRange(1, 2), default=1, show_default=True)
+@click.option("--latent", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--hidden", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--activation", type=click.Choice(HIDDEN_ACTIVATIONS),
+              help="Default by bound, as in the paper: softplus (elbo), tanh (iwae).")
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=TrainConfig.batch_size, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
+@click.option("--schedule", type=click.Choice(SCHEDULES), default="constant", show_default=True,
+              help="staged: stage i lasts 3^i epochs at lr * 10^(-i/7) (Burda et al.).")
+@click.option("--clip-grad-norm", type=click.FloatRange(min=0, min_open=True),
+              help="Rescale the gradient to at most this global L2 norm.")
+@click.option("--binarize", type=click.Choice(BINARIZATIONS), default="dynamic", show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2 ** 63 - 1), default=0, show_default=True)
+@click.option("--patience", type=click.IntRange(min=1), help="Stop after this many epochs without a better validation bound.")
+@click.option("--train-examples", type=click.IntRange(min=1), help="Use only the first N training examples.")
+@click.option("--eval-examples", type=click.IntRange(min=1), help="Use only the first N validation/test examples.")
+@click.option("--kernels/--reference", default=True, show_default=True,
+              help="--reference trains with the plain NumPy references instead of the Numba kernels "
+                   "(slower; the same numbers to float32 rounding).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Run directory (default: runs/<dataset>-<bound>-k<K>-noise<noise>-seed<seed>).")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --out (default: the default folder of the options given) "
+                   "from its last checkpoint.")
+@data_dir_option
+@click.pass_context
+def train(ctx, out, resume, data_dir, **options):
+    """Train a (D)VAE or (D)IWAE; one line per epoch."""
+    try:
+        if resume:
+            if out is None:   # the folder a run of these options gets by default
+                out = default_run_dir(TrainConfig(**options))
+            config_notes = []
+            given = {k: v for k, v in options.items() if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
+            try:
+                config = resumed_config(out, given, config_notes)
+            except RunDirectoryError as err:
+                raise click.BadParameter(str(err), param_hint="--out") from None
+            for note in config_notes:
+                click.echo(f"note: {note}")
+        else:
+            config = TrainConfig(**options)
+    except ValueError as err:
+        raise config_error(err) from None
+    if out is None:
+        out = default_run_dir(config)
+    if out.exists() and not out.is_dir():
+        raise click.BadParameter(f"{out} is a file, not a run directory", param_hint="--out")
+    if not resume and has_checkpoint(out):
+        raise click.BadParameter(f"{out} already holds a run; nothing was overwritten. "
+                                 "Use --resume to continue it, or choose another --out.", param_hint="--out")
+    check_writable(out)
+
+    click.echo(f"{config.model_name} on {config.dataset}"
+               + (f"; corruption {config.noise_type}: {NOISE_TYPE_DESCRIPTIONS[config.noise_type]}"
+                  if config.noise > 0 else ""))
+    click.echo(settings_line(config))
+    click.echo(f"  run directory: {out}")
+    if not numba_cache_is_warm():
+        click.echo("  compiling the Numba kernels (the first run of this installation; cached afterwards)")
+    # from here to the end of training a signal only asks to stop (see cli/stopping.py); the
+    # data is loaded first, so that Ctrl-C during a download stops it at once
+    stops = StopRequests()
+    try:
+        _train_in(config, out, resume, data_dir, stops)
+    finally:
+        stops.uninstall()
+
+
+def _train_in(config, out, resume, data_dir, stops):
+    try:
+        dataset = prepare_dataset(config, data_dir, progress=Progress.for_download(),
+                                  say=lambda message: click.echo(f"  data: {message}"))
+        stops.install()
+        trainer = open_run(config, out, dataset, resume=resume)
+    except (DataError, RunLockedError, RunWriteError) as err:
+        raise click.ClickException(str(err)) from None
+    except (CheckpointError, RunDirectoryError) as err:
+        raise click.UsageError(str(err)) from None
+    except ConfigError as err:
+        raise config_error(err) from None
+    for note in trainer.notes:
+        click.echo(f"  note: {note}")
+    if resume and trainer.epoch_state is not None:
+        click.echo(f"  resumed in epoch {trainer.epoch + 1} at minibatch {trainer.epoch_state.position}")
+    elif resume and trainer.history:
+        click.echo(f"  resumed after epoch {trainer.epoch}")
+    continue_command = f"npdvae train --resume --out {shlex.quote(str(out))}"
+    if resume and trainer.epoch >= config.epochs and trainer.epoch_state is None:
+        click.echo(f"already finished at epoch {trainer.epoch}; give a larger --epochs to train further")
+        return
+
+    bar = EpochProgress(config.epochs)
+    bar.start_epoch(trainer.epoch + 1)
+    header = f"{'epoch':>5}  {'train bound':>12}  {'valid bound':>12}  {'seconds':>8}"
+    click.echo(header)
+
+    def on_epoch(record):
+        bar.clear()
+        bar.start_epoch(record.epoch + 1)
+        mark = "  *" if record.best else ""
+        click.echo(f"{record.epoch:5d}  {record.train_bound:12.3f}  {record.valid_bound:12.3f}  "
+                   f"{record.seconds:8.1f}{mark}")
+
+    trainer.stop_requested = stops
+    try:
+        trainer.run(progress=bar.update, on_epoch=on_epoch)
+    except TrainingInterrupted as stop:
+        bar.clear()
+        click.echo(f"{stops.name}: {stop}, saved in {out / 'last.h5'}; continue with: {continue_command}", err=True)
+        sys.exit(stops.exit_code)
+    except NonFiniteBoundError as err:
+        bar.clear()
+        where = (f"after epoch {trainer.epoch}" if trainer.epoch else "before the first epoch (the initial parameters)")
+        click.echo(f"Error: {err}.", err=True)
+        click.echo(f"{out / 'last.h5'} keeps the run as it was {where}. Resume with a smaller learning rate:\n"
+                   f"  {continue_command} --lr {config.lr / 10:g}", err=True)
+        sys.exit(1)
+    except RunWriteError as err:
+        bar.clear()
+        click.echo(f"Error: {err}; the checkpoints written before it are intact. "
+                   f"Once the cause is fixed, continue with: {continue_command}", err=True)
+        sys.exit(1)
+    stops.uninstall()   # training is over; pictures are quick, and an interrupt there ends with exit 130
+    history = trainer.history
+    if history:
+        best = max(history, key=lambda h: h["valid_bound"])
+        click.echo(f"best validation bound {best['valid_bound']:.3f} at epoch {best['epoch']}")
+    try:
+        samples = write_samples(out / "samples.png", trainer.model, trainer.params, dataset.image_shape,
+                                seed=config.seed)
+        recon = write_reconstructions(out / "reconstructions.png", trainer.model, trainer.params, dataset,
+                                      trainer.corruption, split="valid", seed=config.seed)
+        click.echo(f"pictures: {samples}, {recon}")
+    except PlotLibraryMissing as err:
+        click.echo(f"note: no pictures written ({err})")
+    except RunWriteError as err:
+        raise click.ClickException(f"{err}; the run itself is complete and saved") from None
