@@ -16,12 +16,27 @@ likelihoods, corruption, bounds, the model), ``data``, ``training``, ``evaluatio
 ``experiments`` (the paper's grids).
 """
 
-from npdvae.api import TrainedModel, load, train
-from npdvae.data import load_dataset
-from npdvae.training.config import TrainConfig
-from npdvae.training.provenance import npdvae_version
-from npdvae.vae.corruption import Corruption
-
-__version__ = npdvae_version()
-
 __all__ = ["Corruption", "TrainConfig", "TrainedModel", "__version__", "load", "load_dataset", "train"]
+
+# Imported on first use: ``import npdvae`` (and so every ``python -m npdvae.cli``) stays light
+# until a name is asked for, which keeps an interrupt during start-up a one-line affair.
+_LAZY = {"TrainedModel": "npdvae.api", "load": "npdvae.api", "train": "npdvae.api",
+         "load_dataset": "npdvae.data", "TrainConfig": "npdvae.training.config",
+         "Corruption": "npdvae.vae.corruption"}
+
+
+def __getattr__(name):
+    if name == "__version__":
+        from npdvae.training.provenance import npdvae_version
+        globals()["__version__"] = npdvae_version()
+        return globals()["__version__"]
+    if name in _LAZY:
+        import importlib
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'npdvae' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY) | {"__version__"})

@@ -30,23 +30,20 @@ RUN = ["--epochs", "3", "--k", "2", "--noise", "0.1", "--train-examples", "3000"
        "--latent", "16", "--hidden", "256", "--seed", "5"]
 
 
-@pytest.fixture(scope="module")
-def data_dir(mnist_root):
-    return mnist_root
 
 
-def _env(data_dir):
-    return {**os.environ, "NPDVAE_DATA_DIR": str(data_dir), "OPENBLAS_NUM_THREADS": "1"}
+def _env(mnist_root):
+    return {**os.environ, "NPDVAE_DATA_DIR": str(mnist_root), "OPENBLAS_NUM_THREADS": "1"}
 
 
-def npdvae(data_dir, *args, preexec_fn=None, timeout=300):
-    return subprocess.run([sys.executable, "-m", "npdvae.cli", *map(str, args)], cwd=REPO, env=_env(data_dir),
+def npdvae(mnist_root, *args, preexec_fn=None, timeout=300):
+    return subprocess.run([sys.executable, "-m", "npdvae.cli", *map(str, args)], cwd=REPO, env=_env(mnist_root),
                           capture_output=True, text=True, timeout=timeout, preexec_fn=preexec_fn,
                           stdin=subprocess.DEVNULL)
 
 
-def start(data_dir, *args):
-    return subprocess.Popen([sys.executable, "-m", "npdvae.cli", *map(str, args)], cwd=REPO, env=_env(data_dir),
+def start(mnist_root, *args):
+    return subprocess.Popen([sys.executable, "-m", "npdvae.cli", *map(str, args)], cwd=REPO, env=_env(mnist_root),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
 
 
@@ -80,10 +77,10 @@ def metrics_without_time(run_dir):
 
 
 @pytest.fixture(scope="module")
-def straight_run(data_dir, tmp_path_factory):
+def straight_run(mnist_root, tmp_path_factory):
     """The run that is never interrupted, to compare with."""
     out = tmp_path_factory.mktemp("straight") / "run"
-    result = npdvae(data_dir, "train", *RUN, "--out", out)
+    result = npdvae(mnist_root, "train", *RUN, "--out", out)
     assert result.returncode == 0, result.stderr
     return out
 
@@ -94,11 +91,11 @@ def _wait_for(predicate, process, timeout=120):
         time.sleep(0.002)
 
 
-def _continue(data_dir, out):
+def _continue(mnist_root, out):
     """What a user does after a stop: resume; where there is no run yet, start it."""
-    result = npdvae(data_dir, "train", "--resume", "--out", out)
+    result = npdvae(mnist_root, "train", "--resume", "--out", out)
     if result.returncode == 2 and "start it without --resume" in result.stderr:
-        result = npdvae(data_dir, "train", *RUN, "--out", out)
+        result = npdvae(mnist_root, "train", *RUN, "--out", out)
     return result
 
 
@@ -112,10 +109,10 @@ SIGNAL_CASES = [
 
 
 @pytest.mark.parametrize("sig, after, delay", SIGNAL_CASES)
-def test_a_signal_at_any_moment_then_resume_ends_bit_identical(data_dir, straight_run, tmp_path, sig, after, delay):
+def test_a_signal_at_any_moment_then_resume_ends_bit_identical(mnist_root, straight_run, tmp_path, sig, after, delay):
     out = tmp_path / "run"
     before = snapshot(tmp_path)
-    process = start(data_dir, "train", *RUN, "--out", out)
+    process = start(mnist_root, "train", *RUN, "--out", out)
     if after == "last.h5":
         _wait_for(lambda: (out / "last.h5").exists(), process)
     elif after == "tmp":
@@ -134,7 +131,7 @@ def test_a_signal_at_any_moment_then_resume_ends_bit_identical(data_dir, straigh
             assert len(stderr.strip().splitlines()) == 1, stderr
     if sig == signal.SIGTERM and process.returncode != 0:
         assert process.returncode in (143, -signal.SIGTERM), stderr
-    result = _continue(data_dir, out)
+    result = _continue(mnist_root, out)
     assert result.returncode == 0, result.stdout + result.stderr
     straight, resumed = params_of(straight_run / "last.h5"), params_of(out / "last.h5")
     for name in straight:
@@ -144,10 +141,10 @@ def test_a_signal_at_any_moment_then_resume_ends_bit_identical(data_dir, straigh
     assert {p for p in snapshot(tmp_path) if not p.startswith(str(out))} == set(before)
 
 
-def test_an_interrupt_mid_epoch_saves_that_point_and_says_how_to_continue(data_dir, tmp_path):
+def test_an_interrupt_mid_epoch_saves_that_point_and_says_how_to_continue(mnist_root, tmp_path):
     out = tmp_path / "run"
     longer = [*RUN, "--train-examples", "20000"]   # 200 minibatches: time to land inside the epoch
-    process = start(data_dir, "train", *longer, "--out", out)
+    process = start(mnist_root, "train", *longer, "--out", out)
     _wait_for(lambda: (out / "metrics.jsonl").exists() and (out / "metrics.jsonl").read_text(), process)
     time.sleep(0.3)
     process.send_signal(signal.SIGINT)
@@ -158,14 +155,14 @@ def test_an_interrupt_mid_epoch_saves_that_point_and_says_how_to_continue(data_d
     assert lines[0].endswith(f"continue with: npdvae train --resume --out {out}")
     state = load_checkpoint(out / "last.h5").epoch_state
     assert state is not None and 0 < state.position < 200
-    result = npdvae(data_dir, "train", "--resume", "--out", out)
+    result = npdvae(mnist_root, "train", "--resume", "--out", out)
     assert result.returncode == 0 and f"resumed in epoch 2 at minibatch {state.position}" in result.stdout
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_an_interrupted_evaluation_ends_in_one_line(data_dir, trained, tmp_path, sig, code):
+def test_an_interrupted_evaluation_ends_in_one_line(mnist_root, trained, tmp_path, sig, code):
     before = snapshot(trained)
-    process = start(data_dir, "evaluate", trained, "--split", "train", "--is-samples", "5000", "--batch-size", "5")
+    process = start(mnist_root, "evaluate", trained, "--split", "train", "--is-samples", "5000", "--batch-size", "5")
     # the data line comes once the command honours signals (it installs its handler first)
     before_data = []
     while not (line := process.stderr.readline()).startswith("data: "):
@@ -180,13 +177,13 @@ def test_an_interrupted_evaluation_ends_in_one_line(data_dir, trained, tmp_path,
     assert snapshot(trained) == before
 
 
-def test_a_second_writer_is_refused_naming_the_first(data_dir, tmp_path):
+def test_a_second_writer_is_refused_naming_the_first(mnist_root, tmp_path):
     out = tmp_path / "run"
-    first = start(data_dir, "train", "--epochs", "100000", *TINY, "--out", out)   # still going when asked
+    first = start(mnist_root, "train", "--epochs", "100000", *TINY, "--out", out)   # still going when asked
     _wait_for(lambda: (out / "last.h5").exists(), first)
-    second = npdvae(data_dir, "train", "--resume", "--out", out)
+    second = npdvae(mnist_root, "train", "--resume", "--out", out)
     assert_one_line_error(second, 1, f"is in use by another npdvae process (pid {first.pid})")
-    fresh = npdvae(data_dir, "train", *TINY, "--out", out)
+    fresh = npdvae(mnist_root, "train", *TINY, "--out", out)
     assert_one_line_error(fresh, 2, "already holds a run")
     first.send_signal(signal.SIGINT)
     _, stderr = first.communicate(timeout=120)
@@ -195,21 +192,21 @@ def test_a_second_writer_is_refused_naming_the_first(data_dir, tmp_path):
     assert epochs == list(range(1, len(epochs) + 1))   # one writer: no interleaved records
 
 
-def test_a_folder_stopped_before_its_first_checkpoint_is_restarted_saying_so(data_dir, tmp_path):
+def test_a_folder_stopped_before_its_first_checkpoint_is_restarted_saying_so(mnist_root, tmp_path):
     out = tmp_path / "run"
     out.mkdir()
     (out / "config.json").write_text("")          # what a kill during creation could leave
     (out / "last.h5.123.tmp").write_bytes(b"x" * 100)
-    result = npdvae(data_dir, "train", *TINY, "--epochs", "1", "--out", out)
+    result = npdvae(mnist_root, "train", *TINY, "--epochs", "1", "--out", out)
     assert result.returncode == 0, result.stderr
     assert "held no checkpoint" in result.stdout and "started afresh" in result.stdout
     assert not list(out.glob("*.tmp")) and load_checkpoint(out / "last.h5").epoch == 1
 
 
 @pytest.fixture(scope="module")
-def trained(data_dir, tmp_path_factory):
+def trained(mnist_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("trained") / "run"
-    result = npdvae(data_dir, "train", *TINY, "--epochs", "2", "--noise", "0.05", "--out", out)
+    result = npdvae(mnist_root, "train", *TINY, "--epochs", "2", "--noise", "0.05", "--out", out)
     assert result.returncode == 0, result.stderr
     return out
 
@@ -283,7 +280,7 @@ def _damage(path, name, outside):
 
 
 @pytest.mark.parametrize("name", sorted(DAMAGES))
-def test_a_damaged_checkpoint_is_named_and_never_used(data_dir, trained, tmp_path, name):
+def test_a_damaged_checkpoint_is_named_and_never_used(mnist_root, trained, tmp_path, name):
     fragment = DAMAGES[name][1]
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -293,31 +290,31 @@ def test_a_damaged_checkpoint_is_named_and_never_used(data_dir, trained, tmp_pat
     _damage(run / "best.h5", name, outside)
     before = snapshot(tmp_path, skip=run)
     # one damaged: the other is used, and that is said
-    result = npdvae(data_dir, "evaluate", run, "--examples", "5", "--is-samples", "5")
+    result = npdvae(mnist_root, "evaluate", run, "--examples", "5", "--is-samples", "5")
     assert result.returncode == 0, result.stderr
     assert fragment in result.stderr and "using" in result.stderr and "last.h5" in result.stderr
     # both damaged: a one-line error, nothing computed
     _damage(run / "last.h5", name, outside)
-    result = npdvae(data_dir, "evaluate", run, "--examples", "5", "--is-samples", "5")
+    result = npdvae(mnist_root, "evaluate", run, "--examples", "5", "--is-samples", "5")
     assert_one_line_error(result, 2, fragment)
     assert "Neither checkpoint can be used" in result.stderr
-    result = npdvae(data_dir, "train", "--resume", "--epochs", "3", "--out", run)
+    result = npdvae(mnist_root, "train", "--resume", "--epochs", "3", "--out", run)
     assert result.returncode in (1, 2) and "Traceback" not in result.stderr, result.stderr
     assert snapshot(tmp_path, skip=run) == before
 
 
-def test_resume_falls_back_on_best_when_last_is_damaged(data_dir, trained, tmp_path):
+def test_resume_falls_back_on_best_when_last_is_damaged(mnist_root, trained, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(trained, run)
     _flip_a_parameter_byte(run / "last.h5")
     best_epoch = load_checkpoint(run / "best.h5").epoch
-    result = npdvae(data_dir, "train", "--resume", "--epochs", "3", "--out", run)
+    result = npdvae(mnist_root, "train", "--resume", "--epochs", "3", "--out", run)
     assert result.returncode == 0, result.stderr
     assert "fails its checksum" in result.stdout and f"using {run / 'best.h5'} (epoch {best_epoch})" in result.stdout
     assert load_checkpoint(run / "last.h5").epoch == 3
 
 
-def test_symlinks_in_a_run_folder_are_replaced_never_followed(data_dir, trained, tmp_path):
+def test_symlinks_in_a_run_folder_are_replaced_never_followed(mnist_root, trained, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(trained, run)
     outside = tmp_path / "outside"
@@ -328,7 +325,7 @@ def test_symlinks_in_a_run_folder_are_replaced_never_followed(data_dir, trained,
         (run / name).unlink()
         (run / name).symlink_to(target)
     before = snapshot(outside)
-    result = npdvae(data_dir, "train", "--resume", "--epochs", "3", "--out", run)
+    result = npdvae(mnist_root, "train", "--resume", "--epochs", "3", "--out", run)
     assert result.returncode == 0, result.stderr
     assert snapshot(outside) == before
     for name in ("metrics.jsonl", "config.json", "samples.png"):
@@ -336,7 +333,7 @@ def test_symlinks_in_a_run_folder_are_replaced_never_followed(data_dir, trained,
     assert [r["epoch"] for r in metrics_without_time(run)] == [1, 2, 3]
 
 
-def test_a_write_failure_names_the_file_and_keeps_the_previous_checkpoints(data_dir, trained, tmp_path):
+def test_a_write_failure_names_the_file_and_keeps_the_previous_checkpoints(mnist_root, trained, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(trained, run)
     limit = (run / "last.h5").stat().st_size // 2
@@ -344,26 +341,26 @@ def test_a_write_failure_names_the_file_and_keeps_the_previous_checkpoints(data_
     def small_files():
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    result = npdvae(data_dir, "train", "--resume", "--epochs", "3", "--out", run, preexec_fn=small_files)
+    result = npdvae(mnist_root, "train", "--resume", "--epochs", "3", "--out", run, preexec_fn=small_files)
     assert_one_line_error(result, 1, "File too large (EFBIG)")
     assert ".h5" in result.stderr and "continue with: npdvae train --resume" in result.stderr
     assert load_checkpoint(run / "last.h5").epoch == 2 and not list(run.glob("*.tmp"))
-    result = npdvae(data_dir, "train", "--resume", "--epochs", "3", "--out", run)
+    result = npdvae(mnist_root, "train", "--resume", "--epochs", "3", "--out", run)
     assert result.returncode == 0 and load_checkpoint(run / "last.h5").epoch == 3
 
 
-def test_a_gzip_bomb_is_refused_without_inflating_it(data_dir, tmp_path):
+def test_a_gzip_bomb_is_refused_without_inflating_it(mnist_root, tmp_path):
     folder = tmp_path / "data" / "mnist"
     folder.mkdir(parents=True)
     for name in ("train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
-        (folder / name).symlink_to(data_dir / "mnist" / name)
+        (folder / name).symlink_to(mnist_root / "mnist" / name)
     member = gzip.compress(bytes(16 * 1024 * 1024), compresslevel=9)   # 16 MB of zeros in ~16 KB
     (folder / "train-images-idx3-ubyte.gz").write_bytes(member * 256)   # 4 GB inflated, 4 MB on disk
     probe = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
              "print(r.returncode); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
              "print(r.stdout + r.stderr)")
     result = subprocess.run([sys.executable, "-c", probe, sys.executable, "-m", "npdvae.cli", "datasets", "verify",
-                             "mnist", "--data-dir", str(tmp_path / "data")], cwd=REPO, env=_env(data_dir),
+                             "mnist", "--data-dir", str(tmp_path / "data")], cwd=REPO, env=_env(mnist_root),
                             capture_output=True, text=True, timeout=300)
     code, peak_kib, output = result.stdout.split("\n", 2)
     assert code == "1", output
@@ -398,7 +395,7 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize("args, code, fragment", BAD_INPUTS, ids=[" ".join(a[:3]) for a, _, _ in BAD_INPUTS])
-def test_a_bad_input_is_one_line_and_creates_nothing(data_dir, tmp_path, args, code, fragment):
+def test_a_bad_input_is_one_line_and_creates_nothing(mnist_root, tmp_path, args, code, fragment):
     base = json.loads(json.dumps({"dataset": "mnist", "k": 1, "epochs": 1, "train_examples": 600,
                                   "eval_examples": 60, "latent": 8, "hidden": 32}))
     _bad_config(tmp_path / "empty-config", "")
@@ -408,18 +405,18 @@ def test_a_bad_input_is_one_line_and_creates_nothing(data_dir, tmp_path, args, c
     _bad_config(tmp_path / "huge-hidden", json.dumps({**base, "hidden": 20000}))
     before = snapshot(tmp_path)
     started = time.monotonic()
-    result = npdvae(data_dir, *[a.replace("{tmp}", str(tmp_path)) for a in args])
+    result = npdvae(mnist_root, *[a.replace("{tmp}", str(tmp_path)) for a in args])
     assert_one_line_error(result, code, fragment)
     assert time.monotonic() - started < 60        # refused before any work (bench would take minutes)
     assert snapshot(tmp_path) == before and not (tmp_path / "r").exists()
 
 
-def test_ctrl_c_on_a_local_grid_stops_every_run_at_a_checkpoint_and_a_rerun_continues(data_dir, tmp_path):
+def test_ctrl_c_on_a_local_grid_stops_every_run_at_a_checkpoint_and_a_rerun_continues(mnist_root, tmp_path):
     out = tmp_path / "grid"
     args = ["reproduce", "table1", "--row", "DVAE (K=1)/1", "--column", "0", "--column", "5", "--seeds", "1",
             "--train-examples", "3000", "--eval-examples", "60", "--is-samples", "5", "--jobs", "2", "--out", out]
     driver = subprocess.Popen([sys.executable, "-m", "npdvae.cli", *map(str, args), "--epochs", "1000"], cwd=REPO,
-                              env=_env(data_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=_env(mnist_root), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               start_new_session=True)   # its own process group, as a terminal's job
     _wait_for(lambda: len(list(out.glob("runs/*/metrics.jsonl"))) == 2, driver)
     time.sleep(1.0)
@@ -429,6 +426,6 @@ def test_ctrl_c_on_a_local_grid_stops_every_run_at_a_checkpoint_and_a_rerun_cont
     assert "Rerun the same command to continue" in stderr and "Traceback" not in stderr, stderr
     stopped = {run.name: load_checkpoint(run / "last.h5").epoch for run in out.glob("runs/*")}
     assert len(stopped) == 2 and all(epoch < 1000 for epoch in stopped.values())
-    again = npdvae(data_dir, *args, "--epochs", str(max(stopped.values()) + 1))
+    again = npdvae(mnist_root, *args, "--epochs", str(max(stopped.values()) + 1))
     assert again.returncode == 0, again.stderr
     assert "[2/2]" in again.stdout and (out / "table.md").exists()

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from npdvae.cli.main import main
 from npdvae.training.checkpoint import load_checkpoint
-from tests.data.conftest import REPO, dataset_root, missing_reason, shared_datasets_dir
+from tests.data.conftest import REPO, dataset_root
 
 try:
     import matplotlib  # noqa: F401
@@ -25,12 +25,9 @@ SMALL = ["--train-examples", "600", "--eval-examples", "60", "--latent", "8", "-
 
 
 @pytest.fixture
-def data_env(monkeypatch):
-    path = shared_datasets_dir()
-    if path is None:
-        pytest.skip(missing_reason("mnist"))
-    monkeypatch.setenv("NPDVAE_DATA_DIR", str(path))
-    return path
+def data_env(mnist_root, monkeypatch):
+    monkeypatch.setenv("NPDVAE_DATA_DIR", str(mnist_root))
+    return mnist_root
 
 
 def run(*args):

@@ -8,12 +8,8 @@ from npdvae.data.datasets import EVAL_BINARIZATION_SEED, FREY_SPLIT, binarize
 
 
 @pytest.fixture(scope="module")
-def mnist():
-    from tests.data.conftest import missing_reason, shared_datasets_dir
-    path = shared_datasets_dir()
-    if path is None:
-        pytest.skip(missing_reason("mnist"))
-    return load_dataset("mnist", data_dir=path, mirrors=[], use_package_index=False)
+def mnist(mnist_root):
+    return load_dataset("mnist", data_dir=mnist_root, mirrors=[], use_package_index=False)
 
 
 def test_mnist_has_the_papers_splits_shapes_and_label_counts(mnist):

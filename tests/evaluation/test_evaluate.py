@@ -9,7 +9,6 @@ from npdvae.evaluation import evaluate as evaluate_module
 from npdvae.evaluation.evaluate import Estimate, evaluate_model, importance_sampled_bound
 from npdvae.training.config import TrainConfig
 from npdvae.training.runs import open_run, prepare_dataset
-from tests.data.conftest import missing_reason, shared_datasets_dir
 
 
 class StreamModel:
@@ -49,10 +48,8 @@ def test_estimate_reports_mean_and_standard_error():
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    data_dir = shared_datasets_dir()
-    if data_dir is None:
-        pytest.skip(missing_reason("mnist"))
+def trained(tmp_path_factory, mnist_root):
+    data_dir = mnist_root
     config = TrainConfig(dataset="mnist", bound="iwae", noise=0.05, k=5, epochs=2, train_examples=3000,
                          eval_examples=100, seed=1)
     dataset = prepare_dataset(config, data_dir)

@@ -27,13 +27,10 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 TINY = {"train_examples": 300, "eval_examples": 30, "latent": 4, "hidden": 16}
 
 
-@pytest.fixture(scope="module")
-def data_dir(mnist_root):
-    return mnist_root
 
 
-def _env(data_dir):
-    return {**os.environ, "NPDVAE_DATA_DIR": str(data_dir), "OPENBLAS_NUM_THREADS": "1",
+def _env(mnist_root):
+    return {**os.environ, "NPDVAE_DATA_DIR": str(mnist_root), "OPENBLAS_NUM_THREADS": "1",
             "PYTHONPATH": str(REPO)}
 
 
@@ -70,9 +67,9 @@ def _stop(processes):
 
 
 @pytest.fixture(scope="module")
-def cluster(data_dir, tmp_path_factory):
+def cluster(mnist_root, tmp_path_factory):
     folder = tmp_path_factory.mktemp("dask")
-    env = _env(data_dir)
+    env = _env(mnist_root)
     scheduler, address = _start_scheduler(folder, env)
     workers = [subprocess.Popen(_worker_command(address, f"w{i}"), cwd=folder, env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL) for i in range(2)]
@@ -93,13 +90,13 @@ def _table_rows(path):
     return [{k: v for k, v in row.items() if k != "seconds_per_epoch"} for row in csv.DictReader(open(path))]
 
 
-def test_a_grid_on_the_cluster_writes_the_table_of_the_local_grid(cluster, data_dir, tmp_path):
+def test_a_grid_on_the_cluster_writes_the_table_of_the_local_grid(cluster, mnist_root, tmp_path):
     grid, specs = tiny_grid(tmp_path / "dask")
-    on_cluster = run_grid(specs, data_dir=data_dir, is_samples=5, scheduler=cluster)
+    on_cluster = run_grid(specs, data_dir=mnist_root, is_samples=5, scheduler=cluster)
     write_outputs(grid, specs, on_cluster, tmp_path / "dask")
     _, local_specs = tiny_grid(tmp_path / "local")
     with threadpool_limits(limits=1):     # the workers' one BLAS thread: the same sums in the same order
-        local = run_grid(local_specs, jobs=1, data_dir=data_dir, is_samples=5)
+        local = run_grid(local_specs, jobs=1, data_dir=mnist_root, is_samples=5)
     write_outputs(grid, local_specs, local, tmp_path / "local")
     assert len(on_cluster) == 4 and all(r is not None for r in on_cluster)
     assert _table_rows(tmp_path / "dask" / "table.csv") == _table_rows(tmp_path / "local" / "table.csv")
@@ -109,7 +106,7 @@ def test_a_grid_on_the_cluster_writes_the_table_of_the_local_grid(cluster, data_
             np.testing.assert_array_equal(there.params[name], straight.params[name])
 
 
-def test_a_worker_killed_mid_run_has_its_run_continued_elsewhere_bit_identical(cluster, data_dir, tmp_path):
+def test_a_worker_killed_mid_run_has_its_run_continued_elsewhere_bit_identical(cluster, mnist_root, tmp_path):
     longer = {**TINY, "train_examples": 3000, "hidden": 64}
     grid, specs = tiny_grid(tmp_path / "dask", epochs=6, seeds=1, overrides=longer)
     specs = specs[1:]                                   # one run: 5% noise
@@ -133,13 +130,13 @@ def test_a_worker_killed_mid_run_has_its_run_continued_elsewhere_bit_identical(c
     import threading
     killer = threading.Thread(target=kill_the_worker_training_it)
     killer.start()
-    results = run_grid(specs, data_dir=data_dir, is_samples=5, scheduler=cluster)
+    results = run_grid(specs, data_dir=mnist_root, is_samples=5, scheduler=cluster)
     killer.join()
     assert killed, "no worker was found training the run"
     assert results[0]["epochs"] == 6
     _, local_specs = tiny_grid(tmp_path / "local", epochs=6, seeds=1, overrides=longer)
     with threadpool_limits(limits=1):
-        run_grid(local_specs[1:], jobs=1, data_dir=data_dir, is_samples=5)
+        run_grid(local_specs[1:], jobs=1, data_dir=mnist_root, is_samples=5)
     straight = load_checkpoint(Path(local_specs[1].run_dir) / "last.h5").params
     continued = load_checkpoint(run_dir / "last.h5").params
     for name in straight:
@@ -147,16 +144,16 @@ def test_a_worker_killed_mid_run_has_its_run_continued_elsewhere_bit_identical(c
     _wait_for_workers(cluster, 2)   # the nanny brought the killed worker back for the next tests
 
 
-def _reproduce(data_dir, *args, timeout=300):
+def _reproduce(mnist_root, *args, timeout=300):
     return subprocess.run([sys.executable, "-m", "npdvae.cli", "reproduce", "table1", "--row", "DVAE (K=1)/1",
                            "--column", "5", "--seeds", "1", "--epochs", "1", "--train-examples", "300",
                            "--eval-examples", "30", "--is-samples", "5", *map(str, args)],
-                          cwd=REPO, env=_env(data_dir), capture_output=True, text=True, timeout=timeout)
+                          cwd=REPO, env=_env(mnist_root), capture_output=True, text=True, timeout=timeout)
 
 
-def test_an_unreachable_scheduler_fails_in_seconds_and_writes_nothing(data_dir, tmp_path):
+def test_an_unreachable_scheduler_fails_in_seconds_and_writes_nothing(mnist_root, tmp_path):
     started = time.monotonic()
-    result = _reproduce(data_dir, "--scheduler", "tcp://127.0.0.1:9", "--out", tmp_path / "out")
+    result = _reproduce(mnist_root, "--scheduler", "tcp://127.0.0.1:9", "--out", tmp_path / "out")
     assert result.returncode == 1, result.stderr
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -164,15 +161,15 @@ def test_an_unreachable_scheduler_fails_in_seconds_and_writes_nothing(data_dir, 
     assert not (tmp_path / "out").exists()
 
 
-def test_the_command_runs_a_grid_on_the_cluster_and_reports_each_run(cluster, data_dir, tmp_path):
-    result = _reproduce(data_dir, "--scheduler", cluster, "--out", tmp_path / "out")
+def test_the_command_runs_a_grid_on_the_cluster_and_reports_each_run(cluster, mnist_root, tmp_path):
+    result = _reproduce(mnist_root, "--scheduler", cluster, "--out", tmp_path / "out")
     assert result.returncode == 0, result.stderr
     assert f"on the Dask cluster at {cluster}" in result.stdout
     assert "[1/1] DVAE (K=1), 1 layer, 5%, seed 0, lr 0.001: test bound" in result.stdout
     assert (tmp_path / "out" / "table.csv").exists()
 
 
-def test_an_out_folder_a_worker_cannot_see_fails_the_grid_saying_why(data_dir, tmp_path):
+def test_an_out_folder_a_worker_cannot_see_fails_the_grid_saying_why(mnist_root, tmp_path):
     if shutil.which("unshare") is None:
         pytest.skip("unshare (util-linux) is not installed: cannot give a worker its own file system view")
     probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "true"], capture_output=True)
@@ -180,7 +177,7 @@ def test_an_out_folder_a_worker_cannot_see_fails_the_grid_saying_why(data_dir, t
         pytest.skip(f"cannot create a mount namespace here ({probe.stderr.decode().strip()})")
     shared = tmp_path / "shared"
     shared.mkdir()
-    env = _env(data_dir)
+    env = _env(mnist_root)
     scheduler, address = _start_scheduler(tmp_path, env)
     # this worker sees an empty tmpfs where the driver's --out is: storage that is not shared
     blind = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c",
@@ -189,7 +186,7 @@ def test_an_out_folder_a_worker_cannot_see_fails_the_grid_saying_why(data_dir, t
                              cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_for_workers(address, 1)
-        result = _reproduce(data_dir, "--scheduler", address, "--out", shared / "out")
+        result = _reproduce(mnist_root, "--scheduler", address, "--out", shared / "out")
         assert result.returncode == 1, result.stdout + result.stderr
         assert "--out must be on storage shared by all workers" in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
@@ -197,13 +194,13 @@ def test_an_out_folder_a_worker_cannot_see_fails_the_grid_saying_why(data_dir, t
         _stop([blind, scheduler])
 
 
-def test_ctrl_c_on_the_driver_stops_the_tasks_keeping_their_checkpoints(cluster, data_dir, tmp_path):
+def test_ctrl_c_on_the_driver_stops_the_tasks_keeping_their_checkpoints(cluster, mnist_root, tmp_path):
     out = tmp_path / "out"
     args = ["--scheduler", cluster, "--out", out]
     driver = subprocess.Popen([sys.executable, "-m", "npdvae.cli", "reproduce", "table1", "--row", "DVAE (K=1)/1",
                                "--column", "0", "--column", "5", "--seeds", "1", "--epochs", "200",
                                "--train-examples", "2000", "--eval-examples", "30", "--is-samples", "5", *args],
-                              cwd=REPO, env=_env(data_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                              cwd=REPO, env=_env(mnist_root), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(list(out.glob("runs/*/metrics.jsonl"))) < 2:
         time.sleep(0.1)

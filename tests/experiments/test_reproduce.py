@@ -10,17 +10,10 @@ from npdvae.cli.main import main
 from npdvae.experiments.reproduce import build_experiment, busy_seconds, grid_protocol, plan, run_grid, write_outputs
 from npdvae.training.config import TrainConfig
 from npdvae.training.runs import RunDirectoryError, open_run, prepare_dataset, read_metrics
-from tests.data.conftest import missing_reason, shared_datasets_dir
 
 TINY = {"train_examples": 200, "eval_examples": 30, "latent": 4, "hidden": 16}
 
 
-@pytest.fixture
-def data_dir():
-    path = shared_datasets_dir()
-    if path is None:
-        pytest.skip(missing_reason("mnist"))
-    return path
 
 
 def tiny_table1(out, epochs=2, seeds=2):
@@ -29,9 +22,9 @@ def tiny_table1(out, epochs=2, seeds=2):
     return grid, plan(grid, out, epochs, seeds, TINY)
 
 
-def test_grid_runner_writes_well_formed_tables(tmp_path, data_dir):
+def test_grid_runner_writes_well_formed_tables(tmp_path, mnist_root):
     grid, specs = tiny_table1(tmp_path)
-    results = run_grid(specs, jobs=1, data_dir=data_dir, is_samples=20)
+    results = run_grid(specs, jobs=1, data_dir=mnist_root, is_samples=20)
     table = write_outputs(grid, specs, results, tmp_path)
     markdown = (tmp_path / "table.md").read_text()
     assert "| DVAE (K=1) | 1 |" in markdown and "| DIWAE (K=5) | 1 |" in markdown
@@ -54,28 +47,28 @@ def test_grid_runner_writes_well_formed_tables(tmp_path, data_dir):
         assert entry["bound_stats"][0] >= -entry["ll_stats"][0] - 1.0
 
 
-def test_finished_runs_are_skipped_and_interrupted_runs_resume(tmp_path, data_dir):
+def test_finished_runs_are_skipped_and_interrupted_runs_resume(tmp_path, mnist_root):
     grid, specs = tiny_table1(tmp_path, epochs=2, seeds=1)
     interrupted = specs[0]
     config = TrainConfig(**dict(interrupted.config, epochs=1))
-    open_run(config, interrupted.run_dir, prepare_dataset(config, data_dir)).run()  # stopped after epoch 1
+    open_run(config, interrupted.run_dir, prepare_dataset(config, mnist_root)).run()  # stopped after epoch 1
     first_epoch = read_metrics(interrupted.run_dir)[0]
-    run_grid(specs, jobs=1, data_dir=data_dir, is_samples=10)
+    run_grid(specs, jobs=1, data_dir=mnist_root, is_samples=10)
     history = read_metrics(interrupted.run_dir)
     assert [h["epoch"] for h in history] == [1, 2] and history[0] == first_epoch
     stamps = {s.run_dir: (tmp_path / s.run_dir / "eval.json").stat().st_mtime_ns for s in specs}
-    again = run_grid(specs, jobs=1, data_dir=data_dir, is_samples=10)
+    again = run_grid(specs, jobs=1, data_dir=mnist_root, is_samples=10)
     assert {s.run_dir: (tmp_path / s.run_dir / "eval.json").stat().st_mtime_ns for s in specs} == stamps
     assert all(r["epochs"] == 2 for r in again)
 
 
-def test_a_seed_trained_alone_is_the_same_run_a_later_full_grid_counts(tmp_path, data_dir):
+def test_a_seed_trained_alone_is_the_same_run_a_later_full_grid_counts(tmp_path, mnist_root):
     grid, alone = tiny_table1(tmp_path, epochs=1, seeds=[1])
     assert [s.seed for s in alone] == [1] * len(grid.cells)
-    run_grid(alone, jobs=1, data_dir=data_dir, is_samples=5)
+    run_grid(alone, jobs=1, data_dir=mnist_root, is_samples=5)
     stamps = {s.run_dir: (tmp_path / s.run_dir / "eval.json").stat().st_mtime_ns for s in alone}
     _, full = tiny_table1(tmp_path, epochs=1, seeds=2)
-    results = run_grid(full, jobs=1, data_dir=data_dir, is_samples=5)
+    results = run_grid(full, jobs=1, data_dir=mnist_root, is_samples=5)
     assert {s.run_dir for s in alone} < {s.run_dir for s in full}
     assert {s.run_dir: (tmp_path / s.run_dir / "eval.json").stat().st_mtime_ns for s in alone} == stamps
     table = write_outputs(grid, full, results, tmp_path)
@@ -92,18 +85,18 @@ def test_reproduce_runs_the_authors_protocol_unless_told_otherwise():
     assert "authors' released protocol" in CliRunner().invoke(main, ["reproduce", "--help"]).output
 
 
-def test_reproduce_command_without_protocol_options_records_the_authors_protocol(tmp_path, data_dir):
+def test_reproduce_command_without_protocol_options_records_the_authors_protocol(tmp_path, mnist_root):
     result = CliRunner().invoke(main, [
         "reproduce", "table1", "--epochs", "1", "--seeds", "1", "--row", "DVAE (K=1)/1", "--column", "5",
         "--is-samples", "5", "--train-examples", "200", "--eval-examples", "20", "--out", str(tmp_path / "a"),
-        "--data-dir", str(data_dir)], catch_exceptions=False)
+        "--data-dir", str(mnist_root)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     config, = [json.loads(p.read_text()) for p in (tmp_path / "a" / "runs").glob("*/config.json")]
     assert (config["schedule"], config["clip_grad_norm"], config["binarize"]) == ("staged", 5.0, "static")
     result = CliRunner().invoke(main, [
         "reproduce", "table1", "--epochs", "1", "--seeds", "1", "--row", "DVAE (K=1)/1", "--column", "5",
         "--schedule", "constant", "--clip-grad-norm", "none", "--is-samples", "5", "--train-examples", "200",
-        "--eval-examples", "20", "--out", str(tmp_path / "b"), "--data-dir", str(data_dir)], catch_exceptions=False)
+        "--eval-examples", "20", "--out", str(tmp_path / "b"), "--data-dir", str(mnist_root)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     config, = [json.loads(p.read_text()) for p in (tmp_path / "b" / "runs").glob("*/config.json")]
     assert (config["schedule"], config["clip_grad_norm"]) == ("constant", None)
@@ -130,37 +123,37 @@ def test_busy_seconds_is_the_length_of_the_union_of_intervals(intervals):
     assert busy_seconds(intervals) == len(covered)
 
 
-def test_a_run_scored_by_an_older_version_is_scored_again_without_training(tmp_path, data_dir):
+def test_a_run_scored_by_an_older_version_is_scored_again_without_training(tmp_path, mnist_root):
     grid, specs = tiny_table1(tmp_path, epochs=2, seeds=1)
     spec = specs[0]
-    first = run_grid([spec], jobs=1, data_dir=data_dir, is_samples=10)[0]
+    first = run_grid([spec], jobs=1, data_dir=mnist_root, is_samples=10)[0]
     eval_file = Path(spec.run_dir) / "eval.json"
     older = {k: v for k, v in first.items() if k not in ("checkpoint", "checkpoint_epoch", "intervals")}
     eval_file.write_text(json.dumps(older))          # as written before runs were scored at "best"
     metrics = (Path(spec.run_dir) / "metrics.jsonl").read_text()
-    again = run_grid([spec], jobs=1, data_dir=data_dir, is_samples=10)[0]
+    again = run_grid([spec], jobs=1, data_dir=mnist_root, is_samples=10)[0]
     assert (Path(spec.run_dir) / "metrics.jsonl").read_text() == metrics   # no epoch trained again
     assert again["checkpoint"] == "best" and again["test_bound"] == first["test_bound"]
     assert len(again["intervals"]) == 2 and again["intervals"][0][1] <= again["intervals"][1][0] + 1.0
 
 
-def test_a_finished_run_asked_for_more_epochs_continues_and_fewer_is_refused(tmp_path, data_dir):
+def test_a_finished_run_asked_for_more_epochs_continues_and_fewer_is_refused(tmp_path, mnist_root):
     grid, specs = tiny_table1(tmp_path, epochs=1, seeds=1)
-    first = run_grid(specs[:1], jobs=1, data_dir=data_dir, is_samples=10)[0]
+    first = run_grid(specs[:1], jobs=1, data_dir=mnist_root, is_samples=10)[0]
     _, longer = tiny_table1(tmp_path, epochs=2, seeds=1)
-    again = run_grid(longer[:1], jobs=1, data_dir=data_dir, is_samples=10)[0]
+    again = run_grid(longer[:1], jobs=1, data_dir=mnist_root, is_samples=10)[0]
     assert [h["epoch"] for h in read_metrics(longer[0].run_dir)] == [1, 2]
     assert again["epochs"] == 2 and again["config"]["epochs"] == 2 and len(again["intervals"]) == 2
     assert first["epochs"] == 1
     with pytest.raises(RunDirectoryError, match="trained for 2 epochs"):
-        run_grid(specs[:1], jobs=1, data_dir=data_dir, is_samples=10)
+        run_grid(specs[:1], jobs=1, data_dir=mnist_root, is_samples=10)
 
 
-def test_parallel_jobs_give_the_same_results_as_serial(tmp_path, data_dir):
+def test_parallel_jobs_give_the_same_results_as_serial(tmp_path, mnist_root):
     grid, specs = tiny_table1(tmp_path / "parallel", epochs=1, seeds=1)
-    parallel = run_grid(specs[:2], jobs=2, data_dir=data_dir, is_samples=10)
+    parallel = run_grid(specs[:2], jobs=2, data_dir=mnist_root, is_samples=10)
     _, serial_specs = tiny_table1(tmp_path / "serial", epochs=1, seeds=1)
-    serial = run_grid(serial_specs[:2], jobs=1, data_dir=data_dir, is_samples=10)
+    serial = run_grid(serial_specs[:2], jobs=1, data_dir=mnist_root, is_samples=10)
     for a, b in zip(parallel, serial):
         # one BLAS thread against two may sum in another order: equal to float32 rounding
         assert a["test_bound"] == pytest.approx(b["test_bound"], rel=1e-4)
@@ -184,8 +177,8 @@ def test_experiments_have_the_papers_grids():
     assert sorted(c.settings["m"] for c in build_experiment("figure1").cells) == [1, 1, 5, 5, 10, 10]
 
 
-def test_reproduce_command_runs_a_tiny_figure1(tmp_path, data_dir, monkeypatch):
-    monkeypatch.setenv("NPDVAE_DATA_DIR", str(data_dir))
+def test_reproduce_command_runs_a_tiny_figure1(tmp_path, mnist_root, monkeypatch):
+    monkeypatch.setenv("NPDVAE_DATA_DIR", str(mnist_root))
     result = CliRunner().invoke(main, [
         "reproduce", "figure1", "--epochs", "2", "--seeds", "1", "--row", "DVAE (K=1)/1", "--is-samples", "5",
         "--train-examples", "200", "--eval-examples", "20", "--out", str(tmp_path)], catch_exceptions=False)
@@ -234,17 +227,17 @@ def test_the_protocol_reaches_every_run_and_its_folder_name(tmp_path):
         plan(build_experiment("augmentation"), tmp_path, 1, 1, {"binarize": "static"})
 
 
-def test_a_run_of_another_protocol_is_refused_not_counted(tmp_path, data_dir):
+def test_a_run_of_another_protocol_is_refused_not_counted(tmp_path, mnist_root):
     grid, specs = tiny_table1(tmp_path, epochs=1, seeds=1)
-    run_grid(specs[:1], jobs=1, data_dir=data_dir, is_samples=5)
+    run_grid(specs[:1], jobs=1, data_dir=mnist_root, is_samples=5)
     _, other = tiny_table1(tmp_path, epochs=1, seeds=1)
     other[0].config["lr"] = 3e-4                                   # same folder name, another protocol
     with pytest.raises(RunDirectoryError, match="another protocol .*lr: run has 0.001, grid asks 0.0003"):
-        run_grid(other[:1], jobs=1, data_dir=data_dir, is_samples=5)
+        run_grid(other[:1], jobs=1, data_dir=mnist_root, is_samples=5)
 
 
-def test_reproduce_command_records_the_protocol_in_configs_and_the_table(tmp_path, data_dir, monkeypatch):
-    monkeypatch.setenv("NPDVAE_DATA_DIR", str(data_dir))
+def test_reproduce_command_records_the_protocol_in_configs_and_the_table(tmp_path, mnist_root, monkeypatch):
+    monkeypatch.setenv("NPDVAE_DATA_DIR", str(mnist_root))
     result = CliRunner().invoke(main, [
         "reproduce", "table1", "--epochs", "2", "--seeds", "1", "--row", "DVAE (K=1)/1", "--column", "0",
         "--column", "5%", "--schedule", "staged", "--clip-grad-norm", "5", "--binarize", "static",
@@ -281,12 +274,12 @@ def test_reproduce_rejects_bad_protocol_options(tmp_path, options, message):
     assert not (tmp_path / "o").exists()
 
 
-def test_several_learning_rates_are_an_axis_and_the_table_picks_by_validation(tmp_path, data_dir):
+def test_several_learning_rates_are_an_axis_and_the_table_picks_by_validation(tmp_path, mnist_root):
     grid = build_experiment("table1", {("DVAE (K=1)", 1)}, columns={"0%", "5%"})
     specs = plan(grid, tmp_path, 2, 1, TINY, lrs=[1e-6, 1e-3])
     assert len(specs) == 4 and {s.config["lr"] for s in specs} == {1e-6, 1e-3}
     assert len({s.run_dir for s in specs}) == 4 and any("-lr1e-06-" in s.run_dir for s in specs)
-    results = run_grid(specs, jobs=1, data_dir=data_dir, is_samples=5)
+    results = run_grid(specs, jobs=1, data_dir=mnist_root, is_samples=5)
     table = write_outputs(grid, specs, results, tmp_path)
     for entry in table.values():                     # 1e-6 barely moves from the initialization
         assert entry["lr"] == 1e-3 and entry["valid_by_lr"][1e-3] > entry["valid_by_lr"][1e-6]
