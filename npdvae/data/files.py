@@ -44,8 +44,11 @@ class DataError(Exception):
 class ChecksumError(DataError):
     def __init__(self, path, expected, actual, moved_to=None):
         self.path, self.expected, self.actual, self.moved_to = path, expected, actual, moved_to
-        where = f"; moved aside to {moved_to}" if moved_to else ""
-        super().__init__(f"{path}: SHA-256 mismatch: expected {expected}, got {actual}{where}")
+        super().__init__(path, expected, actual, moved_to)   # args rebuild it after pickling
+
+    def __str__(self):
+        where = f"; moved aside to {self.moved_to}" if self.moved_to else ""
+        return f"{self.path}: SHA-256 mismatch: expected {self.expected}, got {self.actual}{where}"
 
 
 @dataclass(frozen=True)

@@ -54,8 +54,11 @@ class GridStopped(RuntimeError):
     """The grid was stopped on request; the runs keep their checkpoints."""
 
     def __init__(self, finished: int, total: int):
-        super().__init__(f"stopped with {finished} of {total} runs finished")
+        super().__init__(finished, total)   # args rebuild it when it crosses a process boundary
         self.finished, self.total = finished, total
+
+    def __str__(self):
+        return f"stopped with {self.finished} of {self.total} runs finished"
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,16 @@ class RunWriteError(OSError):
     def __str__(self):
         return self.strerror
 
+    def __reduce__(self):   # rebuilt whole after crossing a process boundary (a grid's task)
+        return _rebuild_run_write_error, (str(self.path), self.errno, self.strerror)
+
+
+def _rebuild_run_write_error(path, number, message):
+    error = RunWriteError.__new__(RunWriteError)
+    OSError.__init__(error, number, message)
+    error.path = Path(path)
+    return error
+
 
 class RunLockedError(RuntimeError):
     """Another process holds the run folder's lock."""
