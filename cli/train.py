@@ -129,7 +129,8 @@ def _train_in(config, out, resume, data_dir, stops):
         click.echo(f"  resumed in epoch {trainer.epoch + 1} at minibatch {trainer.epoch_state.position}")
     elif resume and trainer.history:
         click.echo(f"  resumed after epoch {trainer.epoch}")
-    continue_command = f"npdvae train --resume --out {shlex.quote(str(out))}"
+    continue_command = f"npdvae train --resume --out {shlex.quote(str(out))}" + (
+        f" --data-dir {shlex.quote(str(data_dir))}" if data_dir is not None else "")
     if resume and trainer.epoch >= config.epochs and trainer.epoch_state is None:
         click.echo(f"already finished at epoch {trainer.epoch}; give a larger --epochs to train further")
         return

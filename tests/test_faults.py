@@ -11,6 +11,7 @@ import json
 import os
 import resource
 import shutil
+import shlex
 import signal
 import subprocess
 import sys
@@ -157,6 +158,25 @@ def test_an_interrupt_mid_epoch_saves_that_point_and_says_how_to_continue(mnist_
     assert state is not None and 0 < state.position < 200
     result = npdvae(mnist_root, "train", "--resume", "--out", out)
     assert result.returncode == 0 and f"resumed in epoch 2 at minibatch {state.position}" in result.stdout
+
+
+def test_the_continue_line_is_a_command_that_works_with_the_data_folder_given(mnist_root, tmp_path):
+    out = tmp_path / "run"
+    env = {k: v for k, v in _env(mnist_root).items() if k != "NPDVAE_DATA_DIR"}   # only --data-dir says where
+    args = [*RUN, "--train-examples", "20000", "--out", out, "--data-dir", mnist_root]
+    process = subprocess.Popen([sys.executable, "-m", "npdvae.cli", "train", *map(str, args)], cwd=REPO, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    _wait_for(lambda: (out / "metrics.jsonl").exists() and (out / "metrics.jsonl").read_text(), process)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    command = stderr.strip().split("continue with: ", 1)[1]
+    assert command.endswith(f"--data-dir {mnist_root}")
+    words = shlex.split(command)
+    assert words[:2] == ["npdvae", "train"]
+    resumed = subprocess.run([sys.executable, "-m", "npdvae.cli", *words[1:], "--epochs", "2"], cwd=REPO, env=env,
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0 and "resumed in epoch 2" in resumed.stdout, resumed.stderr
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

@@ -41,11 +41,21 @@ class RunDirectoryError(ValueError):
 
 
 def prepare_dataset(config: TrainConfig, data_dir=None, progress=None, say=None) -> Dataset:
+    """The data set a run of ``config`` trains on (train_examples and eval_examples take the
+    first images of each split, all of them if the split holds fewer)."""
     dataset = load_dataset(config.dataset, data_dir=data_dir, binarization=config.binarize,
                            binarization_seed=config.seed, progress=progress, say=say)
     if config.train_examples or config.eval_examples:
         dataset = dataset.subset(config.train_examples, config.eval_examples, config.eval_examples)
     return dataset
+
+
+def _refuse_subsets_larger_than_the_data(config: TrainConfig, dataset: Dataset):
+    for field, splits in (("train_examples", ("train",)), ("eval_examples", ("valid", "test"))):
+        asked, held = getattr(config, field), min(dataset.num_examples(split) for split in splits)
+        if asked is not None and asked > held:
+            raise ConfigError(field, f"{field} {asked} is more than the {' and '.join(splits)} split of "
+                                     f"{config.dataset} holds ({held} images)")
 
 
 def has_checkpoint(run_dir) -> bool:
@@ -79,6 +89,8 @@ def open_run(config: TrainConfig, run_dir, dataset: Dataset, resume: bool = Fals
     checkpoint at all it restarts. ``trainer.notes`` says what was done.
     """
     run_dir = Path(run_dir)
+    if not has_checkpoint(run_dir):   # a new run must not record a size it does not use
+        _refuse_subsets_larger_than_the_data(config, dataset)
     if config.batch_size > dataset.num_examples("train"):   # before anything is created
         raise ConfigError("batch_size", f"batch_size {config.batch_size} is larger than the training set "
                                         f"({dataset.num_examples('train')} examples)")

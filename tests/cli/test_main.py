@@ -114,6 +114,8 @@ BAD_TRAIN_OPTIONS = [
     (["--k", "0"], "--k"),
     (["--m", "0"], "--m"),
     (["--batch-size", "1000", "--train-examples", "500"], "--batch-size"),
+    (["--train-examples", "1000000000"], "--train-examples"),     # more than the 50,000 there are
+    (["--eval-examples", "10001"], "--eval-examples"),
 ]
 
 
