@@ -53,9 +53,29 @@ def settings_line(config: TrainConfig) -> str:
     return "  " + "  ".join(f"{k}={v}" for k, v in config.to_dict().items() if v is not None)
 
 
+def check_path_length(path: Path, option: str):
+    """A path the system would refuse for its length (a name past NAME_MAX, the whole past
+    PATH_MAX) fails here, naming the option, instead of as ENAMETOOLONG deep in the work."""
+    existing = Path(path).absolute()
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent
+    try:
+        name_max, path_max = os.pathconf(existing, "PC_NAME_MAX"), os.pathconf(existing, "PC_PATH_MAX")
+    except (OSError, ValueError):
+        name_max, path_max = 255, 4096
+    for part in Path(path).parts:
+        if len(os.fsencode(part)) > name_max:
+            raise click.BadParameter(f"the name {part[:24]}... ({len(os.fsencode(part))} bytes) is longer than the "
+                                     f"{name_max} bytes a file name may have here", param_hint=option)
+    if len(os.fsencode(str(Path(path).absolute()))) >= path_max:
+        raise click.BadParameter(f"{str(path)[:40]}...: the path is longer than the {path_max} bytes "
+                                 "a path may have here", param_hint=option)
+
+
 def check_output_file(path: Path, option: str, picture: bool = True):
     """Fail before any work if ``path`` cannot be written: missing folder, no write access,
     a directory in its place, or (for pictures) a suffix that names no format."""
+    check_path_length(path, option)
     if picture:
         try:
             picture_format(path)
@@ -72,6 +92,8 @@ def check_output_file(path: Path, option: str, picture: bool = True):
 
 def check_writable(run_dir: Path):
     """Fail early, naming --out, if the run directory cannot be written; leave no trace."""
+    # room for the longest file name a run writes beside its checkpoints
+    check_path_length(Path(run_dir) / f"reconstructions.png.{os.getpid()}.tmp", "--out")
     probe_dir = run_dir
     while not probe_dir.exists():
         probe_dir = probe_dir.parent

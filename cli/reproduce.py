@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import BrokenExecutor
+import os
 import sys
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ from npdvae.experiments.cluster import ClusterError
 from npdvae.experiments.executor import GridStopped, SharedStorageError
 from npdvae.training.run_files import RunLockedError, RunWriteError
 
-from .common import config_error, data_dir_option
+from .common import check_path_length, config_error, data_dir_option
 
 
 class _LearningRates(click.ParamType):
@@ -188,6 +189,8 @@ def reproduce(experiment, epochs, seeds, only_seeds, jobs, rows, columns, noise_
         specs = plan(grid, out, epochs, seeds, overrides, lrs=lrs)
     except ValueError as err:
         raise config_error(err) from None
+    for spec in specs:   # every run folder, and the longest file name a run writes in it
+        check_path_length(Path(spec.run_dir) / f"metrics.jsonl.{os.getpid()}.tmp", "--out")
     rates = f" x {len(lrs)} learning rates" if len(lrs) > 1 else ""
     where = f"on the Dask cluster at {scheduler}" if scheduler else f"{jobs} at a time"
     click.echo(f"{grid.title}: {_count(len(specs), 'run')} ({_count(len(grid.cells), 'cell')}{rates} x "

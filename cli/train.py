@@ -24,7 +24,7 @@ from npdvae.training.run_files import RunLockedError, RunWriteError
 from npdvae.training.loop import NonFiniteBoundError, TrainingInterrupted
 from .progress import EpochProgress, Progress
 from .stopping import StopRequests
-from .common import DATASET_NAMES, check_writable, config_error, data_dir_option, settings_line
+from .common import DATASET_NAMES, check_path_length, check_writable, config_error, data_dir_option, settings_line
 
 
 @click.command()
@@ -70,6 +70,8 @@ from .common import DATASET_NAMES, check_writable, config_error, data_dir_option
 @click.pass_context
 def train(ctx, out, resume, data_dir, **options):
     """Train a (D)VAE or (D)IWAE; one line per epoch."""
+    if out is not None:
+        check_path_length(out, "--out")
     try:
         if resume:
             if out is None:   # the folder a run of these options gets by default
@@ -88,12 +90,12 @@ def train(ctx, out, resume, data_dir, **options):
         raise config_error(err) from None
     if out is None:
         out = default_run_dir(config)
+    check_writable(out)
     if out.exists() and not out.is_dir():
         raise click.BadParameter(f"{out} is a file, not a run directory", param_hint="--out")
     if not resume and has_checkpoint(out):
         raise click.BadParameter(f"{out} already holds a run; nothing was overwritten. "
                                  "Use --resume to continue it, or choose another --out.", param_hint="--out")
-    check_writable(out)
 
     click.echo(f"{config.model_name} on {config.dataset}"
                + (f"; corruption {config.noise_type}: {NOISE_TYPE_DESCRIPTIONS[config.noise_type]}"

@@ -280,3 +280,17 @@ def test_train_options_default_to_the_configuration_defaults():
     for name, default in options.items():
         if isinstance(default, (bool, int, float, str)):   # no default given: TrainConfig decides
             assert default == defaults[name], name
+
+
+@pytest.mark.parametrize("command", [
+    ["train", "--out", "{long}"], ["train", "--resume", "--out", "{long}"], ["sample", "{tmp}", "--out", "{long}.png"],
+    ["plot", "{tmp}", "--out", "{long}.png"], ["reproduce", "table1", "--out", "{long}"], ["bench", "--json", "{long}.json"],
+    ["export", "{tmp}", "--out", "{long}.h5"], ["train", "--out", "{deep}"],
+])
+def test_a_path_too_long_for_the_system_is_one_line_naming_the_option(tmp_path, command):
+    long, deep = tmp_path / ("x" * 300), tmp_path.joinpath(*["y" * 200] * 25)
+    args = [a.format(long=long, deep=deep, tmp=tmp_path) for a in command]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert "longer than the" in result.output and "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []
