@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from concurrent.futures import BrokenExecutor
+from contextlib import contextmanager
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -80,6 +82,24 @@ def _duration(seconds: float) -> str:
     if seconds < 5400:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+@contextmanager
+def _termination_as_interrupt():
+    """SIGTERM and SIGHUP (a closed terminal) stop the driver as Ctrl-C does: the running
+    tasks stop at a minibatch with a checkpoint. Yields the list of signals received."""
+    received = []
+
+    def interrupt(signum, frame):
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _parse_rows(values):
@@ -210,11 +230,14 @@ def reproduce(experiment, epochs, seeds, only_seeds, jobs, rows, columns, noise_
                    + (f"; about {_duration(left)} left" if finished[0] < len(specs) else ""))
 
     try:
-        results = run_grid(specs, jobs, data_dir, is_samples, is_examples, on_done, scheduler=scheduler,
-                           threads_per_task=threads_per_task)
+        with _termination_as_interrupt() as received:
+            results = run_grid(specs, jobs, data_dir, is_samples, is_examples, on_done, scheduler=scheduler,
+                               threads_per_task=threads_per_task)
     except GridStopped as stop:
-        click.echo(f"{stop}; each run keeps its checkpoint. Rerun the same command to continue.", err=True)
-        sys.exit(130)
+        signum = received[0] if received else signal.SIGINT
+        click.echo(f"{signal.Signals(signum).name}: {stop}; each run keeps its checkpoint. "
+                   "Rerun the same command to continue.", err=True)
+        sys.exit(128 + signum)
     except BrokenExecutor as err:
         raise click.ClickException(f"a process of the grid died ({err}); every run keeps its last checkpoint: "
                                    "rerun the same command to continue") from None

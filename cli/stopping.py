@@ -1,4 +1,5 @@
-"""SIGINT and SIGTERM as requests to stop at the next safe point.
+"""SIGINT, SIGTERM and SIGHUP (a closed terminal or SSH connection) as requests to stop at
+the next safe point.
 
 Python runs a signal handler between bytecodes; one that raises
 KeyboardInterrupt while a Numba kernel is returning surfaces as a
@@ -15,7 +16,7 @@ import signal
 
 
 class StopRequests:
-    """Callable: True once SIGINT or SIGTERM has arrived (after :meth:`install`)."""
+    """Callable: True once SIGINT, SIGTERM or SIGHUP has arrived (after :meth:`install`)."""
 
     def __init__(self):
         self.signum: int | None = None
@@ -24,7 +25,7 @@ class StopRequests:
     def install(self) -> "StopRequests":
         if self._previous:   # already installed
             return self
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             self._previous[sig] = signal.signal(sig, self._record)
         return self
 
@@ -47,7 +48,7 @@ class StopRequests:
 
     @property
     def exit_code(self) -> int:
-        """128 + the signal's number, as a shell reports a process stopped by it: 130, 143."""
+        """128 + the signal's number, as a shell reports a process stopped by it: 130, 143, 129."""
         return 128 + (self.signum or signal.SIGINT)
 
     def __enter__(self):

@@ -142,17 +142,18 @@ def test_a_signal_at_any_moment_then_resume_ends_bit_identical(mnist_root, strai
     assert {p for p in snapshot(tmp_path) if not p.startswith(str(out))} == set(before)
 
 
-def test_an_interrupt_mid_epoch_saves_that_point_and_says_how_to_continue(mnist_root, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGHUP])
+def test_an_interrupt_mid_epoch_saves_that_point_and_says_how_to_continue(mnist_root, tmp_path, sig):
     out = tmp_path / "run"
     longer = [*RUN, "--train-examples", "20000"]   # 200 minibatches: time to land inside the epoch
     process = start(mnist_root, "train", *longer, "--out", out)
     _wait_for(lambda: (out / "metrics.jsonl").exists() and (out / "metrics.jsonl").read_text(), process)
     time.sleep(0.3)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(sig)   # SIGHUP: the terminal or the SSH connection closed
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
+    assert process.returncode == 128 + sig, stderr
     lines = stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("SIGINT: stopped in epoch 2 after minibatch "), stderr
+    assert len(lines) == 1 and lines[0].startswith(f"{sig.name}: stopped in epoch 2 after minibatch "), stderr
     assert lines[0].endswith(f"continue with: npdvae train --resume --out {out}")
     state = load_checkpoint(out / "last.h5").epoch_state
     assert state is not None and 0 < state.position < 200
@@ -449,3 +450,42 @@ def test_ctrl_c_on_a_local_grid_stops_every_run_at_a_checkpoint_and_a_rerun_cont
     again = npdvae(mnist_root, *args, "--epochs", str(max(stopped.values()) + 1))
     assert again.returncode == 0, again.stderr
     assert "[2/2]" in again.stdout and (out / "table.md").exists()
+
+
+def _children(pid):
+    import psutil
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL])
+def test_a_grid_driver_stopped_alone_takes_its_pool_with_it_and_a_rerun_continues(mnist_root, tmp_path, sig):
+    """A signal to the driver only (kill PID, a closed terminal, the OOM killer): no pool
+    process trains on as an orphan or holds a run's lock, and the same command continues."""
+    psutil = pytest.importorskip("psutil", reason="psutil (with the cluster extra) finds the pool processes")
+    out = tmp_path / "grid"
+    args = ["reproduce", "table1", "--row", "DVAE (K=1)/1", "--column", "0", "--column", "5", "--seeds", "1",
+            "--train-examples", "3000", "--eval-examples", "60", "--is-samples", "5", "--jobs", "2", "--out", out]
+    driver = subprocess.Popen([sys.executable, "-m", "npdvae.cli", *map(str, args), "--epochs", "1000"], cwd=REPO,
+                              env=_env(mnist_root), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    _wait_for(lambda: len(list(out.glob("runs/*/metrics.jsonl"))) == 2, driver)
+    pool = _children(driver.pid)
+    assert len([p for p in pool if "spawn_main" in " ".join(p.cmdline())]) >= 2
+    driver.send_signal(sig)                              # the driver alone, not its group
+    _, stderr = driver.communicate(timeout=300)
+    if sig == signal.SIGKILL:
+        assert driver.returncode == -signal.SIGKILL
+    else:
+        assert driver.returncode == 128 + sig, stderr
+        lines = stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"{sig.name}: stopped with 0 of 2 runs finished"), stderr
+    gone, alive = psutil.wait_procs(pool, timeout=120)
+    assert not alive, [p.cmdline() for p in alive]
+    stopped = {run.name: load_checkpoint(run / "last.h5").epoch for run in out.glob("runs/*")}
+    assert len(stopped) == 2
+    again = npdvae(mnist_root, *args, "--epochs", str(max(stopped.values()) + 1))
+    assert again.returncode == 0 and "in use by another" not in again.stderr, again.stderr
+    assert "[2/2]" in again.stdout

@@ -104,13 +104,37 @@ def check_token(out, token: str):
 
 # raised by a signal in a pool process, or by the driver for the one-thread executor
 _LOCAL_STOP = threading.Event()
+# in a pool process: the driver's stop event and pid (None elsewhere)
+_POOL = {"stop": None, "driver": None}
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_PR_SET_PDEATHSIG = 1
 
 
-def _pool_process_init():
-    """In each fresh pool process: SIGINT and SIGTERM ask the running task to stop at its
-    next minibatch (with a checkpoint) instead of killing it mid-kernel."""
-    for sig in (signal.SIGINT, signal.SIGTERM):
+def _die_with_the_driver():
+    """Ask Linux to send this process SIGTERM when its parent dies, so no pool process
+    trains on as an orphan (elsewhere: nothing, and the parent check below still holds)."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _pool_process_init(stop_event, driver_pid: int):
+    """In each fresh pool process: SIGINT, SIGTERM and SIGHUP ask the running task to stop at
+    its next minibatch (with a checkpoint) instead of killing it mid-kernel; so does the
+    driver's stop event, and so does the driver's death."""
+    _POOL.update(stop=stop_event, driver=driver_pid)
+    for sig in STOP_SIGNALS:
         signal.signal(sig, lambda signum, frame: _LOCAL_STOP.set())
+    _die_with_the_driver()
+    if os.getppid() != driver_pid:   # it died before the request above was in place
+        _LOCAL_STOP.set()
+
+
+def _local_stop_requested() -> bool:
+    return _LOCAL_STOP.is_set() or (_POOL["stop"] is not None and _POOL["stop"].is_set())
 
 
 class _DaskStopFlag:
@@ -151,25 +175,33 @@ def run_task(task: Callable, config: dict, run_dir: str, settings: TaskSettings)
     travels to the worker by name); returns what it returns."""
     if settings.token is not None:
         check_token(settings.out, settings.token)
-    stop = _DaskStopFlag(settings.stop_event) if settings.stop_event else _LOCAL_STOP.is_set
-    with _thread_limits(settings.threads):
-        return task(config, run_dir, settings.data_dir, settings.is_samples, settings.is_examples,
-                    stop_requested=stop)
+    stop = _DaskStopFlag(settings.stop_event) if settings.stop_event else _local_stop_requested
+    try:
+        with _thread_limits(settings.threads):
+            return task(config, run_dir, settings.data_dir, settings.is_samples, settings.is_examples,
+                        stop_requested=stop)
+    finally:
+        if _POOL["driver"] is not None and os.getppid() != _POOL["driver"]:
+            os._exit(128 + signal.SIGTERM)   # the driver is gone: the run is saved, nobody waits for a result
 
 
 @contextmanager
 def local_executor(jobs: int):
-    """``jobs`` fresh processes, one BLAS thread each; one job runs in a thread of this process."""
+    """(executor, request_stop): ``jobs`` fresh processes, one BLAS thread each, or for one
+    job a thread of this process; ``request_stop()`` asks every running task to stop at its
+    next minibatch, whatever stopped the driver (a signal to it alone included)."""
     if jobs <= 1:
         with ThreadPoolExecutor(max_workers=1) as pool:
-            yield pool
+            yield pool, _LOCAL_STOP.set
         return
+    context = get_context("spawn")
+    stop_event = context.Event()
     saved = {var: os.environ.get(var) for var in BLAS_VARIABLES}
     os.environ.update({var: "1" for var in BLAS_VARIABLES})   # read by the spawned processes at start
     try:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
-                                 initializer=_pool_process_init) as pool:
-            yield pool
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_pool_process_init,
+                                 initargs=(stop_event, os.getpid())) as pool:
+            yield pool, stop_event.set
     finally:
         for var, value in saved.items():
             if value is None:

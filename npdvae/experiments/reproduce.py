@@ -395,8 +395,9 @@ def _run_grid(specs, out, jobs, data_dir, is_samples, is_examples, on_done, sche
             except Exception as err:   # the cluster's own failures: environment, connection
                 raise describe_task_failure(err, scheduler) from err
     out.mkdir(parents=True, exist_ok=True)
-    with local_executor(jobs) as executor:
-        return submit_grid(executor, run_one, specs, TaskSettings(token=write_token(out), **common), on_done)
+    with local_executor(jobs) as (executor, request_stop):
+        return submit_grid(executor, run_one, specs, TaskSettings(token=write_token(out), **common), on_done,
+                           request_stop)
 
 
 # --------------------------------------------------------------------------
