@@ -36,6 +36,7 @@ from pathlib import Path
 
 from npdvae.experiments import paper
 from npdvae.evaluation.evaluate import evaluate_run
+from npdvae.training.run_files import replace_file
 from npdvae.experiments.executor import TOKEN_NAME, TaskSettings, local_executor, submit_grid, write_token
 from npdvae.training.config import TrainConfig
 from npdvae.training.runs import RunDirectoryError, load_trained, open_run, prepare_dataset, read_metrics
@@ -331,31 +332,34 @@ def run_one(config_dict: dict, run_dir: str, data_dir=None, is_samples=5000, is_
     dataset = prepare_dataset(config, data_dir)
     resume = (run_dir / "last.h5").exists()
     trainer = open_run(config, run_dir, dataset, resume=resume)
-    if stop_requested is not None:
-        trainer.stop_requested = stop_requested
-    trainer.run()
-    _, model, params = load_trained(run_dir, EVALUATED_CHECKPOINT)
-    history = read_metrics(run_dir)
-    best = max(history, key=lambda h: h["valid_bound"])
-    n_test = dataset.num_examples("test") if not is_examples else min(is_examples, dataset.num_examples("test"))
-    start = time.perf_counter()
-    test_bound = validation_bound(model, params, dataset, config, split="test")
-    ll = evaluate_run(model, params, dataset, config, "test", n_test, is_samples=is_samples)
-    result = {
-        "config": config.to_dict(), "epochs": trainer.epoch,
-        "checkpoint": EVALUATED_CHECKPOINT, "checkpoint_epoch": best["epoch"],
-        "valid_bound": best["valid_bound"],
-        "train_seconds": sum(h["seconds"] for h in history),
-        "seconds_per_epoch": statistics.median(h["seconds"] for h in history) if history else None,
-        "test_bound": test_bound, "test_examples": dataset.num_examples("test"),
-        "log_likelihood": ll["log_likelihood"].mean, "log_likelihood_stderr": ll["log_likelihood"].stderr,
-        "log_likelihood_examples": n_test, "is_samples": is_samples,
-        "eval_seconds": time.perf_counter() - start,
-        # wall-clock intervals of the calls that worked on this run
-        "intervals": earlier + [[began_at, time.time()]],
-    }
-    done_file.write_text(json.dumps(result, indent=2) + "\n")
-    return result
+    try:   # the run's lock is the task's, not the worker process's: released when the task ends
+        if stop_requested is not None:
+            trainer.stop_requested = stop_requested
+        trainer.run()
+        _, model, params = load_trained(run_dir, EVALUATED_CHECKPOINT)
+        history = read_metrics(run_dir)
+        best = max(history, key=lambda h: h["valid_bound"])
+        n_test = dataset.num_examples("test") if not is_examples else min(is_examples, dataset.num_examples("test"))
+        start = time.perf_counter()
+        test_bound = validation_bound(model, params, dataset, config, split="test")
+        ll = evaluate_run(model, params, dataset, config, "test", n_test, is_samples=is_samples)
+        result = {
+            "config": config.to_dict(), "epochs": trainer.epoch,
+            "checkpoint": EVALUATED_CHECKPOINT, "checkpoint_epoch": best["epoch"],
+            "valid_bound": best["valid_bound"],
+            "train_seconds": sum(h["seconds"] for h in history),
+            "seconds_per_epoch": statistics.median(h["seconds"] for h in history) if history else None,
+            "test_bound": test_bound, "test_examples": dataset.num_examples("test"),
+            "log_likelihood": ll["log_likelihood"].mean, "log_likelihood_stderr": ll["log_likelihood"].stderr,
+            "log_likelihood_examples": n_test, "is_samples": is_samples,
+            "eval_seconds": time.perf_counter() - start,
+            # wall-clock intervals of the calls that worked on this run
+            "intervals": earlier + [[began_at, time.time()]],
+        }
+        replace_file(done_file, (json.dumps(result, indent=2) + "\n").encode())
+        return result
+    finally:
+        trainer.lock.release()
 
 
 def run_grid(specs, jobs=1, data_dir=None, is_samples=5000, is_examples=None, on_done=None,

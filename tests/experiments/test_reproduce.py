@@ -289,3 +289,17 @@ def test_several_learning_rates_are_an_axis_and_the_table_picks_by_validation(tm
     assert [r["lr"] for r in rows] == ["0.001", "0.001"]
     with pytest.raises(ValueError, match="rates must differ"):
         plan(grid, tmp_path, 2, 1, TINY, lrs=[1e-3, 1e-3])
+
+
+def test_a_finished_task_releases_its_runs_lock(tmp_path, mnist_root):
+    """The lock is the task's: a worker process that ran a grid's task (here, this process,
+    as --jobs 1 and a Dask worker do) does not keep another process from resuming its run."""
+    import subprocess
+    import sys
+    _, specs = tiny_table1(tmp_path, epochs=1, seeds=1)
+    run_grid(specs[:1], jobs=1, data_dir=mnist_root, is_samples=5)
+    resumed = subprocess.run([sys.executable, "-m", "npdvae.cli", "train", "--resume", "--out", specs[0].run_dir,
+                              "--epochs", "2", "--data-dir", str(mnist_root)], capture_output=True, text=True,
+                             timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert [h["epoch"] for h in read_metrics(specs[0].run_dir)] == [1, 2]
