@@ -91,10 +91,19 @@ def _arrays(checkpoint: Checkpoint):
         yield "epoch_order", np.asarray(checkpoint.epoch_state.order, dtype=np.int64)
 
 
+def write_checksummed(f, arrays):
+    """Each (path, array) as a dataset of the open file ``f``, and the ``checksums``
+    attribute that reading holds every one of them to."""
+    checksums = {}
+    for path, value in arrays:
+        f.create_dataset(path, data=value)
+        checksums[path] = array_checksum(value)
+    f.attrs["checksums"] = json.dumps(checksums, sort_keys=True)
+
+
 def checkpoint_bytes(checkpoint: Checkpoint) -> bytes:
     """The HDF5 image of a checkpoint, built in memory."""
     buffer = io.BytesIO()
-    checksums = {}
     with h5py.File(buffer, "w") as f:
         f.attrs["format"] = FORMAT
         f.attrs["epoch"] = int(checkpoint.epoch)
@@ -102,15 +111,12 @@ def checkpoint_bytes(checkpoint: Checkpoint) -> bytes:
         f.attrs["config"] = json.dumps(checkpoint.config, sort_keys=True)
         f.attrs["history"] = json.dumps(checkpoint.history)
         f.attrs["rng_state"] = json.dumps(checkpoint.rng_state)
-        for path, value in _arrays(checkpoint):
-            f.create_dataset(path, data=value)
-            checksums[path] = array_checksum(value)
+        write_checksummed(f, _arrays(checkpoint))
         if checkpoint.epoch_state is not None:
             state = checkpoint.epoch_state
             f.attrs["epoch_position"] = int(state.position)
             f.attrs["epoch_total"] = float(state.total)
             f.attrs["epoch_seconds"] = float(state.seconds)
-        f.attrs["checksums"] = json.dumps(checksums, sort_keys=True)
     return buffer.getvalue()
 
 
@@ -203,15 +209,24 @@ def refuse_non_finite(params: dict, path):
             raise CheckpointError(f"{path}: parameter {name} holds NaN or infinite values")
 
 
+def refuse_missing_or_linked(path: Path, what: str):
+    """A file to read must be a regular file of its own, never a symbolic link to another."""
+    if path.is_symlink() or not path.is_file():
+        raise CheckpointError(f"{path}: no such {what}" + (" (a symbolic link)" if path.is_symlink() else ""))
+
+
+def file_format(f) -> str | None:
+    """The ``format`` attribute of an open HDF5 file, as text."""
+    fmt = f.attrs.get("format")
+    return fmt.decode(errors="replace") if isinstance(fmt, bytes) else fmt
+
+
 def load_checkpoint(path) -> Checkpoint:
     path = Path(path)
-    if path.is_symlink() or not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint" + (" (a symbolic link)" if path.is_symlink() else ""))
+    refuse_missing_or_linked(path, "checkpoint")
     try:
         with h5py.File(path, "r") as f:
-            fmt = f.attrs.get("format")
-            if isinstance(fmt, bytes):
-                fmt = fmt.decode(errors="replace")
+            fmt = file_format(f)
             if fmt not in READABLE_FORMATS:
                 raise CheckpointError(f"{path}: not an npdvae checkpoint (format {fmt!r})")
             refuse_links(f, path)

@@ -25,8 +25,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from npdvae.training.checkpoint import (CheckpointError, array_checksum, load_checkpoint, read_array, read_attr,
-                               read_group, refuse_links, refuse_non_finite)
+from npdvae.training.checkpoint import (CheckpointError, file_format, load_checkpoint, read_array,
+                                        read_attr, read_group, refuse_links, refuse_missing_or_linked,
+                                        refuse_non_finite, write_checksummed)
 from npdvae.training.config import TrainConfig
 from npdvae.training.provenance import provenance
 from npdvae.training.run_files import replace_file
@@ -52,11 +53,9 @@ def is_model_file(path) -> bool:
         return False
     try:
         with h5py.File(path, "r") as f:
-            fmt = f.attrs.get("format")
+            fmt = file_format(f)
     except (OSError, ValueError):
         return False
-    if isinstance(fmt, bytes):
-        fmt = fmt.decode(errors="replace")
     return isinstance(fmt, str) and fmt.startswith("npdvae-model-")
 
 
@@ -110,7 +109,6 @@ def _evaluation_mismatch(evaluation, config: dict, epoch: int) -> str | None:
 def model_file_bytes(model: ModelFile) -> bytes:
     """The HDF5 image of a model file, built in memory."""
     buffer = io.BytesIO()
-    checksums = {}
     with h5py.File(buffer, "w") as f:
         f.attrs["format"] = FORMAT
         f.attrs["epoch"] = int(model.epoch)
@@ -119,11 +117,7 @@ def model_file_bytes(model: ModelFile) -> bytes:
         f.attrs["provenance"] = json.dumps(model.provenance, sort_keys=True)
         f.attrs["source"] = str(model.source)
         arrays = [(f"params/{name}", np.asarray(value)) for name, value in model.params.items()]
-        arrays.append(("curves", np.asarray(model.curves, dtype=np.float64)))
-        for path, value in arrays:
-            f.create_dataset(path, data=value)
-            checksums[path] = array_checksum(value)
-        f.attrs["checksums"] = json.dumps(checksums, sort_keys=True)
+        write_checksummed(f, arrays + [("curves", np.asarray(model.curves, dtype=np.float64))])
     return buffer.getvalue()
 
 
@@ -135,13 +129,10 @@ def save_model_file(path, model: ModelFile):
 def load_model_file(path) -> ModelFile:
     """Read and check a model file; CheckpointError names what is wrong."""
     path = Path(path)
-    if path.is_symlink() or not path.is_file():
-        raise CheckpointError(f"{path}: no such model file" + (" (a symbolic link)" if path.is_symlink() else ""))
+    refuse_missing_or_linked(path, "model file")
     try:
         with h5py.File(path, "r") as f:
-            fmt = f.attrs.get("format")
-            if isinstance(fmt, bytes):
-                fmt = fmt.decode(errors="replace")
+            fmt = file_format(f)
             if fmt != FORMAT:
                 raise CheckpointError(f"{path}: not a model file this version reads (format {fmt!r})")
             refuse_links(f, path)
