@@ -173,7 +173,8 @@ def reproduce(experiment, epochs, seeds, only_seeds, jobs, rows, columns, noise_
 
     Each run's folder under OUT/runs names its cell, its protocol and its seed;
     a folder trained with another protocol is never counted in the table."""
-    from npdvae.experiments.reproduce import build_experiment, column_labels, grid_protocol, plan, run_grid, write_outputs
+    from npdvae.experiments.reproduce import (build_experiment, column_labels, grid_protocol, plan, run_grid,
+                                              table_name, write_outputs)
     selected = _parse_rows(rows)
     labels = column_labels(experiment)
     wanted = None
@@ -244,6 +245,11 @@ def reproduce(experiment, epochs, seeds, only_seeds, jobs, rows, columns, noise_
     except (DataError, RunDirectoryError, CheckpointError, ClusterError, SharedStorageError, RunLockedError,
             RunWriteError) as err:
         raise click.ClickException(str(err)) from None
-    write_outputs(grid, specs, results, out)
-    click.echo(f"wrote {out / 'table.md'} and {out / 'table.csv'}"
-               + (f" and {out / 'figure1.png'}" if experiment == "figure1" else ""))
+    # a grid restricted by --row, --column or --seed writes its own table, never over the whole one
+    every = build_experiment(experiment)
+    all_rows = {(cell.row, cell.layers) for cell in every.cells}
+    name = table_name(selected if selected and selected != all_rows else None,
+                      wanted if wanted and wanted != set(labels) else None, only_seeds)
+    write_outputs(grid, specs, results, out, name)
+    click.echo(f"wrote {out / (name + '.md')} and {out / (name + '.csv')}"
+               + (f" and {out / (name.replace('table', 'figure1', 1) + '.png')}" if experiment == "figure1" else ""))

@@ -449,7 +449,7 @@ def test_ctrl_c_on_a_local_grid_stops_every_run_at_a_checkpoint_and_a_rerun_cont
     assert len(stopped) == 2 and all(epoch < 1000 for epoch in stopped.values())
     again = npdvae(mnist_root, *args, "--epochs", str(max(stopped.values()) + 1))
     assert again.returncode == 0, again.stderr
-    assert "[2/2]" in again.stdout and (out / "table.md").exists()
+    assert "[2/2]" in again.stdout and (out / "table-row-DVAE_K=1_-1l-column-0-column-5.md").exists()
 
 
 def _children(pid):

@@ -25,6 +25,7 @@ are Gaussian standard deviations of 0.025, 0.05 and 0.075 on [0, 1] pixels.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -617,7 +618,18 @@ def budget_lines(experiment: Experiment, table: dict) -> list[str]:
     return header + lines + [""] + total
 
 
-def write_outputs(experiment: Experiment, specs, results, out) -> dict:
+def table_name(rows=None, columns=None, seeds=None) -> str:
+    """The file name (without suffix) of a grid's table: ``table`` for the whole experiment,
+    ``table-...`` naming the restriction otherwise, so that a part never replaces the whole."""
+    parts = [f"row-{row}-{layers}l" for row, layers in sorted(rows or ())]
+    parts += [f"column-{str(column).rstrip('%')}" for column in sorted(columns or ())]
+    parts += [f"seed-{seed}" for seed in sorted(seeds or ())]
+    text = "-".join(["table", *parts])
+    return "".join(ch if ch.isalnum() or ch in "-=." else "_" for ch in text).replace("__", "_")
+
+
+def write_outputs(experiment: Experiment, specs, results, out, name: str = "table") -> dict:
+    """Write ``name``.md and ``name``.csv (and for figure1 its picture) under ``out``."""
     out = Path(out)
     table = collect(experiment, specs, results)
     markdown = [markdown_table(experiment, table, protocol_lines(specs)), ""]
@@ -642,27 +654,28 @@ def write_outputs(experiment: Experiment, specs, results, out) -> dict:
                      f"{sum(r['eval_seconds'] for r in done) / 3600:.2f} h of evaluation, summed over runs; "
                      f"{busy_seconds(intervals) / 3600:.2f} h of wall time with at least one run going.", ""]
     markdown += ["Training cost, measured:", ""] + budget_lines(experiment, table) + [""]
-    (out / "table.md").write_text("\n".join(markdown))
-    with open(out / "table.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["experiment", "model", "layers", "column", "seeds", "epochs", "bound_mean", "bound_std",
-                         "paper_mean", "paper_std", "log_likelihood_mean", "log_likelihood_std",
-                         "seconds_per_epoch", "noise_type", "schedule", "clip_grad_norm", "binarize", "lr",
-                         "valid_bound_by_lr"])
-        protocol = {(spec.cell.row_key, spec.cell.column, spec.config["lr"]): spec.config for spec in specs}
-        for (row_key, column), entry in table.items():
-            config = protocol[(row_key, column, entry["lr"])]
-            paper_mean, paper_std = entry["paper"] or (None, None)
-            writer.writerow([experiment.name, row_key[0], row_key[1], column, entry["seeds"], max(entry["epochs"]),
-                             *entry["bound_stats"], paper_mean, paper_std, *entry["ll_stats"],
-                             statistics.fmean(entry["seconds_per_epoch"]), config["noise_type"],
-                             config["schedule"], config["clip_grad_norm"], config["binarize"], config["lr"],
-                             json.dumps({f"{lr:g}": round(v, 4) for lr, v in entry["valid_by_lr"].items()})])
+    replace_file(out / f"{name}.md", "\n".join(markdown).encode())
+    rows = io.StringIO()
+    writer = csv.writer(rows)
+    writer.writerow(["experiment", "model", "layers", "column", "seeds", "epochs", "bound_mean", "bound_std",
+                     "paper_mean", "paper_std", "log_likelihood_mean", "log_likelihood_std",
+                     "seconds_per_epoch", "noise_type", "schedule", "clip_grad_norm", "binarize", "lr",
+                     "valid_bound_by_lr"])
+    protocol = {(spec.cell.row_key, spec.cell.column, spec.config["lr"]): spec.config for spec in specs}
+    for (row_key, column), entry in table.items():
+        config = protocol[(row_key, column, entry["lr"])]
+        paper_mean, paper_std = entry["paper"] or (None, None)
+        writer.writerow([experiment.name, row_key[0], row_key[1], column, entry["seeds"], max(entry["epochs"]),
+                         *entry["bound_stats"], paper_mean, paper_std, *entry["ll_stats"],
+                         statistics.fmean(entry["seconds_per_epoch"]), config["noise_type"],
+                         config["schedule"], config["clip_grad_norm"], config["binarize"], config["lr"],
+                         json.dumps({f"{lr:g}": round(v, 4) for lr, v in entry["valid_by_lr"].items()})])
+    replace_file(out / f"{name}.csv", rows.getvalue().encode())
     if experiment.name == "figure1":
         from npdvae.evaluation.pictures import plot_training_curves
         series = []
         for spec in specs:
             if spec.seed == 0:
                 series.append((f"{spec.cell.row} {spec.cell.column}", read_metrics(spec.run_dir)))
-        plot_training_curves(series, out / "figure1.png", log_epochs=True)
+        plot_training_curves(series, out / f"{name.replace('table', 'figure1', 1)}.png", log_epochs=True)
     return table

@@ -244,9 +244,9 @@ def test_reproduce_writes_outside_results_by_default_and_names_valid_rows(data_e
     result = run("reproduce", "table1", "--row", "DVAE (K=1)/1", "--column", "5", "--seeds", "1", "--epochs", "1",
                  "--train-examples", "200", "--eval-examples", "20", "--is-samples", "5")
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "runs" / "reproduce" / "table1" / "table.md").is_file() and not (tmp_path / "results").exists()
+    assert (tmp_path / "runs" / "reproduce" / "table1" / "table-row-DVAE_K=1_-1l-column-5.md").is_file() and not (tmp_path / "results").exists()
     assert "1 run (1 cell x 1 seed), 1 epoch each" in result.output
-    assert "Too few epochs timed to project" in (tmp_path / "runs" / "reproduce" / "table1" / "table.md").read_text()
+    assert "Too few epochs timed to project" in (tmp_path / "runs" / "reproduce" / "table1" / "table-row-DVAE_K=1_-1l-column-5.md").read_text()
     result = CliRunner().invoke(main, ["reproduce", "table1", "--row", "VAE/3"])
     assert result.exit_code == 2 and "its rows: 'DIWAE (K=5)/1'" in result.output
 

@@ -166,7 +166,7 @@ def test_the_command_runs_a_grid_on_the_cluster_and_reports_each_run(cluster, mn
     assert result.returncode == 0, result.stderr
     assert f"on the Dask cluster at {cluster}" in result.stdout
     assert "[1/1] DVAE (K=1), 1 layer, 5%, seed 0, lr 0.001: test bound" in result.stdout
-    assert (tmp_path / "out" / "table.csv").exists()
+    assert (tmp_path / "out" / "table-row-DVAE_K=1_-1l-column-5.csv").exists()
 
 
 def test_an_out_folder_a_worker_cannot_see_fails_the_grid_saying_why(mnist_root, tmp_path):

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 from hypothesis import given, strategies as st
 
 from npdvae.cli.main import main
-from npdvae.experiments.reproduce import build_experiment, busy_seconds, grid_protocol, plan, run_grid, write_outputs
+from npdvae.experiments.reproduce import build_experiment, busy_seconds, grid_protocol, plan, table_name, run_grid, write_outputs
 from npdvae.training.config import TrainConfig
 from npdvae.training.runs import RunDirectoryError, open_run, prepare_dataset, read_metrics
 
@@ -100,7 +100,7 @@ def test_reproduce_command_without_protocol_options_records_the_authors_protocol
     assert result.exit_code == 0, result.output
     config, = [json.loads(p.read_text()) for p in (tmp_path / "b" / "runs").glob("*/config.json")]
     assert (config["schedule"], config["clip_grad_norm"]) == ("constant", None)
-    assert "no gradient clipping" in (tmp_path / "b" / "table.md").read_text()
+    assert "no gradient clipping" in (tmp_path / "b" / "table-row-DVAE_K=1_-1l-column-5.md").read_text()
 
 
 @pytest.mark.parametrize("options, message", [
@@ -184,8 +184,8 @@ def test_reproduce_command_runs_a_tiny_figure1(tmp_path, mnist_root, monkeypatch
         "--train-examples", "200", "--eval-examples", "20", "--out", str(tmp_path)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "[3/3]" in result.output
-    assert (tmp_path / "figure1.png").read_bytes()[:4] == b"\x89PNG"
-    assert len(list(csv.DictReader(open(tmp_path / "table.csv")))) == 3
+    assert (tmp_path / "figure1-row-DVAE_K=1_-1l.png").read_bytes()[:4] == b"\x89PNG"   # one row of two
+    assert len(list(csv.DictReader(open(tmp_path / "table-row-DVAE_K=1_-1l.csv")))) == 3
 
 
 def test_reproduce_rejects_a_row_that_does_not_exist(tmp_path):
@@ -250,10 +250,10 @@ def test_reproduce_command_records_the_protocol_in_configs_and_the_table(tmp_pat
     assert all((c["schedule"], c["clip_grad_norm"], c["binarize"]) == ("staged", 5.0, "static") for c in configs)
     assert configs[1]["noise_type"] == "salt-pepper-released"
     assert not (tmp_path / ".npdvae-grid-token").exists()     # the storage check leaves nothing behind
-    markdown = (tmp_path / "table.md").read_text()
+    markdown = (tmp_path / "table-row-DVAE_K=1_-1l-column-0-column-5.md").read_text()
     assert "- corruption (5%): `salt-pepper-released`" in markdown
     assert "schedule staged, gradient norm clipped at 5.0, binarization static" in markdown
-    rows = list(csv.DictReader(open(tmp_path / "table.csv")))
+    rows = list(csv.DictReader(open(tmp_path / "table-row-DVAE_K=1_-1l-column-0-column-5.csv")))
     assert {(r["column"], r["noise_type"], r["schedule"]) for r in rows} == {
         ("0", "salt-pepper-released", "staged"), ("5", "salt-pepper-released", "staged")}
 
@@ -303,3 +303,18 @@ def test_a_finished_task_releases_its_runs_lock(tmp_path, mnist_root):
                              timeout=600)
     assert resumed.returncode == 0, resumed.stderr
     assert [h["epoch"] for h in read_metrics(specs[0].run_dir)] == [1, 2]
+
+
+def test_a_restricted_grid_writes_its_own_table_and_leaves_the_whole_one(tmp_path, mnist_root):
+    base = ["reproduce", "table1", "--row", "DVAE (K=1)/1", "--epochs", "1", "--is-samples", "5",
+            "--train-examples", "200", "--eval-examples", "20", "--out", str(tmp_path), "--data-dir", str(mnist_root)]
+    whole = CliRunner().invoke(main, [*base, "--seeds", "1"], catch_exceptions=False)
+    assert whole.exit_code == 0, whole.output
+    part = tmp_path / "table-row-DVAE_K=1_-1l.md"        # the row restricts Table 1; every column, seed 0
+    before = part.read_bytes()
+    restricted = CliRunner().invoke(main, [*base, "--column", "5", "--seed", "0"], catch_exceptions=False)
+    assert restricted.exit_code == 0, restricted.output
+    assert part.read_bytes() == before
+    assert (tmp_path / "table-row-DVAE_K=1_-1l-column-5-seed-0.md").is_file()
+    assert f"wrote {tmp_path / 'table-row-DVAE_K=1_-1l-column-5-seed-0.md'}" in restricted.output
+    assert table_name() == "table"
