@@ -5,7 +5,9 @@ One module per command; none computes anything the library does not offer as a f
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 
 import click
 
@@ -18,11 +20,17 @@ from .train import train
 
 
 class _Commands(click.Group):
-    """The command group, ending an interrupt outside the polled loops in one line, exit 130."""
+    """The command group, ending an interrupt outside the polled loops in one line (exit 130),
+    and a closed standard output quietly (exit 141)."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            # stdout was closed (``| head``): what was saved stays saved; end quietly, as a pipe's writer does
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            ctx.exit(128 + signal.SIGPIPE)
         except KeyboardInterrupt:
             pass
         except SystemError as err:   # a KeyboardInterrupt raised while a Numba kernel returned

@@ -489,3 +489,20 @@ def test_a_grid_driver_stopped_alone_takes_its_pool_with_it_and_a_rerun_continue
     again = npdvae(mnist_root, *args, "--epochs", str(max(stopped.values()) + 1))
     assert again.returncode == 0 and "in use by another" not in again.stderr, again.stderr
     assert "[2/2]" in again.stdout
+
+
+def test_a_closed_standard_output_ends_quietly_with_the_run_saved(mnist_root, tmp_path):
+    """npdvae train ... | head -3: the reader goes away; the run stops without a word on
+    stderr, and what it saved continues."""
+    out = tmp_path / "run"
+    process = start(mnist_root, "train", *RUN, "--out", out)
+    lines = [process.stdout.readline() for _ in range(3)]
+    assert lines[-1], lines
+    process.stdout.close()                                 # as head does after its lines
+    _wait_for(lambda: False, process, timeout=300)         # until it ends
+    stderr = process.stderr.read()
+    process.wait(timeout=60)
+    assert process.returncode == 141, stderr
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+    result = _continue(mnist_root, out)
+    assert result.returncode == 0, result.stderr
