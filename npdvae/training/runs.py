@@ -54,8 +54,9 @@ def _refuse_subsets_larger_than_the_data(config: TrainConfig, dataset: Dataset):
     for field, splits in (("train_examples", ("train",)), ("eval_examples", ("valid", "test"))):
         asked, held = getattr(config, field), min(dataset.num_examples(split) for split in splits)
         if asked is not None and asked > held:
-            raise ConfigError(field, f"{field} {asked} is more than the {' and '.join(splits)} split of "
-                                     f"{config.dataset} holds ({held} images)")
+            where = f"the {splits[0]} split of {config.dataset} holds" if len(splits) == 1 else \
+                f"the {' and '.join(splits)} splits of {config.dataset} hold"
+            raise ConfigError(field, f"{field} {asked} is more than {where} ({held} images)")
 
 
 def has_checkpoint(run_dir) -> bool:

@@ -53,16 +53,20 @@ class BernoulliHead:
         return {"decoder.logits.W": W, "decoder.logits.b": b}
 
     def forward(self, params, h):
+        """h (R, H) -> {"logits": l = h W + b} (R, D)."""
         logits, cache = self.logits.forward(params, h)
         return {"logits": logits}, cache
 
     def backward(self, params, d_outputs, cache, grads):
+        """dL/dl (R, D) -> dL/dh (R, H); dL/dW and dL/db into ``grads``."""
         return self.logits.backward(params, d_outputs["logits"], cache, grads)
 
     def log_likelihood(self, x, outputs, with_grad=True):
+        """x (B, D), logits (B, S, D) -> sum_d x_d l_d - softplus(l_d) (B, S)."""
         return self._ll(x, outputs["logits"], with_grad)
 
     def log_likelihood_backward(self, d_ll, cache):
+        """d/dl_d = x_d - sigmoid(l_d), scaled by dL/d(log p) (B, S)."""
         return {"logits": self._ll_backward(d_ll, cache)}
 
     def mean(self, outputs):
@@ -100,21 +104,25 @@ class GaussianHead:
         return params
 
     def forward(self, params, h):
+        """h (R, H) -> {"mean": sigmoid(h W_m + b_m), "log_var": min_log_var + softplus(h W_v + b_v)} (R, D)."""
         mean, mean_cache = self.mean_layer.forward(params, h)
         softplus_a, lv_cache = self.log_var_layer.forward(params, h)
         log_var = softplus_a + softplus_a.dtype.type(self.min_log_var)
         return {"mean": mean, "log_var": log_var}, (mean_cache, lv_cache)
 
     def backward(self, params, d_outputs, cache, grads):
+        """dL/dmean, dL/dlog_var (R, D) -> dL/dh (R, H), the sum of both layers' paths."""
         mean_cache, lv_cache = cache
         d_h = self.mean_layer.backward(params, d_outputs["mean"], mean_cache, grads)
         # the floor is a constant shift: d log_var / d softplus(a) = 1
         return d_h + self.log_var_layer.backward(params, d_outputs["log_var"], lv_cache, grads)
 
     def log_likelihood(self, x, outputs, with_grad=True):
+        """sum_d -1/2 [log 2 pi + v_d + (x_d - m_d)^2 e^-v_d] (B, S)."""
         return self._ll(x, outputs["mean"], outputs["log_var"], with_grad)
 
     def log_likelihood_backward(self, d_ll, cache):
+        """d/dm = (x - m) e^-v,  d/dv = -1/2 + (x - m)^2 e^-v / 2, scaled by dL/d(log p)."""
         d_mean, d_log_var = self._ll_backward(d_ll, cache)
         return {"mean": d_mean, "log_var": d_log_var}
 
