@@ -229,6 +229,8 @@ def reproduce(experiment, epochs, seeds, only_seeds, jobs, rows, columns, noise_
                    f"lr {spec.config['lr']:g}: test bound {result['test_bound']:.2f}, "
                    f"log p(x) {result['log_likelihood']:.2f}, {seconds:.0f} s"
                    + (f"; about {_duration(left)} left" if finished[0] < len(specs) else ""))
+        for note in result.get("notes", []):
+            click.echo(f"  note: {note}")
 
     try:
         with _termination_as_interrupt() as received:

@@ -40,6 +40,9 @@ from npdvae.evaluation.evaluate import evaluate_run
 from npdvae.training.run_files import replace_file
 from npdvae.experiments.executor import TOKEN_NAME, TaskSettings, local_executor, submit_grid, write_token
 from npdvae.training.config import TrainConfig
+from npdvae.training.checkpoint import trained_epochs
+from npdvae.training.evaluation_record import EVALUATION_NAME, evaluation_problem, read_evaluation
+from npdvae.training.identity import RUN_ID_KEY
 from npdvae.training.runs import RunDirectoryError, load_trained, open_run, prepare_dataset, read_metrics
 from npdvae.training.loop import validation_bound
 
@@ -280,23 +283,39 @@ def plan(experiment: Experiment, out, epochs: int, seeds, overrides=None, lrs=No
 _MAY_DIFFER = ("epochs", "patience", "kernels")
 
 
-def check_run_matches(run_dir, config_dict: dict):
-    """Refuse to count (or continue) a run whose recorded configuration is another protocol's."""
+def run_problems(run_dir, config_dict: dict) -> tuple[dict | None, list[str]]:
+    """(the configuration ``run_dir`` records, or None when it holds no run yet; why the run
+    cannot be counted or continued as the run ``config_dict`` asks for: another protocol, or
+    trained for more epochs than asked)."""
     recorded_file = Path(run_dir) / "config.json"
     if not recorded_file.exists():
-        return None
+        return None, []
     try:
         recorded = json.loads(recorded_file.read_text())
-    except (OSError, ValueError) as err:
-        raise RunDirectoryError(f"{recorded_file} cannot be read ({err}); move the run folder aside") from None
+        if not isinstance(recorded, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        return None, [f"{recorded_file} cannot be read ({err}); move the run folder aside"]
     requested = TrainConfig(**config_dict).to_dict()
     diffs = [f"{k}: run has {recorded.get(k)!r}, grid asks {v!r}"
              for k, v in requested.items() if k not in _MAY_DIFFER and recorded.get(k) != v
              and not (k == "noise_type" and requested["noise"] == 0)]
     if diffs:
-        raise RunDirectoryError(f"{run_dir} was trained with another protocol ({'; '.join(diffs)}); "
-                                "choose another --out or move the folder aside")
-    return recorded
+        return recorded, [f"{run_dir} was trained with another protocol ({'; '.join(diffs)})"]
+    trained = trained_epochs(Path(run_dir) / "last.h5")
+    if trained is not None and trained > requested["epochs"]:
+        return recorded, [f"{run_dir} was trained for {trained} epochs; ask for at least that many"]
+    return recorded, []
+
+
+def check_existing_runs(specs):
+    """Hold every run a grid would count or continue to its request, before anything is
+    trained or written: RunDirectoryError listing every run that does not match."""
+    problems = [problem for spec in specs for problem in run_problems(spec.run_dir, spec.config)[1]]
+    if problems:
+        runs = f"{len(problems)} runs do" if len(problems) > 1 else "a run does"
+        raise RunDirectoryError(f"{runs} not match this request: {'; '.join(problems)}; choose another --out, "
+                                "or move those folders aside, or ask for the settings they were trained with")
 
 
 EVALUATED_CHECKPOINT = "best"
@@ -310,21 +329,28 @@ def run_one(config_dict: dict, run_dir: str, data_dir=None, is_samples=5000, is_
     model a user would keep and what ``npdvae evaluate`` scores by default. A
     finished run whose eval.json scored another checkpoint is evaluated again,
     without training; one asked for more epochs than it was trained for
-    continues from its last checkpoint and is scored again."""
+    continues from its last checkpoint and is scored again. An ``eval.json``
+    that is not this run's result (unreadable, another run's identity or
+    configuration) is never counted: the run is scored again, and the returned
+    ``notes`` say why."""
     run_dir = Path(run_dir)
-    recorded = check_run_matches(run_dir, config_dict)
+    recorded, problems = run_problems(run_dir, config_dict)
+    if problems:
+        raise RunDirectoryError(f"{problems[0]}; choose another --out or move the folder aside")
     if recorded and config_dict["noise"] == 0:
         # a clean run shared by grids of different corruptions keeps the name it was trained under
         config_dict = dict(config_dict, noise_type=recorded["noise_type"])
-    done_file = run_dir / "eval.json"
-    earlier = []
-    if done_file.exists():
-        done = json.loads(done_file.read_text())
-        trained_for, asked_for = done["config"]["epochs"], config_dict["epochs"]
-        if asked_for < trained_for:
-            raise RunDirectoryError(f"{run_dir} was trained for {trained_for} epochs; "
-                                    "ask for at least that many or choose another --out")
-        if done.get("checkpoint") == EVALUATED_CHECKPOINT and asked_for == trained_for:
+    done_file = run_dir / EVALUATION_NAME
+    earlier, notes = [], []
+    done, problem = read_evaluation(done_file)
+    if done is not None:
+        run_id = recorded.get(RUN_ID_KEY) if recorded else done.get(RUN_ID_KEY)
+        problem = evaluation_problem(done, recorded or config_dict, run_id)
+    if problem:
+        notes.append(f"{done_file} was not counted ({problem}); the run is scored again")
+        done = None
+    if done is not None:
+        if done.get("checkpoint") == EVALUATED_CHECKPOINT and config_dict["epochs"] == done["config"]["epochs"]:
             return done
         # more epochs asked for, or another checkpoint scored: continue and score again
         earlier = run_intervals(done, done_file)
@@ -337,15 +363,16 @@ def run_one(config_dict: dict, run_dir: str, data_dir=None, is_samples=5000, is_
         if stop_requested is not None:
             trainer.stop_requested = stop_requested
         trainer.run()
-        _, model, params = load_trained(run_dir, EVALUATED_CHECKPOINT)
-        history = read_metrics(run_dir)
+        # scoring last.h5 in place of a damaged or foreign best.h5 would mislabel the figures
+        _, model, params = load_trained(run_dir, EVALUATED_CHECKPOINT, fall_back=False)
+        history = trainer.history
         best = max(history, key=lambda h: h["valid_bound"])
         n_test = dataset.num_examples("test") if not is_examples else min(is_examples, dataset.num_examples("test"))
         start = time.perf_counter()
         test_bound = validation_bound(model, params, dataset, config, split="test")
         ll = evaluate_run(model, params, dataset, config, "test", n_test, is_samples=is_samples)
         result = {
-            "config": config.to_dict(), "epochs": trainer.epoch,
+            "config": config.to_dict(), RUN_ID_KEY: trainer.run_id, "epochs": trainer.epoch,
             "checkpoint": EVALUATED_CHECKPOINT, "checkpoint_epoch": best["epoch"],
             "valid_bound": best["valid_bound"],
             "train_seconds": sum(h["seconds"] for h in history),
@@ -358,7 +385,7 @@ def run_one(config_dict: dict, run_dir: str, data_dir=None, is_samples=5000, is_
             "intervals": earlier + [[began_at, time.time()]],
         }
         replace_file(done_file, (json.dumps(result, indent=2) + "\n").encode())
-        return result
+        return {**result, "notes": notes} if notes else result
     finally:
         trainer.lock.release()
 
@@ -372,6 +399,7 @@ def run_grid(specs, jobs=1, data_dir=None, is_samples=5000, is_examples=None, on
     if not specs:
         return []
     out = Path(specs[0].run_dir).parent.parent
+    check_existing_runs(specs)
     try:
         return _run_grid(specs, out, jobs, data_dir, is_samples, is_examples, on_done, scheduler, threads_per_task)
     finally:

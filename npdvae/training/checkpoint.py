@@ -8,8 +8,10 @@ Layout of a checkpoint file::
     /epoch_order          only mid-epoch: the shuffled order of the epoch under way
     attrs: format, epoch, adam_step, config (JSON), history (JSON),
            rng_state (JSON of numpy's bit-generator state), checksums (JSON:
-           SHA-256 of every array's dtype, shape and bytes), and, mid-epoch,
-           epoch_position (minibatches done), epoch_total, epoch_seconds
+           SHA-256 of every array's dtype, shape and bytes), run_id (the run's
+           identity, npdvae/training/identity.py; absent in runs created before
+           identities), and, mid-epoch, epoch_position (minibatches done),
+           epoch_total, epoch_seconds
 
 A checkpoint written at an epoch's end has no ``epoch_order``; one written
 when training was interrupted (SIGINT, SIGTERM) holds the epoch under way, so
@@ -71,6 +73,7 @@ class Checkpoint:
     history: list
     rng_state: dict
     epoch_state: EpochState | None = None
+    run_id: str | None = None
 
 
 def array_checksum(array: np.ndarray) -> str:
@@ -111,6 +114,8 @@ def checkpoint_bytes(checkpoint: Checkpoint) -> bytes:
         f.attrs["config"] = json.dumps(checkpoint.config, sort_keys=True)
         f.attrs["history"] = json.dumps(checkpoint.history)
         f.attrs["rng_state"] = json.dumps(checkpoint.rng_state)
+        if checkpoint.run_id is not None:
+            f.attrs["run_id"] = checkpoint.run_id
         write_checksummed(f, _arrays(checkpoint))
         if checkpoint.epoch_state is not None:
             state = checkpoint.epoch_state
@@ -156,6 +161,18 @@ def read_attr(f, path, name, kind):
         raise CheckpointError(f"{path}: attribute {name!r} must be a JSON {expected.__name__}, "
                               f"got {type(decoded).__name__}")
     return decoded
+
+
+def read_run_id(f, path) -> str | None:
+    """The optional ``run_id`` attribute (None when absent), or CheckpointError if it is not text."""
+    if "run_id" not in f.attrs:
+        return None
+    value = f.attrs["run_id"]
+    if isinstance(value, bytes):
+        value = value.decode(errors="replace")
+    if not isinstance(value, str):
+        raise CheckpointError(f"{path}: attribute 'run_id' must be text, got {type(value).__name__}")
+    return value
 
 
 def refuse_links(f, path):
@@ -221,6 +238,19 @@ def file_format(f) -> str | None:
     return fmt.decode(errors="replace") if isinstance(fmt, bytes) else fmt
 
 
+def trained_epochs(path) -> int | None:
+    """The epochs a checkpoint has done, read from its attributes alone; None when there is
+    no such file or it cannot say (loading it in full then names the fault)."""
+    path = Path(path)
+    if path.is_symlink() or not path.is_file():
+        return None
+    try:
+        with h5py.File(path, "r") as f:
+            return read_attr(f, path, "epoch", "int>=0")
+    except (OSError, ValueError, CheckpointError):
+        return None
+
+
 def load_checkpoint(path) -> Checkpoint:
     path = Path(path)
     refuse_missing_or_linked(path, "checkpoint")
@@ -246,6 +276,7 @@ def load_checkpoint(path) -> Checkpoint:
                 adam_step=read_attr(f, path, "adam_step", "int>=0"), epoch=read_attr(f, path, "epoch", "int>=0"),
                 config=read_attr(f, path, "config", "json-dict"), history=read_attr(f, path, "history", "json-list"),
                 rng_state=read_attr(f, path, "rng_state", "json-dict"), epoch_state=epoch_state,
+                run_id=read_run_id(f, path),
             )
     except (OSError, KeyError, ValueError, TypeError) as err:
         raise CheckpointError(f"{path}: unreadable checkpoint ({err})") from None

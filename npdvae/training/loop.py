@@ -97,8 +97,9 @@ class Trainer:
     after each epoch; the library itself never prints.
     """
 
-    def __init__(self, config: TrainConfig, dataset: Dataset, run_dir: Path):
+    def __init__(self, config: TrainConfig, dataset: Dataset, run_dir: Path, run_id: str | None = None):
         self.config, self.dataset, self.run_dir = config, dataset, Path(run_dir)
+        self.run_id = run_id   # carried by every checkpoint (npdvae/training/identity.py)
         keep_freed_memory()  # every step frees and reallocates the same buffers
         self.model = DVAEModel(config.model_config(dataset.input_dim, dataset.likelihood), use_kernels=config.kernels)
         if config.batch_size > dataset.num_examples("train"):
@@ -121,7 +122,8 @@ class Trainer:
 
     def checkpoint(self, epoch_state: EpochState | None = None) -> Checkpoint:
         return Checkpoint(self.params, self.adam.m, self.adam.v, self.adam.step_count, self.epoch,
-                          self.config.to_dict(), self.history, self.rng.bit_generator.state, epoch_state)
+                          self.config.to_dict(), self.history, self.rng.bit_generator.state, epoch_state,
+                          self.run_id)
 
     def restore(self, checkpoint: Checkpoint):
         check_resume_compatible(TrainConfig.from_dict(checkpoint.config), self.config)

@@ -8,8 +8,10 @@ training it (no optimizer state, no random stream)::
     attrs: format, epoch (of the best checkpoint), config (JSON, the run's full
            configuration), evaluation (JSON: the run's eval.json, or null if the
            run was never evaluated by a grid), provenance (JSON: see
-           npdvae/training/provenance.py), source (the run folder's name), checksums
-           (JSON: SHA-256 of every array, as in checkpoints)
+           npdvae/training/provenance.py), source (the run folder's name), run_id
+           (the run's identity, npdvae/training/identity.py; absent for a run from
+           before identities), checksums (JSON: SHA-256 of every array, as in
+           checkpoints)
 
 Reading applies the checkpoint's checks (npdvae/training/checkpoint.py): checksums, finite
 parameters, no external data or links, attributes of the right types.
@@ -26,9 +28,11 @@ import h5py
 import numpy as np
 
 from npdvae.training.checkpoint import (CheckpointError, file_format, load_checkpoint, read_array,
-                                        read_attr, read_group, refuse_links, refuse_missing_or_linked,
-                                        refuse_non_finite, write_checksummed)
+                                        read_attr, read_group, read_run_id, refuse_links,
+                                        refuse_missing_or_linked, refuse_non_finite, write_checksummed)
 from npdvae.training.config import TrainConfig
+from npdvae.training.evaluation_record import EVALUATION_NAME, evaluation_problem, read_evaluation
+from npdvae.training.identity import UNKNOWN, identity_problem, recorded_run_id
 from npdvae.training.provenance import provenance
 from npdvae.training.run_files import replace_file
 
@@ -44,6 +48,7 @@ class ModelFile:
     evaluation: dict | None     # the run's eval.json
     provenance: dict
     source: str
+    run_id: str | None = None   # the identity of the run it was exported from
 
 
 def is_model_file(path) -> bool:
@@ -62,8 +67,9 @@ def is_model_file(path) -> bool:
 def model_from_run(run_dir) -> ModelFile:
     """The model file of a run folder: its best checkpoint, curves and evaluation.
 
-    The evaluation is taken only if it is this run's: the same configuration and the
-    same best epoch as the checkpoint; a missing one leaves ``evaluation`` None."""
+    The checkpoint must be the run's (its identity, npdvae/training/identity.py), and the
+    evaluation is taken only if it is the result of that checkpoint (same identity, same
+    configuration, same best epoch); a missing one leaves ``evaluation`` None."""
     run_dir = Path(run_dir)
     best = run_dir / "best.h5"
     if not best.is_file():
@@ -73,37 +79,23 @@ def model_from_run(run_dir) -> ModelFile:
         TrainConfig.from_dict(checkpoint.config)
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{best}: its configuration is not valid ({err})") from None
-    evaluation = None
-    eval_file = run_dir / "eval.json"
-    if eval_file.exists():
-        try:
-            evaluation = json.loads(eval_file.read_text())
-        except (OSError, ValueError) as err:
-            raise CheckpointError(f"{eval_file} cannot be read ({err}); score the run again "
-                                  "(rerun its grid) or move the file aside") from None
-        mismatch = _evaluation_mismatch(evaluation, checkpoint.config, checkpoint.epoch)
-        if mismatch:
-            raise CheckpointError(f"{eval_file} is not the evaluation of {best} ({mismatch}); "
-                                  "score the run again (rerun its grid) or move the file aside")
+    run_id = recorded_run_id(run_dir)
+    problem = identity_problem(checkpoint.run_id, checkpoint.config,
+                               checkpoint.run_id if run_id is UNKNOWN else run_id)
+    if problem:
+        raise CheckpointError(f"{best} is not this run's checkpoint: {problem}")
+    eval_file = run_dir / EVALUATION_NAME
+    evaluation, problem = read_evaluation(eval_file)
+    if evaluation is not None:
+        problem = evaluation_problem(evaluation, checkpoint.config, checkpoint.run_id, checkpoint.epoch)
+    if problem:
+        raise CheckpointError(f"{eval_file} is not the evaluation of {best} ({problem}); "
+                              "score the run again (rerun its grid) or move the file aside")
     curves = np.array([[h["epoch"], h.get("train_bound", np.nan), h["valid_bound"]] for h in checkpoint.history],
                       dtype=np.float64).reshape(-1, 3)
     return ModelFile(params=checkpoint.params, config=checkpoint.config, epoch=checkpoint.epoch, curves=curves,
-                     evaluation=evaluation, provenance=provenance(), source=run_dir.resolve().name)
-
-
-def _evaluation_mismatch(evaluation, config: dict, epoch: int) -> str | None:
-    if not isinstance(evaluation, dict):
-        return "not a JSON object"
-    recorded = evaluation.get("config")
-    if not isinstance(recorded, dict):
-        return "it records no configuration"
-    # a run's config may be asked for more epochs after it was scored; all else must agree
-    differs = sorted(k for k in set(recorded) | set(config) if k != "epochs" and recorded.get(k) != config.get(k))
-    if differs:
-        return f"{differs[0]}: {recorded.get(differs[0])!r} against the checkpoint's {config.get(differs[0])!r}"
-    if evaluation.get("checkpoint_epoch") != epoch:
-        return f"it scored the checkpoint of epoch {evaluation.get('checkpoint_epoch')}, best.h5 is of epoch {epoch}"
-    return None
+                     evaluation=evaluation, provenance=provenance(), source=run_dir.resolve().name,
+                     run_id=checkpoint.run_id)
 
 
 def model_file_bytes(model: ModelFile) -> bytes:
@@ -116,6 +108,8 @@ def model_file_bytes(model: ModelFile) -> bytes:
         f.attrs["evaluation"] = json.dumps(model.evaluation, sort_keys=True)
         f.attrs["provenance"] = json.dumps(model.provenance, sort_keys=True)
         f.attrs["source"] = str(model.source)
+        if model.run_id is not None:
+            f.attrs["run_id"] = model.run_id
         arrays = [(f"params/{name}", np.asarray(value)) for name, value in model.params.items()]
         write_checksummed(f, arrays + [("curves", np.asarray(model.curves, dtype=np.float64))])
     return buffer.getvalue()
@@ -151,15 +145,19 @@ def load_model_file(path) -> ModelFile:
             model = ModelFile(params=params, config=read_attr(f, path, "config", "json-dict"),
                               epoch=read_attr(f, path, "epoch", "int>=0"), curves=curves, evaluation=evaluation,
                               provenance=read_attr(f, path, "provenance", "json-dict"),
-                              source=source.decode(errors="replace") if isinstance(source, bytes) else str(source))
+                              source=source.decode(errors="replace") if isinstance(source, bytes) else str(source),
+                              run_id=read_run_id(f, path))
     except (OSError, KeyError, ValueError, TypeError) as err:
         raise CheckpointError(f"{path}: unreadable model file ({err})") from None
     try:
         TrainConfig.from_dict(model.config)
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{path}: its configuration is not valid ({err})") from None
+    problem = identity_problem(model.run_id, model.config, model.run_id)
+    if problem:
+        raise CheckpointError(f"{path}: {problem}")
     if model.evaluation is not None:
-        mismatch = _evaluation_mismatch(model.evaluation, model.config, model.epoch)
-        if mismatch:
-            raise CheckpointError(f"{path}: its evaluation is not of its model ({mismatch})")
+        problem = evaluation_problem(model.evaluation, model.config, model.run_id, model.epoch)
+        if problem:
+            raise CheckpointError(f"{path}: its evaluation is not of its model ({problem})")
     return model

@@ -2,8 +2,9 @@
 
 A run directory holds::
 
-    config.json        the full TrainConfig (every hyperparameter, recorded)
-    metrics.jsonl      one JSON record per epoch
+    config.json        the full TrainConfig (every hyperparameter, recorded) and the run's
+                       identity, ``run_id`` (npdvae/training/identity.py)
+    metrics.jsonl      a header line with the run's identity, then one JSON record per epoch
     best.h5, last.h5   checkpoints (best by validation bound, and latest)
     samples.png, reconstructions.png   pictures, written by the command line
     .lock              the writer's lock (see npdvae.training.run_files)
@@ -12,7 +13,8 @@ A run folder is never a dead end. ``last.h5`` is written before the first
 minibatch (step 0), so a run can be resumed from its very start; a folder
 that holds a configuration but no checkpoint (a run stopped while it was
 being created) is restarted, and says so; when one of ``best.h5`` and
-``last.h5`` is damaged the other is used, and that is said too.
+``last.h5`` is damaged, or belongs to another run, the other is used, and that
+is said too.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 
 from npdvae.training.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from npdvae.training.config import ConfigError, TrainConfig
+from npdvae.training.identity import RUN_ID_KEY, UNKNOWN, identity_problem, new_run_id, recorded_run_id
 from npdvae.data import Dataset, load_dataset
 from npdvae.vae.likelihoods import BernoulliHead, GaussianHead
 from npdvae.vae.model import DVAEModel
@@ -101,9 +104,8 @@ def open_run(config: TrainConfig, run_dir, dataset: Dataset, resume: bool = Fals
         checkpoint, note = load_run_checkpoint(run_dir, "last")
         if note:
             notes.append(note)
-        trainer = Trainer(config, dataset, run_dir)
+        trainer = Trainer(config, dataset, run_dir, run_id=checkpoint.run_id)
         trainer.restore(checkpoint)
-        _rewrite_metrics(run_dir, trainer.history)  # drop records of epochs after the checkpoint
     else:
         if has_checkpoint(run_dir):
             raise RunDirectoryError(f"{run_dir} already exists and holds a run; "
@@ -115,29 +117,37 @@ def open_run(config: TrainConfig, run_dir, dataset: Dataset, resume: bool = Fals
             notes.append(f"{run_dir} held no checkpoint (the run stopped before its first one): started afresh")
             for name in ("metrics.jsonl", "eval.json", "samples.png", "reconstructions.png"):
                 (run_dir / name).unlink(missing_ok=True)
-        trainer = Trainer(config, dataset, run_dir)
-    replace_file(run_dir / "config.json", (json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n").encode())
+        trainer = Trainer(config, dataset, run_dir, run_id=new_run_id(config.to_dict()))
+    recorded = config.to_dict() if trainer.run_id is None else {**config.to_dict(), RUN_ID_KEY: trainer.run_id}
+    replace_file(run_dir / "config.json", (json.dumps(recorded, indent=2, sort_keys=True) + "\n").encode())
+    _rewrite_metrics(run_dir, trainer.run_id, trainer.history)   # drops records of epochs after the checkpoint
     if not has_checkpoint(run_dir):
         trainer.save_start()
     trainer.lock, trainer.notes = lock, notes
     return trainer
 
 
-def _rewrite_metrics(run_dir: Path, history):
-    replace_file(run_dir / "metrics.jsonl", "".join(json.dumps(record) + "\n" for record in history).encode())
+def _rewrite_metrics(run_dir: Path, run_id: str | None, history):
+    header = [] if run_id is None else [{RUN_ID_KEY: run_id}]   # runs from before identities have none
+    replace_file(run_dir / "metrics.jsonl", "".join(json.dumps(line) + "\n" for line in header + history).encode())
 
 
-def load_run_checkpoint(run_dir, which: str = "last") -> tuple[Checkpoint, str | None]:
+def load_run_checkpoint(run_dir, which: str = "last", fall_back: bool = True) -> tuple[Checkpoint, str | None]:
     """``which``.h5 of a run folder, falling back on the other checkpoint when it is
-    missing or damaged; returns (checkpoint, a note saying what was used, or None)."""
+    missing, damaged or another run's (unless not ``fall_back``: then CheckpointError
+    says what to do); returns (checkpoint, a note saying what was used, or None)."""
     run_dir = Path(run_dir)
     first, second = (f"{which}.h5", "best.h5" if which == "last" else "last.h5")
+    run_id = recorded_run_id(run_dir)
     try:
-        return _checked(load_checkpoint(run_dir / first), run_dir / first), None
+        return _checked(load_checkpoint(run_dir / first), run_dir / first, run_id), None
     except CheckpointError as err:
         problem = err
+    if not fall_back:
+        raise CheckpointError(f"{problem}; the run's {first} cannot be used: move {run_dir} aside "
+                              "and train the run again") from None
     try:
-        checkpoint = _checked(load_checkpoint(run_dir / second), run_dir / second)
+        checkpoint = _checked(load_checkpoint(run_dir / second), run_dir / second, run_id)
     except CheckpointError as other:
         if not has_checkpoint(run_dir):
             raise RunDirectoryError(f"{run_dir}: no checkpoint (no {first} or {second})") from None
@@ -146,12 +156,17 @@ def load_run_checkpoint(run_dir, which: str = "last") -> tuple[Checkpoint, str |
     return checkpoint, f"{problem}; using {run_dir / second} (epoch {checkpoint.epoch}) instead"
 
 
-def _checked(checkpoint: Checkpoint, path) -> Checkpoint:
-    """The checkpoint, if its configuration and history are a run's; else CheckpointError."""
+def _checked(checkpoint: Checkpoint, path, run_id=UNKNOWN) -> Checkpoint:
+    """The checkpoint, if its configuration and history are a run's, and the run is
+    ``run_id`` (when known); else CheckpointError."""
     try:
         TrainConfig.from_dict(checkpoint.config)
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{path}: its configuration is not valid ({err})") from None
+    problem = identity_problem(checkpoint.run_id, checkpoint.config,
+                               checkpoint.run_id if run_id is UNKNOWN else run_id)
+    if problem:
+        raise CheckpointError(f"{path} is not this run's checkpoint: {problem}")
     for record in checkpoint.history:
         if not (isinstance(record, dict) and isinstance(record.get("epoch"), int)
                 and isinstance(record.get("valid_bound"), (int, float))):
@@ -211,11 +226,11 @@ def resumed_config(run_dir, changes: dict, notes: list | None = None) -> TrainCo
 
 def read_metrics(run_dir) -> list[dict]:
     """The per-epoch records of ``metrics.jsonl`` (none if it is missing); RunDirectoryError
-    naming the line when one is not a record."""
+    naming the line when one is not a record, or the file when its header names another run."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.exists():
         return []
-    records = []
+    records, header = [], None
     try:
         lines = path.read_text().splitlines()
     except (OSError, UnicodeDecodeError) as err:
@@ -225,11 +240,18 @@ def read_metrics(run_dir) -> list[dict]:
             continue
         try:
             record = json.loads(line)
+            if number == 1 and isinstance(record, dict) and set(record) == {RUN_ID_KEY}:
+                header = record[RUN_ID_KEY]
+                continue
             if not all(isinstance(record.get(key), (int, float)) for key in ("epoch", "train_bound", "valid_bound")):
                 raise ValueError("epoch, train_bound and valid_bound must be numbers")
         except (ValueError, AttributeError) as err:
             raise RunDirectoryError(f"{path}, line {number}: not an epoch record ({err})") from None
         records.append(record)
+    run_id = recorded_run_id(run_dir)
+    problem = None if run_id is UNKNOWN else identity_problem(header, None, run_id)
+    if problem:
+        raise RunDirectoryError(f"{path} is not this run's: {problem}")
     return records
 
 
@@ -243,15 +265,15 @@ def checkpoint_path(run_or_checkpoint, which: str = "best") -> Path:
     return path
 
 
-def load_trained(run_or_checkpoint, which: str = "best", notes: list | None = None):
+def load_trained(run_or_checkpoint, which: str = "best", notes: list | None = None, fall_back: bool = True):
     """(config, model, params) of a trained run (a run directory, a checkpoint or a model
     file, npdvae/training/model_file.py), for evaluation and pictures.
 
     Given a run directory, a damaged ``which``.h5 falls back on the other
-    checkpoint; the note saying so is appended to ``notes``."""
+    checkpoint (unless not ``fall_back``); the note saying so is appended to ``notes``."""
     path = Path(run_or_checkpoint)
     if path.is_dir():
-        checkpoint, note = load_run_checkpoint(path, which)
+        checkpoint, note = load_run_checkpoint(path, which, fall_back)
         if note and notes is not None:
             notes.append(note)
         recorded, params = checkpoint.config, checkpoint.params

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from npdvae.cli.main import main
 from npdvae.training.checkpoint import load_checkpoint
+from npdvae.training.runs import read_metrics
 from tests.data.conftest import REPO, dataset_root
 
 try:
@@ -48,7 +49,7 @@ def test_train_evaluate_sample_reconstruct_plot(data_env, tmp_path):
         assert "note: no pictures written (pictures need matplotlib" in result.output
     for name in ("config.json", "metrics.jsonl", "best.h5", "last.h5", *pictures):
         assert (out / name).is_file(), name
-    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    metrics = read_metrics(out)
     assert [m["epoch"] for m in metrics] == [1, 2] and all(np.isfinite(m["valid_bound"]) for m in metrics)
 
     result = run("evaluate", out, "--examples", "40", "--is-samples", "200", "--json")
@@ -101,8 +102,7 @@ def test_killed_and_resumed_run_equals_the_uninterrupted_run(data_env, tmp_path)
         np.testing.assert_array_equal(resumed[name], straight[name], err_msg=name)
 
     def metrics(run_dir):
-        return [{k: v for k, v in json.loads(line).items() if k != "seconds"}
-                for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        return [{k: v for k, v in record.items() if k != "seconds"} for record in read_metrics(run_dir)]
 
     assert metrics(killed_dir) == metrics(tmp_path / "straight")
 

@@ -1,13 +1,16 @@
 import csv
 import json
+import shutil
 from pathlib import Path
 
+import h5py
 import pytest
 from click.testing import CliRunner
 from hypothesis import given, strategies as st
 
 from npdvae.cli.main import main
-from npdvae.experiments.reproduce import build_experiment, busy_seconds, grid_protocol, plan, table_name, run_grid, write_outputs
+from npdvae.experiments.reproduce import RunSpec, build_experiment, busy_seconds, grid_protocol, plan, table_name, run_grid, write_outputs
+from npdvae.training.checkpoint import CheckpointError
 from npdvae.training.config import TrainConfig
 from npdvae.training.runs import RunDirectoryError, open_run, prepare_dataset, read_metrics
 
@@ -318,3 +321,75 @@ def test_a_restricted_grid_writes_its_own_table_and_leaves_the_whole_one(tmp_pat
     assert (tmp_path / "table-row-DVAE_K=1_-1l-column-5-seed-0.md").is_file()
     assert f"wrote {tmp_path / 'table-row-DVAE_K=1_-1l-column-5-seed-0.md'}" in restricted.output
     assert table_name() == "table"
+
+
+@pytest.fixture(scope="module")
+def scored_pair(tmp_path_factory, mnist_root):
+    """A tiny finished grid of two cells (noise 0 and 5%), copied by the tests that tamper with it."""
+    out = tmp_path_factory.mktemp("pair")
+    grid, specs = tiny_table1(out, epochs=1, seeds=1)
+    specs = [s for s in specs if s.cell.row == "DVAE (K=1)"]
+    return out, specs, run_grid(specs, jobs=1, data_dir=mnist_root, is_samples=5)
+
+
+def _copy_grid(scored_pair, tmp_path):
+    out, specs, results = scored_pair
+    shutil.copytree(out, tmp_path / "grid", ignore=shutil.ignore_patterns(".lock"))
+    moved = [RunSpec(s.cell, s.seed, dict(s.config), str(tmp_path / "grid" / Path(s.run_dir).relative_to(out)))
+             for s in specs]
+    return moved, results
+
+
+def test_another_cells_eval_json_is_not_counted_but_scored_again(scored_pair, tmp_path, mnist_root):
+    specs, results = _copy_grid(scored_pair, tmp_path)
+    clean, noisy = specs
+    shutil.copy(Path(noisy.run_dir) / "eval.json", Path(clean.run_dir) / "eval.json")   # the 5% cell's figures
+    metrics = (Path(clean.run_dir) / "metrics.jsonl").read_text()
+    again = run_grid([clean], jobs=1, data_dir=mnist_root, is_samples=5)[0]
+    assert again["test_bound"] == results[0]["test_bound"] != results[1]["test_bound"]   # its own figures
+    assert "eval.json was not counted (noise: 0.05 against the run's 0.0)" in again["notes"][0]
+    assert (Path(clean.run_dir) / "metrics.jsonl").read_text() == metrics                # nothing trained again
+    assert json.loads((Path(clean.run_dir) / "eval.json").read_text())["run_id"] == results[0]["run_id"]
+
+
+def test_a_garbage_eval_json_is_named_and_the_run_scored_again(tmp_path, mnist_root):
+    command = ["reproduce", "table1", "--row", "DVAE (K=1)/1", "--column", "0", "--seeds", "1", "--epochs", "1",
+               "--is-samples", "5", "--train-examples", "200", "--eval-examples", "30", "--out", str(tmp_path),
+               "--data-dir", str(mnist_root)]
+    first = CliRunner().invoke(main, command)
+    assert first.exit_code == 0, first.output
+    eval_file, = tmp_path.glob("runs/*/eval.json")
+    scored = json.loads(eval_file.read_text())
+    eval_file.write_text("{not json")
+    again = CliRunner().invoke(main, command)
+    assert again.exit_code == 0 and "Traceback" not in again.output, again.output
+    assert f"note: {eval_file} was not counted (it cannot be read" in again.output
+    assert f"test bound {scored['test_bound']:.2f}" in again.output
+    assert json.loads(eval_file.read_text())["test_bound"] == scored["test_bound"]
+
+
+def test_another_runs_best_checkpoint_stops_the_run_in_a_grid(scored_pair, tmp_path, mnist_root):
+    specs, _ = _copy_grid(scored_pair, tmp_path)
+    clean, noisy = specs
+    (Path(clean.run_dir) / "eval.json").unlink()                       # to be scored again
+    shutil.copy(Path(noisy.run_dir) / "best.h5", Path(clean.run_dir) / "best.h5")
+    with pytest.raises(CheckpointError, match="best.h5 is not this run's checkpoint.*move .* aside and train"):
+        run_grid([clean], jobs=1, data_dir=mnist_root, is_samples=5)
+
+
+def test_every_mismatching_run_is_listed_before_anything_trains(scored_pair, tmp_path, mnist_root):
+    specs, _ = _copy_grid(scored_pair, tmp_path)
+    other = [RunSpec(s.cell, s.seed, dict(s.config, epochs=1, lr=3e-4 if i == 1 else s.config["lr"]), s.run_dir)
+             for i, s in enumerate(specs)]
+    other[0].config["epochs"] = 1
+    for name in ("last.h5", "best.h5"):   # the clean run says it was trained for 3 epochs
+        with h5py.File(Path(specs[0].run_dir) / name, "r+") as f:
+            f.attrs["epoch"] = 3
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "grid").rglob("*") if p.is_file()}
+    with pytest.raises(RunDirectoryError) as raised:
+        run_grid(other, jobs=1, data_dir=mnist_root, is_samples=5)
+    message = str(raised.value)
+    assert message.startswith("2 runs do not match this request: ")
+    assert "was trained for 3 epochs" in message and "lr: run has 0.001, grid asks 0.0003" in message
+    assert "\n" not in message
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "grid").rglob("*") if p.is_file()} == stamps

@@ -136,8 +136,9 @@ def test_model_names_follow_the_papers_tables():
 
 def test_config_json_records_every_setting(tmp_path):
     config = small_config()
-    open_run(config, tmp_path / "run", synthetic_dataset())
-    assert json.loads((tmp_path / "run" / "config.json").read_text()) == config.to_dict()
+    trainer = open_run(config, tmp_path / "run", synthetic_dataset())
+    recorded = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert recorded == {**config.to_dict(), "run_id": trainer.run_id}
 
 
 def test_staged_schedule_changes_rate_at_the_stage_boundaries():

@@ -43,6 +43,7 @@ def test_a_model_file_holds_the_best_checkpoint_curves_evaluation_and_provenance
         np.testing.assert_array_equal(model.params[name], value)
         assert model.params[name].dtype == value.dtype
     assert model.config == best.config and model.epoch == best.epoch
+    assert model.run_id == best.run_id == json.loads(open(f"{run}/config.json").read())["run_id"]
     assert model.evaluation == json.loads(open(f"{run}/eval.json").read())
     history = read_metrics(run)
     np.testing.assert_array_equal(model.curves, [[h["epoch"], h["train_bound"], h["valid_bound"]] for h in history])
@@ -88,6 +89,19 @@ def test_a_foreign_evaluation_is_refused_not_published(scored_runs, tmp_path):
     result = _cli("export", tmp_path / "run", "--out", tmp_path / "m.h5")
     assert result.exit_code == 2 and "is not the evaluation of" in result.output and "noise" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "m.h5").exists()
+
+
+def test_an_evaluation_of_another_run_of_the_same_settings_is_refused(scored_runs, tmp_path):
+    clean, _ = scored_runs
+    shutil.copytree(clean, tmp_path / "run", ignore=shutil.ignore_patterns(".lock"))
+    evaluation = json.loads((tmp_path / "run" / "eval.json").read_text())
+    run_id = evaluation["run_id"]
+    evaluation["run_id"] = "0" * 16 + run_id[16:]                   # same settings, another run
+    (tmp_path / "run" / "eval.json").write_text(json.dumps(evaluation))
+    result = _cli("export", tmp_path / "run", "--out", tmp_path / "m.h5")
+    assert result.exit_code == 2 and f"it belongs to another run ({'0' * 16 + run_id[16:]}; this run is {run_id})" \
+        in result.output
+    assert not (tmp_path / "m.h5").exists()
 
 
 def test_a_damaged_model_file_is_named_in_one_line(scored_runs, tmp_path):
