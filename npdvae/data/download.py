@@ -32,7 +32,7 @@ from typing import Callable
 import numpy as np
 
 from npdvae.data.files import (
-    ENV_VAR, DataError, DatasetSpec, DataFile, download_dir, find_file, gzip_bytes, move_aside,
+    ENV_VAR, ChecksumError, DataError, DatasetSpec, DataFile, download_dir, find_file, gzip_bytes, move_aside,
     read_file,
 )
 from npdvae.data.idx import encode_idx
@@ -78,9 +78,10 @@ def _download_to(url: str, part: Path, timeout: float, progress: ProgressFn | No
 
 
 def _verify_part(part: Path, file: DataFile):
-    _, digest = read_file(part, file)
-    if digest != file.sha256:
-        raise DataError(f"SHA-256 mismatch: expected {file.sha256}, got {digest}")
+    try:
+        read_file(part, file)
+    except ChecksumError as err:
+        raise DataError(f"SHA-256 mismatch: expected {err.expected}, got {err.actual}") from None
 
 
 def _part_path(dest_dir: Path, file: DataFile) -> Path:

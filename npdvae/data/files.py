@@ -5,6 +5,14 @@ Face, of the ``ff`` array transposed to (1965, 560), C order), so a copy
 from any mirror, or rebuilt from another format, is accepted if and only if
 it holds exactly the canonical data.
 
+No parser is given more than a pinned file's size. An IDX file is decompressed
+through a cap of twice its known size (a gzip bomb is refused, never inflated),
+then hashed and parsed from those bounded bytes (the parser names a malformed
+file). A MATLAB file, whose variables a parser would have to inflate to find
+``ff``, is pinned by the SHA-256 and size of the file itself as well, checked on a
+capped read before ``loadmat`` sees it: a file holding ``ff`` and anything else is
+not the canonical one, and is refused unread.
+
 Where files are looked for, in order:
 
 1. an explicit directory (``--data-dir``);
@@ -60,6 +68,9 @@ class DataFile:
     kind: str            # "idx-gz" or "frey-mat"
     shape: tuple
     mirrors: tuple = ()  # base URLs; the file's URL is base + filename
+    # the file's own bytes, for formats a parser must inflate to reach the data (MATLAB)
+    file_sha256: str | None = None
+    file_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -105,7 +116,8 @@ DATASETS = {
     }, _FASHION_MIRRORS), system_dirs=("/usr/share/datasets/fashion-mnist",)),
     "frey-face": DatasetSpec("frey-face", "frey_face", (
         DataFile("frey_rawface.mat", "2438ba4f0d2a6bd8bac43de756141eaa33c8d248dd613d464bdb1210d9b7af78",
-                 "frey-mat", (560, 1965), ("https://cs.nyu.edu/~roweis/data/",)),
+                 "frey-mat", (560, 1965), ("https://cs.nyu.edu/~roweis/data/",),
+                 file_sha256="a2df38f262b4e5b30264bfea5d4d483b1741e0b489f7aa7d2c710bbf3400b6ee", file_size=1100584),
     )),
 }
 
@@ -190,11 +202,21 @@ def _decompress(path: Path, size: int) -> bytes:
         raise DataError(f"{path}: not a valid gzip file ({err})") from None
 
 
-def _frey_array(path: Path) -> np.ndarray:
+def _read_capped(path: Path, size: int) -> bytes:
+    """At most ``size + 1`` bytes of the file: enough to tell that a longer file is not the pinned one."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(size + 1)
+    except OSError as err:
+        raise DataError(f"{path}: cannot be read ({err.strerror or err})") from None
+
+
+def _frey_array(path: Path, raw: bytes) -> np.ndarray:
+    """``ff`` of the MATLAB file whose (verified) bytes are ``raw``, transposed to (1965, 560)."""
     from scipy.io import loadmat
 
     try:
-        ff = loadmat(path)["ff"]
+        ff = loadmat(io.BytesIO(raw), variable_names=["ff"])["ff"]
     except KeyError:
         raise DataError(f"{path}: no variable 'ff' in the MATLAB file") from None
     except Exception as err:  # scipy raises several types for a damaged file
@@ -204,17 +226,31 @@ def _frey_array(path: Path) -> np.ndarray:
     return np.ascontiguousarray(ff.T)
 
 
-def read_file(path: Path, file: DataFile) -> tuple[np.ndarray, str]:
-    """The file's array (checked for format and shape) and the SHA-256 of its content."""
+def read_file(path: Path, file: DataFile) -> np.ndarray:
+    """The file's array, parsed only from bytes that match its pins (see the module docstring):
+    ChecksumError when they do not, DataError naming the fault when the file cannot be read."""
     if file.kind == "idx-gz":
         raw = _decompress(path, idx_size(file.shape))
-        try:
+        digest = hashlib.sha256(raw).hexdigest()
+        try:   # a mismatch is diagnosed by the parser, on bytes the cap has already bounded
             array = parse_idx(raw, str(path), file.shape)
         except IdxFormatError as err:
             raise DataError(str(err)) from None
-        return array, hashlib.sha256(raw).hexdigest()
-    array = _frey_array(path)
-    return array, hashlib.sha256(array.tobytes()).hexdigest()
+        if digest != file.sha256:   # well-formed, but not the canonical data
+            raise ChecksumError(path, file.sha256, digest)
+        return array
+    raw = _read_capped(path, file.file_size)
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != file.file_sha256:
+        if len(raw) > file.file_size:
+            raise DataError(f"{path}: larger than the canonical {file.filename} ({file.file_size} bytes); "
+                            "not read further")
+        raise ChecksumError(path, file.file_sha256, digest)
+    array = _frey_array(path, raw)
+    content = hashlib.sha256(array.tobytes()).hexdigest()
+    if content != file.sha256:   # cannot happen for the pinned file; the content pin stays the data's
+        raise ChecksumError(path, file.sha256, content)
+    return array
 
 
 def move_aside(path: Path) -> Path | None:
@@ -230,13 +266,12 @@ def move_aside(path: Path) -> Path | None:
 def read_verified(path: Path, file: DataFile) -> np.ndarray:
     """Read and verify one file; a file that fails is moved aside and an error raised."""
     try:
-        array, digest = read_file(path, file)
+        return read_file(path, file)
+    except ChecksumError as err:
+        raise ChecksumError(path, err.expected, err.actual, move_aside(path)) from None
     except DataError as err:
         moved = move_aside(path)
         raise DataError(f"{err}" + (f"; moved aside to {moved}" if moved else "")) from None
-    if digest != file.sha256:
-        raise ChecksumError(path, file.sha256, digest, move_aside(path))
-    return array
 
 
 def find_file(spec: DatasetSpec, file: DataFile, data_dir=None) -> Path | None:
@@ -257,10 +292,10 @@ def describe(spec: DatasetSpec, data_dir=None, verify: bool = False) -> list[dic
                "verified": None, "problem": None}
         if path and verify:
             try:
-                _, digest = read_file(path, file)
-                row["verified"] = digest == file.sha256
-                if not row["verified"]:
-                    row["problem"] = f"SHA-256 {digest} != expected {file.sha256}"
+                read_file(path, file)
+                row["verified"] = True
+            except ChecksumError as err:
+                row["verified"], row["problem"] = False, f"SHA-256 {err.actual} != expected {err.expected}"
             except DataError as err:
                 row["verified"], row["problem"] = False, str(err)
         rows.append(row)
