@@ -507,3 +507,31 @@ def test_a_closed_standard_output_ends_quietly_with_the_run_saved(mnist_root, tm
     assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
     result = _continue(mnist_root, out)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_second_driver_on_the_same_grid_folder_is_refused_and_the_first_goes_on(mnist_root, tmp_path):
+    out = tmp_path / "grid"
+    args = ["reproduce", "table1", "--row", "DVAE (K=1)/1", "--column", "0", "--seeds", "1", "--epochs", "1000",
+            "--train-examples", "3000", "--eval-examples", "60", "--is-samples", "5", "--out", out]
+    first = start(mnist_root, *args)
+    _wait_for(lambda: any(out.glob("runs/*/best.h5")), first)       # the first driver's run is training
+    second = npdvae(mnist_root, *args)
+    assert_one_line_error(second, 1, f"{out} is in use by another `npdvae reproduce` driving its grid "
+                                     f"(pid {first.pid})")
+    assert len((second.stdout + second.stderr).strip().splitlines()) == 2   # the header, then the refusal
+    epoch = load_checkpoint(next(out.glob("runs/*/best.h5"))).epoch
+    _wait_for(lambda: load_checkpoint(next(out.glob("runs/*/last.h5"))).epoch > epoch + 1, first)
+    first.send_signal(signal.SIGINT)
+    _, stderr = first.communicate(timeout=300)
+    assert first.returncode == 130 and "Rerun the same command to continue" in stderr, stderr
+    assert "shared" not in stderr, stderr
+
+
+def test_a_fifo_in_place_of_the_lock_is_named_not_waited_on(mnist_root, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    os.mkfifo(out / ".lock")
+    result = npdvae(mnist_root, "train", *TINY, "--epochs", "1", "--out", out, timeout=120)
+    assert_one_line_error(result, 1, f"cannot write {out / '.lock'}: it is not a regular file; remove it")
+    (out / ".lock").unlink()
+    assert npdvae(mnist_root, "train", *TINY, "--epochs", "1", "--out", out).returncode == 0

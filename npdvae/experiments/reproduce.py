@@ -31,13 +31,14 @@ import math
 import os
 import statistics
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 
 from npdvae.experiments import paper
 from npdvae.evaluation.evaluate import evaluate_run
-from npdvae.training.run_files import replace_file
+from npdvae.training.run_files import RunLock, replace_file
 from npdvae.experiments.executor import TOKEN_NAME, TaskSettings, local_executor, submit_grid, write_token
 from npdvae.training.config import TrainConfig
 from npdvae.training.checkpoint import trained_epochs
@@ -417,8 +418,7 @@ def _run_grid(specs, out, jobs, data_dir, is_samples, is_examples, on_done, sche
         from npdvae.training.run_files import RunLockedError, RunWriteError
         ours = (GridStopped, SharedStorageError, RunDirectoryError, CheckpointError, DataError, RunLockedError,
                 RunWriteError, KeyboardInterrupt)
-        with dask_executor(scheduler) as (executor, stop_event, request_stop):
-            out.mkdir(parents=True, exist_ok=True)
+        with dask_executor(scheduler) as (executor, stop_event, request_stop), _driver_lock(out):
             settings = TaskSettings(token=write_token(out), threads=threads_per_task, stop_event=stop_event,
                                     **common)
             try:
@@ -427,10 +427,24 @@ def _run_grid(specs, out, jobs, data_dir, is_samples, is_examples, on_done, sche
                 raise
             except Exception as err:   # the cluster's own failures: environment, connection
                 raise describe_task_failure(err, scheduler) from err
-    out.mkdir(parents=True, exist_ok=True)
-    with local_executor(jobs) as (executor, request_stop):
+    with _driver_lock(out), local_executor(jobs) as (executor, request_stop):
         return submit_grid(executor, run_one, specs, TaskSettings(token=write_token(out), **common), on_done,
                            request_stop)
+
+
+GRID_LOCK_NAME = ".npdvae-grid-lock"
+
+
+@contextmanager
+def _driver_lock(out: Path):
+    """One driver per grid folder: a second ``reproduce`` on the same --out is refused at once,
+    told the holder's pid, before it writes the token the first one's tasks check."""
+    out.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(out, GRID_LOCK_NAME, holder="another `npdvae reproduce` driving its grid").acquire()
+    try:
+        yield lock
+    finally:
+        lock.release()
 
 
 # --------------------------------------------------------------------------

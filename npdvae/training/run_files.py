@@ -25,6 +25,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import stat
 from pathlib import Path
 
 LOCK_NAME = ".lock"
@@ -129,15 +130,17 @@ _HELD: dict[str, int] = {}
 
 
 class RunLock:
-    """An exclusive ``flock`` on ``FOLDER/.lock``, held for the life of the process
-    (or until :meth:`release`).
+    """An exclusive ``flock`` on ``FOLDER/.lock`` (or ``FOLDER/name``), held for the life of
+    the process (or until :meth:`release`).
 
     The kernel drops the lock when the process dies, however it dies, so a
-    killed run never leaves its folder locked."""
+    killed run never leaves its folder locked. ``holder`` words the refusal:
+    what the folder is in use by."""
 
-    def __init__(self, folder):
+    def __init__(self, folder, name: str = LOCK_NAME, holder: str = "another npdvae process"):
         self.folder = Path(folder)
-        self.path = self.folder / LOCK_NAME
+        self.path = self.folder / name
+        self.holder = holder
         self.fd = None
 
     def acquire(self) -> "RunLock":
@@ -145,16 +148,20 @@ class RunLock:
         if key in _HELD:
             self.fd = _HELD[key]
             return self
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        try:   # O_NONBLOCK: a FIFO in the lock's place must not hang the open
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
         except OSError as err:
             raise RunWriteError(self.path, err) from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise RunWriteError(self.path, OSError(errno.EINVAL, "it is not a regular file; remove it "
+                                                                 "(npdvae makes it again)"))
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise RunLockedError(f"{self.folder} is in use by another npdvae process (pid {holder}); "
+            raise RunLockedError(f"{self.folder} is in use by {self.holder} (pid {pid}); "
                                  "wait for it to finish or stop it first") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
