@@ -20,7 +20,7 @@ from npdvae.data.datasets import BINARIZATIONS
 from npdvae.experiments.reproduce import BINARY_NOISE_TYPES, EXPERIMENTS
 from npdvae.training.config import SCHEDULES
 from npdvae.training.runs import RunDirectoryError
-from npdvae.experiments.cluster import ClusterError
+from npdvae.experiments.cluster import ClusterError, scheduler_address_problem
 from npdvae.experiments.executor import GridStopped, SharedStorageError
 from npdvae.training.run_files import RunLockedError, RunWriteError
 
@@ -112,6 +112,14 @@ def _parse_rows(values):
     return rows or None
 
 
+def _scheduler(address):
+    """A --scheduler address Dask can parse (it is asked who it is later, with a deadline)."""
+    problem = scheduler_address_problem(address) if address else None
+    if problem:
+        raise click.BadParameter(f"{address}: {problem}", param_hint="--scheduler")
+    return address
+
+
 @click.command()
 @click.argument("experiment", type=click.Choice(EXPERIMENTS))
 @click.option("--epochs", type=click.IntRange(min=1),
@@ -145,7 +153,7 @@ def _parse_rows(values):
 @click.option("--lr", "lrs", type=_LearningRates(), default="1e-3", show_default=True,
               help="A learning rate, or several separated by commas (1e-3,3e-4,1e-4): then each cell trains "
                    "once per rate and seed, and the table reports the rate with the best mean validation bound.")
-@click.option("--scheduler", metavar="tcp://HOST:PORT",
+@click.option("--scheduler", metavar="tcp://HOST:PORT", callback=lambda ctx, param, value: _scheduler(value),
               help="Run each run of the grid as one task on this Dask cluster (pip install -e '.[cluster]'); "
                    "--out must be on storage every worker sees.")
 @click.option("--threads-per-task", type=click.IntRange(min=1), default=1, show_default=True,

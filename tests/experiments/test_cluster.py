@@ -218,3 +218,75 @@ def test_ctrl_c_on_the_driver_stops_the_tasks_keeping_their_checkpoints(cluster,
         while any(client.processing().values()) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not any(client.processing().values())
+
+
+def test_a_listener_that_is_not_a_dask_scheduler_fails_within_the_timeout(mnist_root, tmp_path):
+    import socket
+    import threading
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    accepted = []
+    threading.Thread(target=lambda: accepted.extend(listener.accept() for _ in range(4)), daemon=True).start()
+    try:
+        address = f"tcp://127.0.0.1:{listener.getsockname()[1]}"
+        started = time.monotonic()
+        result = _reproduce(mnist_root, "--scheduler", address, "--out", tmp_path / "out", timeout=300)
+        assert result.returncode == 1, result.stderr
+        assert f"no Dask scheduler answered at {address} within 15 s" in result.stderr
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert time.monotonic() - started < 120
+        assert not (tmp_path / "out").exists()
+    finally:
+        listener.close()
+
+
+@pytest.mark.parametrize("address, message", [("garbage!!", "missing port number"),
+                                              ("foo://127.0.0.1:1", "unknown scheme 'foo'"),
+                                              ("tcp://:8786", "no host name")])
+def test_a_garbage_scheduler_address_is_a_usage_error_at_once(mnist_root, tmp_path, address, message):
+    started = time.monotonic()
+    result = _reproduce(mnist_root, "--scheduler", address, "--out", tmp_path / "out")
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr
+    assert time.monotonic() - started < 60 and not (tmp_path / "out").exists()
+
+
+def test_a_scheduler_that_dies_mid_grid_is_said_so_and_the_grid_resumes_on_a_new_one(mnist_root, tmp_path):
+    env = _env(mnist_root)
+    scheduler, address = _start_scheduler(tmp_path, env)
+    worker = subprocess.Popen(_worker_command(address, "w"), cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    out = tmp_path / "out"
+    try:
+        _wait_for_workers(address, 1)
+        driver = subprocess.Popen([sys.executable, "-m", "npdvae.cli", "reproduce", "table1", "--row", "DVAE (K=1)/1",
+                                   "--column", "5", "--seeds", "1", "--epochs", "100000", "--train-examples", "300",
+                                   "--eval-examples", "30", "--is-samples", "5", "--scheduler", address,
+                                   "--out", str(out)],
+                                  cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not list(out.glob("runs/*/best.h5")) and driver.poll() is None:
+            time.sleep(0.1)
+        assert list(out.glob("runs/*/best.h5")), driver.communicate(timeout=60)
+        scheduler.kill()
+        _, stderr = driver.communicate(timeout=600)
+        assert driver.returncode == 1, stderr
+        assert stderr.strip().splitlines() == [
+            f"Error: the Dask scheduler at {address} went away; every run keeps its last checkpoint: start the "
+            "scheduler and workers again and rerun the same command to resume"], stderr
+    finally:
+        _stop([worker, scheduler])
+    (tmp_path / "scheduler.json").unlink()
+    scheduler, address = _start_scheduler(tmp_path, env)   # a new cluster, the same folder
+    worker = subprocess.Popen(_worker_command(address, "w"), cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_workers(address, 1)
+        run_dir, = out.glob("runs/*")
+        trained = load_checkpoint(run_dir / "last.h5").epoch
+        result = _reproduce(mnist_root, "--scheduler", address, "--out", out, "--epochs", trained + 1)
+        assert result.returncode == 0, result.stderr
+        assert load_checkpoint(run_dir / "last.h5").epoch == trained + 1
+    finally:
+        _stop([worker, scheduler])
