@@ -157,7 +157,8 @@ def _scheduler(address):
               help="Run each run of the grid as one task on this Dask cluster (pip install -e '.[cluster]'); "
                    "--out must be on storage every worker sees.")
 @click.option("--threads-per-task", type=click.IntRange(min=1), default=1, show_default=True,
-              help="With --scheduler: BLAS threads each task may use.")
+              help="BLAS threads each run may use, with --jobs and --scheduler alike (a run trains to the "
+                   "same bits whichever executor runs it with the same value).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Default: runs/reproduce/EXPERIMENT (never the committed results/ folder).")
 @data_dir_option

@@ -2,9 +2,11 @@
 
 One code path for every place a grid runs: each run is one task,
 :func:`run_task`, submitted to an Executor. On this machine that is a pool of
-fresh processes (``--jobs N``, one core each) or, for one job, a single
-thread; on a cluster it is the Executor a Dask ``Client`` hands out
-(``npdvae/experiments/cluster.py``). No scheduling of our own is written.
+``--jobs`` fresh processes; on a cluster it is the Executor a Dask ``Client``
+hands out (``npdvae/experiments/cluster.py``). Either way a task has
+``--threads-per-task`` BLAS threads (a multi-threaded BLAS may sum in another
+order), so a run ends with the same bits whichever executor trained it, or
+resumed it. No scheduling of our own is written.
 
 A task is idempotent: it resumes its run from the last checkpoint, or only
 reads ``eval.json`` when the run is done (``reproduce.run_one``), and the run
@@ -18,9 +20,8 @@ fails the grid at once with the reason, instead of training into a folder
 nobody will read.
 
 Stopping: a task polls a stop flag at every minibatch (``Trainer.stop_requested``).
-Locally the flag is raised by SIGINT/SIGTERM in the worker process (or set by the
-driver, for the one-thread executor); on a cluster it is a Dask ``Event`` the
-driver sets. A stopped run writes its mid-epoch checkpoint, so rerunning the
+Locally the flag is raised by SIGINT/SIGTERM/SIGHUP in the pool process, or by the
+driver through a shared event; on a cluster it is a Dask ``Event`` the driver sets. A stopped run writes its mid-epoch checkpoint, so rerunning the
 grid resumes everything.
 """
 
@@ -32,7 +33,7 @@ import signal
 import socket
 import threading
 import time
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from concurrent.futures import wait as wait_for_futures
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -102,7 +103,7 @@ def check_token(out, token: str):
 # Stop flags
 # --------------------------------------------------------------------------
 
-# raised by a signal in a pool process, or by the driver for the one-thread executor
+# raised by a signal in a pool process, or by the driver on KeyboardInterrupt
 _LOCAL_STOP = threading.Event()
 # in a pool process: the driver's stop event and pid (None elsewhere)
 _POOL = {"stop": None, "driver": None}
@@ -186,20 +187,18 @@ def run_task(task: Callable, config: dict, run_dir: str, settings: TaskSettings)
 
 
 @contextmanager
-def local_executor(jobs: int):
-    """(executor, request_stop): ``jobs`` fresh processes, one BLAS thread each, or for one
-    job a thread of this process; ``request_stop()`` asks every running task to stop at its
-    next minibatch, whatever stopped the driver (a signal to it alone included)."""
-    if jobs <= 1:
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            yield pool, _LOCAL_STOP.set
-        return
+def local_executor(jobs: int, threads: int = 1):
+    """(executor, request_stop): ``jobs`` fresh processes (one for ``jobs`` 1), each with
+    ``threads`` BLAS threads, so that a run trains to the same bits whatever the number of
+    jobs, and as on a Dask worker given the same ``--threads-per-task``;
+    ``request_stop()`` asks every running task to stop at its next minibatch, whatever
+    stopped the driver (a signal to it alone included)."""
     context = get_context("spawn")
     stop_event = context.Event()
     saved = {var: os.environ.get(var) for var in BLAS_VARIABLES}
-    os.environ.update({var: "1" for var in BLAS_VARIABLES})   # read by the spawned processes at start
+    os.environ.update({var: str(threads) for var in BLAS_VARIABLES})   # read by the spawned processes at start
     try:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_pool_process_init,
+        with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context, initializer=_pool_process_init,
                                  initargs=(stop_event, os.getpid())) as pool:
             yield pool, stop_event.set
     finally:

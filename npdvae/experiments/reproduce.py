@@ -427,7 +427,7 @@ def _run_grid(specs, out, jobs, data_dir, is_samples, is_examples, on_done, sche
                 raise
             except Exception as err:   # the cluster's own failures: environment, connection
                 raise describe_task_failure(err, scheduler) from err
-    with _driver_lock(out), local_executor(jobs) as (executor, request_stop):
+    with _driver_lock(out), local_executor(jobs, threads_per_task) as (executor, request_stop):
         return submit_grid(executor, run_one, specs, TaskSettings(token=write_token(out), **common), on_done,
                            request_stop)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from npdvae.training.checkpoint import load_checkpoint
+from npdvae.training.checkpoint import array_checksum, load_checkpoint
 from npdvae.experiments.reproduce import build_experiment, plan, run_grid, write_outputs
 from tests.data.conftest import REPO
 
@@ -22,7 +22,6 @@ pytest.importorskip("distributed", reason="the cluster extra is not installed: p
 pytest.importorskip("threadpoolctl", reason="the cluster extra is not installed: pip install -e '.[cluster]'")
 
 from distributed import Client  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
 
 TINY = {"train_examples": 300, "eval_examples": 30, "latent": 4, "hidden": 16}
 
@@ -95,8 +94,7 @@ def test_a_grid_on_the_cluster_writes_the_table_of_the_local_grid(cluster, mnist
     on_cluster = run_grid(specs, data_dir=mnist_root, is_samples=5, scheduler=cluster)
     write_outputs(grid, specs, on_cluster, tmp_path / "dask")
     _, local_specs = tiny_grid(tmp_path / "local")
-    with threadpool_limits(limits=1):     # the workers' one BLAS thread: the same sums in the same order
-        local = run_grid(local_specs, jobs=1, data_dir=mnist_root, is_samples=5)
+    local = run_grid(local_specs, jobs=1, data_dir=mnist_root, is_samples=5)
     write_outputs(grid, local_specs, local, tmp_path / "local")
     assert len(on_cluster) == 4 and all(r is not None for r in on_cluster)
     assert _table_rows(tmp_path / "dask" / "table.csv") == _table_rows(tmp_path / "local" / "table.csv")
@@ -104,6 +102,19 @@ def test_a_grid_on_the_cluster_writes_the_table_of_the_local_grid(cluster, mnist
         straight, there = load_checkpoint(Path(b.run_dir) / "last.h5"), load_checkpoint(Path(a.run_dir) / "last.h5")
         for name in straight.params:
             np.testing.assert_array_equal(there.params[name], straight.params[name])
+
+
+def test_one_run_trains_to_the_same_bits_with_one_job_two_jobs_and_the_cluster(cluster, mnist_root, tmp_path):
+    """Whatever BLAS threads this process has, each executor gives a run --threads-per-task (1)."""
+    grid = build_experiment("table1", {("DVAE (K=1)", 1)}, columns={"5%"})
+    checksums = {}
+    for how, options in (("one job", {"jobs": 1}), ("two jobs", {"jobs": 2}), ("cluster", {"scheduler": cluster})):
+        specs = plan(grid, tmp_path / how.replace(" ", "-"), 2, 1,
+                     {"train_examples": 1000, "eval_examples": 100})   # hidden 200: matrices BLAS would thread
+        run_grid(specs, data_dir=mnist_root, is_samples=5, **options)
+        params = load_checkpoint(Path(specs[0].run_dir) / "last.h5").params
+        checksums[how] = {name: array_checksum(value) for name, value in params.items()}
+    assert checksums["one job"] == checksums["two jobs"] == checksums["cluster"]
 
 
 def test_a_worker_killed_mid_run_has_its_run_continued_elsewhere_bit_identical(cluster, mnist_root, tmp_path):
@@ -135,8 +146,7 @@ def test_a_worker_killed_mid_run_has_its_run_continued_elsewhere_bit_identical(c
     assert killed, "no worker was found training the run"
     assert results[0]["epochs"] == 6
     _, local_specs = tiny_grid(tmp_path / "local", epochs=6, seeds=1, overrides=longer)
-    with threadpool_limits(limits=1):
-        run_grid(local_specs[1:], jobs=1, data_dir=mnist_root, is_samples=5)
+    run_grid(local_specs[1:], jobs=1, data_dir=mnist_root, is_samples=5)
     straight = load_checkpoint(Path(local_specs[1].run_dir) / "last.h5").params
     continued = load_checkpoint(run_dir / "last.h5").params
     for name in straight:

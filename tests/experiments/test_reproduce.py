@@ -54,7 +54,9 @@ def test_finished_runs_are_skipped_and_interrupted_runs_resume(tmp_path, mnist_r
     grid, specs = tiny_table1(tmp_path, epochs=2, seeds=1)
     interrupted = specs[0]
     config = TrainConfig(**dict(interrupted.config, epochs=1))
-    open_run(config, interrupted.run_dir, prepare_dataset(config, mnist_root)).run()  # stopped after epoch 1
+    trainer = open_run(config, interrupted.run_dir, prepare_dataset(config, mnist_root))
+    trainer.run()                                                                    # stopped after epoch 1
+    trainer.lock.release()   # the grid's pool process takes it next
     first_epoch = read_metrics(interrupted.run_dir)[0]
     run_grid(specs, jobs=1, data_dir=mnist_root, is_samples=10)
     history = read_metrics(interrupted.run_dir)
