@@ -237,7 +237,15 @@ def test_a_listener_that_is_not_a_dask_scheduler_fails_within_the_timeout(mnist_
     listener.bind(("127.0.0.1", 0))
     listener.listen(4)
     accepted = []
-    threading.Thread(target=lambda: accepted.extend(listener.accept() for _ in range(4)), daemon=True).start()
+
+    def accept():   # and hold each connection open, answering nothing
+        try:
+            while True:
+                accepted.append(listener.accept())
+        except OSError:   # the listener was closed
+            pass
+
+    threading.Thread(target=accept, daemon=True).start()
     try:
         address = f"tcp://127.0.0.1:{listener.getsockname()[1]}"
         started = time.monotonic()
