@@ -16,6 +16,7 @@ from .datasets import datasets
 from .evaluate import evaluate, export
 from .pictures import plot, reconstruct, sample
 from .reproduce import reproduce
+from .runs import runs
 from .train import train
 
 
@@ -62,7 +63,7 @@ def main():
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
 
-for command in (train, evaluate, export, sample, reconstruct, plot, datasets, reproduce, bench):
+for command in (train, evaluate, export, sample, reconstruct, plot, runs, datasets, reproduce, bench):
     main.add_command(command)
 
 if __name__ == "__main__":

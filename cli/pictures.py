@@ -97,9 +97,12 @@ def plot(runs, out, linear, every, from_epoch):
         if not metrics:
             raise click.BadParameter(f"{run} has no finished epoch yet", param_hint="RUNS")
         series.append((label, metrics))
+    labels = [label for label, _ in series]
+    # two runs of one model (another seed, another folder) would share a legend entry
+    series = [((f"{label} ({run})" if labels.count(label) > 1 else label), metrics)
+              for (label, metrics), run in zip(series, runs)]
     if every:
-        click.echo(milestone_table([(f"{label} ({run.name})", metrics) for (label, metrics), run in zip(series, runs)],
-                                   every))
+        click.echo(milestone_table(series, every))
     try:
         plot_training_curves(series, out, log_epochs=not linear, from_epoch=from_epoch)
     except (PlotLibraryMissing, RunWriteError) as err:

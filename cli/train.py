@@ -17,8 +17,9 @@ from npdvae.data.datasets import BINARIZATIONS
 from npdvae.nn.activations import HIDDEN_ACTIVATIONS
 from npdvae.vae.model import ENCODERS
 from npdvae.evaluation.pictures import PlotLibraryMissing, write_reconstructions, write_samples
-from npdvae.training.config import SCHEDULES, ConfigError, TrainConfig
-from npdvae.training.runs import RunDirectoryError, default_run_dir, has_checkpoint, open_run, prepare_dataset, resumed_config
+from npdvae.training.config import SCHEDULES, ConfigError, TrainConfig, settings_differences
+from npdvae.training.runs import (RunDirectoryError, default_run_dir, has_checkpoint, open_run, prepare_dataset,
+                                  read_run_config, resumed_config)
 from npdvae.nn.jit_cache import numba_cache_is_warm
 from npdvae.training.run_files import RunLockedError, RunWriteError
 from npdvae.training.loop import NonFiniteBoundError, TrainingInterrupted
@@ -62,7 +63,8 @@ from .common import DATASET_NAMES, check_path_length, check_writable, config_err
               help="--reference trains with the plain NumPy references instead of the Numba kernels "
                    "(slower; the same numbers to float32 rounding).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              help="Run directory (default: runs/<dataset>-<bound>-k<K>-noise<noise>-seed<seed>).")
+              help="Run directory (default: runs/<dataset>-<bound>-k<K>-noise<noise>-<every other setting that "
+                   "differs from its default>-seed<seed>).")
 @click.option("--resume", is_flag=True,
               help="Continue the run in --out (default: the default folder of the options given) "
                    "from its last checkpoint.")
@@ -94,8 +96,7 @@ def train(ctx, out, resume, data_dir, **options):
     if out.exists() and not out.is_dir():
         raise click.BadParameter(f"{out} is a file, not a run directory", param_hint="--out")
     if not resume and has_checkpoint(out):
-        raise click.BadParameter(f"{out} already holds a run; nothing was overwritten. "
-                                 "Use --resume to continue it, or choose another --out.", param_hint="--out")
+        raise click.BadParameter(_occupied(out, config), param_hint="--out")
 
     click.echo(f"{config.model_name} on {config.dataset}"
                + (f"; corruption {config.noise_type}: {NOISE_TYPE_DESCRIPTIONS[config.noise_type]}"
@@ -111,6 +112,19 @@ def train(ctx, out, resume, data_dir, **options):
         _train_in(config, out, resume, data_dir, stops)
     finally:
         stops.uninstall()
+
+
+def _occupied(out, config) -> str:
+    """Why a new run cannot go into ``out``, which holds a run, and the ways out."""
+    try:
+        differences = settings_differences(read_run_config(out), config)
+    except RunDirectoryError:
+        differences = []
+    if not differences:
+        return (f"{out} already holds this run; nothing was overwritten. Use --resume to continue it, "
+                "or choose another --out.")
+    return (f"{out} holds a run of other settings ({'; '.join(differences)}); nothing was overwritten. "
+            f"Choose another --out for this one, or continue that run with npdvae train --resume --out {out}.")
 
 
 def _train_in(config, out, resume, data_dir, stops):

@@ -195,10 +195,15 @@ class TrainConfig:
 RESUMABLE_CHANGES = ("epochs", "lr", "patience", "kernels")
 
 
+def settings_differences(stored: TrainConfig, requested: TrainConfig) -> list[str]:
+    """Every setting a run of ``stored`` cannot be continued with under ``requested``."""
+    old, new = stored.to_dict(), requested.to_dict()
+    return [f"{k}: checkpoint has {old[k]!r}, requested {new[k]!r}"
+            for k in old if k not in RESUMABLE_CHANGES and old[k] != new[k]]
+
+
 def check_resume_compatible(stored: TrainConfig, requested: TrainConfig):
     """Raise CheckpointError naming every setting that differs."""
-    old, new = stored.to_dict(), requested.to_dict()
-    diffs = [f"{k}: checkpoint has {old[k]!r}, requested {new[k]!r}"
-             for k in old if k not in RESUMABLE_CHANGES and old[k] != new[k]]
+    diffs = settings_differences(stored, requested)
     if diffs:
         raise CheckpointError("the checkpoint does not match the requested configuration: " + "; ".join(diffs))

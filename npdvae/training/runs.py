@@ -211,9 +211,35 @@ def read_run_config(run_dir, notes: list | None = None) -> TrainConfig:
                             "and start it again")
 
 
+# the settings a default folder name carries when they differ from the defaults, in this
+# order, each with the short prefix it is written with (epochs, patience and kernels may
+# change on resume, and the seed always ends the name)
+_NAME_SETTINGS = (("m", "m"), ("encoder", ""), ("encoder_layers", "enc"), ("latent", "z"), ("hidden", "h"),
+                  ("activation", ""), ("noise_type", ""), ("lr", "lr"), ("schedule", ""),
+                  ("clip_grad_norm", "clip"), ("binarize", ""), ("batch_size", "bs"),
+                  ("train_examples", "train"), ("eval_examples", "eval"))
+
+
+def _number(value: float) -> str:
+    """Short (5e-05, 0.05, 5), yet never the same text for two different numbers."""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(value)
+
+
 def default_run_dir(config: TrainConfig) -> Path:
-    """The folder a run of ``config`` gets when none is named, under ``runs/``."""
-    return Path("runs") / f"{config.dataset}-{config.bound}-k{config.k}-noise{config.noise:g}-seed{config.seed}"
+    """The folder a run of ``config`` gets when none is named, under ``runs/``: the data set,
+    bound, K and noise, then every setting that differs from its default (the defaults of
+    this data set and bound), then the seed; e.g. ``mnist-elbo-k5-noise0.05-enc2-staged-seed0``.
+    Two runs of different settings never share it."""
+    values = config.to_dict()
+    defaults = TrainConfig(dataset=config.dataset, bound=config.bound).to_dict()
+    parts = [f"{config.dataset}-{config.bound}-k{config.k}-noise{_number(config.noise)}"]
+    for name, prefix in _NAME_SETTINGS:
+        value = values[name]
+        if value == defaults[name] or (name == "noise_type" and config.noise == 0):
+            continue   # a clean run has no corruption to name
+        parts.append(f"{prefix}{_number(value)}" if isinstance(value, float) else f"{prefix}{value}")
+    return Path("runs") / "-".join(parts + [f"seed{config.seed}"])
 
 
 def resumed_config(run_dir, changes: dict, notes: list | None = None) -> TrainConfig:

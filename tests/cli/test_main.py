@@ -294,3 +294,38 @@ def test_a_path_too_long_for_the_system_is_one_line_naming_the_option(tmp_path, 
     assert result.exit_code == 2, result.output
     assert "longer than the" in result.output and "Traceback" not in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_runs_of_other_settings_get_their_own_folder_and_a_taken_one_says_both_ways_out(tmp_path, mnist_root,
+                                                                                         monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    base = ["train", "--epochs", "1", "--train-examples", "200", "--eval-examples", "20", "--k", "2",
+            "--noise", "0.05", "--data-dir", str(mnist_root)]
+    one = CliRunner().invoke(main, base)
+    two = CliRunner().invoke(main, [*base, "--encoder-layers", "2"])
+    assert one.exit_code == 0 and two.exit_code == 0, one.output + two.output
+    folders = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert folders == ["mnist-elbo-k2-noise0.05-enc2-train200-eval20-seed0", "mnist-elbo-k2-noise0.05-train200-eval20-seed0"]
+    taken = tmp_path / "runs" / folders[1]
+    refused = CliRunner().invoke(main, [*base, "--hidden", "100", "--out", str(taken)])
+    assert refused.exit_code == 2, refused.output
+    assert "holds a run of other settings (hidden: checkpoint has 200, requested 100)" in refused.output
+    assert "Choose another --out for this one, or continue that run with npdvae train --resume --out" in refused.output
+    again = CliRunner().invoke(main, base)
+    assert again.exit_code == 2 and "already holds this run" in again.output and "Use --resume" in again.output
+
+
+def test_plot_labels_two_runs_of_one_model_by_their_folders(tmp_path, mnist_root):
+    runs = []
+    for seed in (0, 1):
+        out = tmp_path / f"seed{seed}"
+        result = CliRunner().invoke(main, ["train", "--epochs", "2", "--train-examples", "200", "--eval-examples",
+                                           "20", "--seed", str(seed), "--out", str(out), "--data-dir", str(mnist_root)])
+        assert result.exit_code == 0, result.output
+        runs.append(str(out))
+    plotted = CliRunner().invoke(main, ["plot", *runs, "--every", "1", "--out", str(tmp_path / "c.png")])
+    if not HAVE_MATPLOTLIB:
+        pytest.skip("the plot extra (matplotlib) is not installed")
+    assert plotted.exit_code == 0, plotted.output
+    header = plotted.output.splitlines()[0]
+    assert f"VAE (K=1), 1 hidden layer ({runs[0]})" in header and f"VAE (K=1), 1 hidden layer ({runs[1]})" in header

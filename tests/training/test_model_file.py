@@ -138,3 +138,14 @@ def test_evaluate_and_the_grid_share_one_protocol(scored_runs, mnist_root):
     payload = json.loads(result.output[result.output.index("{"):])
     assert payload["log_likelihood"]["mean"] == recorded["log_likelihood"]
     assert payload["log_likelihood"]["stderr"] == recorded["log_likelihood_stderr"]
+
+
+def test_runs_shows_a_scored_runs_test_figures_and_not_a_foreign_ones(scored_runs, tmp_path):
+    from npdvae.training.run_summary import summarize_run
+    clean, noisy = scored_runs
+    scored = json.loads(open(f"{clean}/eval.json").read())
+    summary = summarize_run(clean)
+    assert (summary.test_bound, summary.log_likelihood) == (scored["test_bound"], scored["log_likelihood"])
+    shutil.copytree(clean, tmp_path / "run", ignore=shutil.ignore_patterns(".lock"))
+    shutil.copy(f"{noisy}/eval.json", tmp_path / "run" / "eval.json")
+    assert summarize_run(tmp_path / "run").test_bound is None    # another cell's figures are not shown
