@@ -206,7 +206,7 @@ def test_a_second_writer_is_refused_naming_the_first(mnist_root, tmp_path):
     second = npdvae(mnist_root, "train", "--resume", "--out", out)
     assert_one_line_error(second, 1, f"is in use by another npdvae process (pid {first.pid})")
     fresh = npdvae(mnist_root, "train", *TINY, "--out", out)
-    assert_one_line_error(fresh, 2, "already holds a run")
+    assert_one_line_error(fresh, 2, "already holds this run")
     first.send_signal(signal.SIGINT)
     _, stderr = first.communicate(timeout=120)
     assert first.returncode == 130, stderr

@@ -24,6 +24,7 @@ are Gaussian standard deviations of 0.025, 0.05 and 0.075 on [0, 1] pixels.
 
 from __future__ import annotations
 
+import collections
 import csv
 import io
 import json
@@ -44,6 +45,7 @@ from npdvae.training.config import TrainConfig
 from npdvae.training.checkpoint import trained_epochs
 from npdvae.training.evaluation_record import EVALUATION_NAME, evaluation_problem, read_evaluation
 from npdvae.training.identity import RUN_ID_KEY
+from npdvae.training.provenance import describe, provenance
 from npdvae.training.runs import RunDirectoryError, load_trained, open_run, prepare_dataset, read_metrics
 from npdvae.training.loop import validation_bound
 
@@ -382,6 +384,7 @@ def run_one(config_dict: dict, run_dir: str, data_dir=None, is_samples=5000, is_
             "log_likelihood": ll["log_likelihood"].mean, "log_likelihood_stderr": ll["log_likelihood"].stderr,
             "log_likelihood_examples": n_test, "is_samples": is_samples,
             "eval_seconds": time.perf_counter() - start,
+            "provenance": provenance(),   # the code and libraries that scored it
             # wall-clock intervals of the calls that worked on this run
             "intervals": earlier + [[began_at, time.time()]],
         }
@@ -670,6 +673,17 @@ def table_name(rows=None, columns=None, seeds=None) -> str:
     return "".join(ch if ch.isalnum() or ch in "-=." else "_" for ch in text).replace("__", "_")
 
 
+def provenance_lines(results) -> list[str]:
+    """Which code scored the table's runs, and which wrote the table."""
+    scored = collections.Counter(describe(r.get("provenance")) for r in results)
+    by = "; ".join(f"{who} ({_plural(n, 'run')})" for who, n in sorted(scored.items()))
+    record = provenance()
+    libraries = ", ".join(f"{name} {version}" for name, version in record["libraries"].items())
+    blas = ", ".join(f"{b['internal_api']} {b['version']}" for b in record["blas"]) or "unknown"
+    return [f"Provenance: runs scored by {by or 'no run'}; table written by {describe(record)} with "
+            f"{libraries}, BLAS {blas}, Python {record['python']}, on {record['host']}, {record['date']}.", ""]
+
+
 def write_outputs(experiment: Experiment, specs, results, out, name: str = "table") -> dict:
     """Write ``name``.md and ``name``.csv (and for figure1 its picture) under ``out``."""
     out = Path(out)
@@ -696,6 +710,7 @@ def write_outputs(experiment: Experiment, specs, results, out, name: str = "tabl
                      f"{sum(r['eval_seconds'] for r in done) / 3600:.2f} h of evaluation, summed over runs; "
                      f"{busy_seconds(intervals) / 3600:.2f} h of wall time with at least one run going.", ""]
     markdown += ["Training cost, measured:", ""] + budget_lines(experiment, table) + [""]
+    markdown += provenance_lines(done)
     replace_file(out / f"{name}.md", "\n".join(markdown).encode())
     rows = io.StringIO()
     writer = csv.writer(rows)

@@ -10,7 +10,8 @@ Layout of a checkpoint file::
            rng_state (JSON of numpy's bit-generator state), checksums (JSON:
            SHA-256 of every array's dtype, shape and bytes), run_id (the run's
            identity, npdvae/training/identity.py; absent in runs created before
-           identities), and, mid-epoch, epoch_position (minibatches done),
+           identities), provenance (JSON: the code and libraries that wrote it,
+           npdvae/training/provenance.py), and, mid-epoch, epoch_position (minibatches done),
            epoch_total, epoch_seconds
 
 A checkpoint written at an epoch's end has no ``epoch_order``; one written
@@ -41,6 +42,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from npdvae.training.provenance import provenance
 from npdvae.training.run_files import replace_file
 
 FORMAT = "npdvae-checkpoint-2"
@@ -116,6 +118,7 @@ def checkpoint_bytes(checkpoint: Checkpoint) -> bytes:
         f.attrs["rng_state"] = json.dumps(checkpoint.rng_state)
         if checkpoint.run_id is not None:
             f.attrs["run_id"] = checkpoint.run_id
+        f.attrs["provenance"] = json.dumps(provenance(), sort_keys=True)
         write_checksummed(f, _arrays(checkpoint))
         if checkpoint.epoch_state is not None:
             state = checkpoint.epoch_state

@@ -10,6 +10,7 @@ reader is told why (:func:`evaluation_problem`) and scores the run again.
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from pathlib import Path
 
 from npdvae.training.config import TrainConfig
@@ -45,8 +46,8 @@ def evaluation_problem(evaluation: dict, config: dict, run_id: str | None, epoch
     except (TypeError, ValueError) as err:
         return f"its configuration is not valid ({err})"
     # a run may be asked for more epochs after it was scored; every other setting must agree
-    differs = sorted(k for k in set(recorded) | set(config)
-                     if k not in ("epochs", RUN_ID_KEY) and recorded.get(k) != config.get(k))
+    settings = {f.name for f in fields(TrainConfig)} - {"epochs"}   # not the run_id or provenance beside them
+    differs = sorted(k for k in settings if recorded.get(k) != config.get(k))
     if differs:
         return f"{differs[0]}: {recorded.get(differs[0])!r} against the run's {config.get(differs[0])!r}"
     problem = identity_problem(evaluation.get(RUN_ID_KEY), recorded, run_id)

@@ -1,12 +1,14 @@
 """Where a result came from: the code's version and commit, the numerical libraries, the date.
 
-Recorded in every model file (npdvae/training/model_file.py), so that a published number can be
-traced to the code and libraries that computed it.
+Recorded in a run's ``config.json`` (the code that created it), in every checkpoint (the code
+that wrote it), in ``eval.json`` (the code that scored it), in model files and under every
+table, so that a published number can be traced to the code and libraries that computed it.
 """
 
 from __future__ import annotations
 
 import datetime
+import functools
 import importlib.metadata
 import platform
 import subprocess
@@ -61,20 +63,32 @@ def blas_libraries() -> list[dict]:
         return []
 
 
-def provenance() -> dict:
-    """The record itself: versions, commit, BLAS, Python, platform and the UTC date."""
+@functools.lru_cache(maxsize=None)
+def _this_process() -> tuple:
+    """What stays the same for the life of a process (the git call runs once)."""
     versions = {}
     for name in ("numpy", "numba", "scipy", "h5py"):
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
-    return {
-        "npdvae": npdvae_version(),
-        "git": git_commit(),
-        "libraries": versions,
-        "blas": blas_libraries(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
+    return (("npdvae", npdvae_version()), ("git", git_commit()), ("libraries", versions),
+            ("python", platform.python_version()), ("platform", platform.platform()), ("host", platform.node()))
+
+
+def provenance() -> dict:
+    """The record itself: versions, commit, BLAS and its threads, Python, platform, host and the UTC date."""
+    record = {key: (dict(value) if isinstance(value, dict) else value) for key, value in _this_process()}
+    record["blas"] = blas_libraries()   # its threads may be limited for a task, so asked each time
+    record["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return record
+
+
+def describe(record: dict | None) -> str:
+    """One line: "npdvae 0.1.0, git 0123456789ab (with local changes)"."""
+    if not isinstance(record, dict):
+        return "an npdvae that recorded no provenance"
+    git = record.get("git")
+    commit = f", git {git['commit'][:12]}{' (with local changes)' if git.get('dirty') else ''}" \
+        if isinstance(git, dict) and git.get("commit") else ""
+    return f"npdvae {record.get('npdvae', 'unknown')}{commit}"

@@ -2,8 +2,9 @@
 
 A run directory holds::
 
-    config.json        the full TrainConfig (every hyperparameter, recorded) and the run's
-                       identity, ``run_id`` (npdvae/training/identity.py)
+    config.json        the full TrainConfig (every hyperparameter, recorded), the run's
+                       identity, ``run_id`` (npdvae/training/identity.py), and the
+                       ``provenance`` of the code that created it
     metrics.jsonl      a header line with the run's identity, then one JSON record per epoch
     best.h5, last.h5   checkpoints (best by validation bound, and latest)
     samples.png, reconstructions.png   pictures, written by the command line
@@ -26,6 +27,7 @@ import numpy as np
 
 from npdvae.training.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from npdvae.training.config import ConfigError, TrainConfig
+from npdvae.training.provenance import provenance
 from npdvae.training.identity import RUN_ID_KEY, UNKNOWN, identity_problem, new_run_id, recorded_run_id
 from npdvae.data import Dataset, load_dataset
 from npdvae.vae.likelihoods import BernoulliHead, GaussianHead
@@ -119,12 +121,22 @@ def open_run(config: TrainConfig, run_dir, dataset: Dataset, resume: bool = Fals
                 (run_dir / name).unlink(missing_ok=True)
         trainer = Trainer(config, dataset, run_dir, run_id=new_run_id(config.to_dict()))
     recorded = config.to_dict() if trainer.run_id is None else {**config.to_dict(), RUN_ID_KEY: trainer.run_id}
+    recorded["provenance"] = _created_by(run_dir) if resume and has_checkpoint(run_dir) else provenance()
     replace_file(run_dir / "config.json", (json.dumps(recorded, indent=2, sort_keys=True) + "\n").encode())
     _rewrite_metrics(run_dir, trainer.run_id, trainer.history)   # drops records of epochs after the checkpoint
     if not has_checkpoint(run_dir):
         trainer.save_start()
     trainer.lock, trainer.notes = lock, notes
     return trainer
+
+
+def _created_by(run_dir: Path):
+    """The provenance ``config.json`` recorded when the run was created (None if it has none)."""
+    try:
+        values = json.loads((run_dir / "config.json").read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return values.get("provenance") if isinstance(values, dict) else None
 
 
 def _rewrite_metrics(run_dir: Path, run_id: str | None, history):

@@ -202,14 +202,15 @@ def test_a_missing_data_folder_in_the_environment_is_an_error_naming_it(tmp_path
 
 def test_resume_without_out_finds_the_default_folder_and_a_finished_run_says_so(data_env, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "runs" / "mnist-elbo-k1-noise0.05-z8-h32-train600-eval60-seed0"   # the settings it differs in
     assert run("train", "--epochs", "1", "--noise", "0.05", *SMALL).exit_code == 0
-    assert (tmp_path / "runs" / "mnist-elbo-k1-noise0.05-seed0" / "last.h5").is_file()
-    result = run("train", "--resume", "--noise", "0.05", "--epochs", "2")
+    assert (folder / "last.h5").is_file()
+    result = run("train", "--resume", "--noise", "0.05", *SMALL, "--epochs", "2")   # the same options find it
     assert result.exit_code == 0 and "resumed after epoch 1" in result.output, result.output
-    stamp = (tmp_path / "runs" / "mnist-elbo-k1-noise0.05-seed0" / "samples.png").stat().st_mtime_ns
-    result = run("train", "--resume", "--noise", "0.05")
+    stamp = (folder / "samples.png").stat().st_mtime_ns
+    result = run("train", "--resume", "--noise", "0.05", *SMALL)
     assert result.exit_code == 0 and "already finished at epoch 2" in result.output
-    assert (tmp_path / "runs" / "mnist-elbo-k1-noise0.05-seed0" / "samples.png").stat().st_mtime_ns == stamp
+    assert (folder / "samples.png").stat().st_mtime_ns == stamp
 
 
 def test_on_a_pipe_progress_is_plain_lines_without_a_bar(data_env, tmp_path):

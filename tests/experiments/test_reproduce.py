@@ -395,3 +395,19 @@ def test_every_mismatching_run_is_listed_before_anything_trains(scored_pair, tmp
     assert "was trained for 3 epochs" in message and "lr: run has 0.001, grid asks 0.0003" in message
     assert "\n" not in message
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "grid").rglob("*") if p.is_file()} == stamps
+
+
+def test_eval_json_and_the_table_say_which_code_scored_and_wrote_them(scored_pair, tmp_path):
+    import subprocess
+    out, specs, results = scored_pair
+    head = subprocess.run(["git", "-C", str(Path(__file__).parents[2]), "rev-parse", "HEAD"], capture_output=True,
+                          text=True)
+    for spec in specs:
+        recorded = json.loads((Path(spec.run_dir) / "eval.json").read_text())["provenance"]
+        if head.returncode == 0:
+            assert recorded["git"]["commit"] == head.stdout.strip()
+    grid = build_experiment("table1", {("DVAE (K=1)", 1)}, columns={"0%", "5%"})
+    write_outputs(grid, specs, results, tmp_path)
+    footer = [line for line in (tmp_path / "table.md").read_text().splitlines() if line.startswith("Provenance:")]
+    assert len(footer) == 1 and "runs scored by npdvae " in footer[0] and "(2 runs)" in footer[0]
+    assert "; table written by npdvae " in footer[0] and "BLAS " in footer[0] and " on " in footer[0]

@@ -138,6 +138,7 @@ def test_config_json_records_every_setting(tmp_path):
     config = small_config()
     trainer = open_run(config, tmp_path / "run", synthetic_dataset())
     recorded = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert recorded.pop("provenance")["npdvae"]   # the code that created the run (tests/training/test_provenance.py)
     assert recorded == {**config.to_dict(), "run_id": trainer.run_id}
 
 
