@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 
 import click
 
 from npdvae.data import DataError
 from npdvae.data.files import describe, get_spec, read_verified
-from npdvae.data.download import fetch
+from npdvae.data.download import fetch, install_from_files
 from .progress import Progress
 from .common import DATASET_NAMES, data_dir_option, say_data
 
@@ -33,11 +34,17 @@ def datasets_list(verify, data_dir):
 
 @datasets.command("fetch")
 @click.argument("name", type=click.Choice(DATASET_NAMES, case_sensitive=False))
+@click.option("--from", "sources", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Copy this file you have (repeatable) into the data folder, verified, instead of "
+                   "downloading it.")
 @data_dir_option
-def datasets_fetch(name, data_dir):
-    """Download (or find) and verify a data set."""
+def datasets_fetch(name, sources, data_dir):
+    """Download (or find) and verify a data set, or copy in files you have (--from)."""
     spec = get_spec(name)
     try:
+        if sources:
+            install_from_files(spec, sources, dest_dir=Path(data_dir) / spec.subdir if data_dir else None,
+                               say=say_data)
         paths = fetch(spec, data_dir=data_dir, progress=Progress.for_download(), say=say_data)
         for file in spec.files:
             read_verified(paths[file.filename], file)

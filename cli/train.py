@@ -153,7 +153,7 @@ def _train_in(config, out, resume, data_dir, stops):
 
     bar = EpochProgress(config.epochs)
     bar.start_epoch(trainer.epoch + 1)
-    header = f"{'epoch':>5}  {'train bound':>12}  {'valid bound':>12}  {'seconds':>8}"
+    header = f"{'epoch':>5}  {'train (nats)':>12}  {'valid (nats)':>12}  {'seconds':>8}"
     click.echo(header)
 
     def on_epoch(record):

@@ -22,6 +22,7 @@ import os
 import pickle
 import subprocess
 import sys
+import shutil
 import tempfile
 import urllib.error
 import urllib.request
@@ -51,7 +52,8 @@ class DataUnavailableError(DataError):
 
 def _how_to_supply(spec: DatasetSpec) -> str:
     names = ", ".join(f.filename for f in spec.files)
-    return (f"Supply the files by hand: put {names} in a folder and pass --data-dir FOLDER "
+    return (f"Supply the files by hand: npdvae datasets fetch {spec.name} --from FILE copies and verifies "
+            f"a copy you have; or put {names} in a folder and pass --data-dir FOLDER "
             f"(or set {ENV_VAR}=FOLDER); a '{spec.subdir}/' sub-folder of FOLDER works too.")
 
 
@@ -245,6 +247,41 @@ def install_rebuilt_files(spec: DatasetSpec, contents: dict[str, bytes], dest_di
 # --------------------------------------------------------------------------
 # The whole fetch
 # --------------------------------------------------------------------------
+
+
+def install_from_files(spec: DatasetSpec, sources, dest_dir: Path | None = None, say=None) -> dict[str, Path]:
+    """Copy files the user has (a copy of Frey Face from a colleague, say) into the data set's
+    folder, each verified against its pin before and after the copy; the user's files are
+    only read. A source is matched to the data set's file of its name, or, for a data set of
+    one file, to that file whatever its name. DataError names the first that does not fit."""
+    say = say or (lambda message: None)
+    dest_dir = Path(dest_dir) if dest_dir else download_dir(spec)
+    by_name = {file.filename: file for file in spec.files}
+    installed = {}
+    for source in map(Path, sources):
+        file = by_name.get(source.name) or (spec.files[0] if len(spec.files) == 1 else None)
+        if file is None:
+            raise DataError(f"{source}: not a file of {spec.name} (its files are {', '.join(by_name)})")
+        if not source.is_file():
+            raise DataError(f"{source}: no such file")
+        try:
+            read_file(source, file)   # verified where it lies, before anything is copied
+        except ChecksumError as err:
+            raise DataError(f"{source} is not the canonical {file.filename}: SHA-256 {err.actual}, "
+                            f"expected {err.expected}") from None
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        part = _part_path(dest_dir, file)
+        try:
+            shutil.copyfile(source, part)
+            _verify_part(part, file)
+            part.replace(dest_dir / file.filename)
+        except OSError as err:
+            raise DataError(f"cannot copy {source} into {dest_dir}: {err.strerror or err}") from None
+        finally:
+            part.unlink(missing_ok=True)
+        say(f"{spec.name}: {file.filename} copied from {source} into {dest_dir} and verified")
+        installed[file.filename] = dest_dir / file.filename
+    return installed
 
 
 def fetch(spec: DatasetSpec, data_dir=None, mirrors=None, timeout=30.0, retries=2,

@@ -354,7 +354,7 @@ def run_one(config_dict: dict, run_dir: str, data_dir=None, is_samples=5000, is_
         done = None
     if done is not None:
         if done.get("checkpoint") == EVALUATED_CHECKPOINT and config_dict["epochs"] == done["config"]["epochs"]:
-            return done
+            return {**done, "done_before": True}   # nothing trained or scored by this call
         # more epochs asked for, or another checkpoint scored: continue and score again
         earlier = run_intervals(done, done_file)
     began_at = time.time()

@@ -24,8 +24,9 @@ def dataset_root(name: str) -> Path | None:
 
 
 def missing_reason(name: str) -> str:
-    places = [p for p in (os.environ.get(ENV_VAR), str(default_data_dir()), str(REPO.parent / "shared" / "datasets"))
-              if p]
+    places = list(dict.fromkeys(  # each folder once: the default data directory may be the environment's
+        str(Path(p).resolve()) for p in (os.environ.get(ENV_VAR), default_data_dir(), REPO.parent / "shared" / "datasets")
+        if p))
     return (f"{name} not found where npdvae looks ({', '.join(places)}): set {ENV_VAR} to a folder holding it, "
             f"or run `npdvae datasets fetch {name}`")
 

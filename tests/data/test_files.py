@@ -62,3 +62,23 @@ def test_a_short_frey_file_is_named(tmp_path):
     path.write_bytes(b"MATLAB 5.0 MAT-file")
     with pytest.raises(DataError, match=f"{path}: SHA-256 mismatch"):
         read_verified(path, FREY)
+
+
+def test_fetch_from_a_file_one_has_copies_it_verified_and_refuses_another(frey_datasets, tmp_path):
+    from click.testing import CliRunner
+    from npdvae.cli.main import main
+    mine = tmp_path / "from-a-colleague.mat"
+    shutil.copy(frey_datasets / "frey_face" / FREY.filename, mine)
+    (tmp_path / "data").mkdir()
+    result = CliRunner().invoke(main, ["datasets", "fetch", "frey-face", "--from", str(mine),
+                                       "--data-dir", str(tmp_path / "data")])
+    assert result.exit_code == 0, result.output
+    installed = tmp_path / "data" / "frey_face" / FREY.filename
+    assert installed.read_bytes() == mine.read_bytes() and f"{installed}  [verified]" in result.output
+    other = tmp_path / "other.mat"
+    other.write_bytes(mine.read_bytes()[:-1] + b"\0")
+    (tmp_path / "data2").mkdir()
+    refused = CliRunner().invoke(main, ["datasets", "fetch", "frey-face", "--from", str(other),
+                                        "--data-dir", str(tmp_path / "data2")])
+    assert refused.exit_code == 1 and f"{other} is not the canonical {FREY.filename}" in refused.output
+    assert other.exists() and not (tmp_path / "data2" / "frey_face").exists()   # the user's file is left as it was

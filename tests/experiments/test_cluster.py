@@ -175,7 +175,7 @@ def test_the_command_runs_a_grid_on_the_cluster_and_reports_each_run(cluster, mn
     result = _reproduce(mnist_root, "--scheduler", cluster, "--out", tmp_path / "out")
     assert result.returncode == 0, result.stderr
     assert f"on the Dask cluster at {cluster}" in result.stdout
-    assert "[1/1] DVAE (K=1), 1 layer, 5%, seed 0, lr 0.001: test bound" in result.stdout
+    assert "[1/1] DVAE (K=1), 1 layer, 5%, seed 0, lr 0.001: test -bound" in result.stdout
     assert (tmp_path / "out" / "table-row-DVAE_K=1_-1l-column-5.csv").exists()
 
 

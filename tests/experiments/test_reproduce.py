@@ -366,7 +366,9 @@ def test_a_garbage_eval_json_is_named_and_the_run_scored_again(tmp_path, mnist_r
     again = CliRunner().invoke(main, command)
     assert again.exit_code == 0 and "Traceback" not in again.output, again.output
     assert f"note: {eval_file} was not counted (it cannot be read" in again.output
-    assert f"test bound {scored['test_bound']:.2f}" in again.output
+    assert f"test -bound {-scored['test_bound']:.2f}" in again.output   # as the table prints it
+    rerun = CliRunner().invoke(main, command)
+    assert rerun.exit_code == 0 and ": done before (test -bound" in rerun.output and " left" not in rerun.output
     assert json.loads(eval_file.read_text())["test_bound"] == scored["test_bound"]
 
 
