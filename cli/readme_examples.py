@@ -8,8 +8,9 @@ the lines after it, up to the closing fence, are what the command printed.
 This script runs the listed commands in order, in a temporary folder (so
 their run folders land there, and relative paths in the output read as in
 the README), and replaces each block's output with what they print now. Run
-it after any change that moves a number; the data is found as npdvae finds
-it ($NPDVAE_DATA_DIR or the default data directory).
+it after any change that moves a number; MNIST is found as npdvae finds it
+($NPDVAE_DATA_DIR or the default data directory) and shown to the examples as
+``datasets/mnist`` beside their run folders, as a checkout keeps it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from npdvae.data.files import ENV_VAR, find_file, get_spec
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -54,6 +57,15 @@ def main(argv=None):
         return
     text = README.read_text()
     with tempfile.TemporaryDirectory() as tmp:
+        # the data where a checkout keeps it, datasets/ beside the run folders, so that the output
+        # names the folder a newcomer sees (datasets/mnist), not this machine's
+        spec = get_spec("mnist")
+        source = find_file(spec, spec.files[0])
+        if source is None:
+            raise SystemExit("MNIST is not found where npdvae looks: fetch it first (npdvae datasets fetch mnist)")
+        (Path(tmp) / "datasets").mkdir()
+        (Path(tmp) / "datasets" / "mnist").symlink_to(source.parent.resolve(), target_is_directory=True)
+        os.environ[ENV_VAR] = "datasets"
         for command in COMMANDS:
             print(f"running: {command}", file=sys.stderr)
             text = replace_block(text, command, run_example(command, Path(tmp)))

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from pathlib import Path
+
 import numpy as np
 
 from npdvae.data.download import ProgressFn, fetch
@@ -126,6 +128,14 @@ def _load_frey(arrays) -> Dataset:
     return Dataset("frey-face", "gaussian", (28, 20), images)
 
 
+def _as_seen_from_here(folder: str) -> str:
+    """A folder under the current directory as a relative path (datasets/mnist), others as they are."""
+    try:
+        return str(Path(folder).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return folder
+
+
 def load_dataset(name: str, data_dir=None, binarization: str = "dynamic", binarization_seed: int = 0,
                  progress: ProgressFn | None = None, say=None, **fetch_options) -> Dataset:
     """Find (downloading if needed), verify and split a data set.
@@ -151,7 +161,7 @@ def load_dataset(name: str, data_dir=None, binarization: str = "dynamic", binari
             raise
     folders = sorted({str(path.parent) for path in paths.values()})
     if say:
-        say(f"{spec.name}: read and verified (SHA-256) from {', '.join(folders)}")
+        say(f"{spec.name}: read and verified (SHA-256) from {', '.join(map(_as_seen_from_here, folders))}")
     if name == "frey-face":
         dataset = _load_frey(arrays)
     else:
