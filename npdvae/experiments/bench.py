@@ -25,6 +25,13 @@ compared with epochs run in another phase. So right after each timed epoch
 the GEMM rate (on the shape of the decoder's output layer) and the replayed
 products are measured again, each ratio and share is formed within its
 epoch, and the table shows the medians over epochs.
+
+When not to believe it. A configuration's figures are marked unreliable, with the
+reason, and shown as no result (:func:`unreliable_reasons`) when the process got
+less than 90% of a core over a timed epoch (CPU time against wall time: another
+process had the cores), when the GEMM rate moved by more than a fifth between the
+measurements around its epochs (the host changed speed under it), or when a
+ratio came out above the ceiling it cannot pass (a sign of either).
 """
 
 from __future__ import annotations
@@ -157,6 +164,8 @@ class ConfigResult:
     gemm_gflops_during: list      # measured right after each timed epoch
     matmul_only_ratio: float      # the replayed products alone, over the same GEMM rate
     matmul_seconds_during: list   # an epoch's products replayed alone, right after each timed epoch
+    cpu_per_wall: list = field(default_factory=list)   # the process's CPU seconds per wall second, each epoch
+    unreliable: list = field(default_factory=list)     # why the figures are not to be believed (none: they are)
 
 
 @dataclass
@@ -184,11 +193,12 @@ class BenchReport:
         return json.dumps(asdict(self), indent=2)
 
 
-def bench_config(name, overrides, dataset: Dataset, epochs: int, batch_size=100) -> ConfigResult:
+def bench_config(name, overrides, dataset: Dataset, epochs: int, batch_size=100, progress=None) -> ConfigResult:
     """Times ``epochs`` epochs after a warm-up one. Right after each, the GEMM
     rate and the replayed products are measured too, and every ratio is
     formed within its epoch before the median is taken, so that an epoch in
     a slow phase of the host is compared with measurements from that phase."""
+    say = progress or (lambda message: None)
     config = TrainConfig(dataset="mnist", batch_size=batch_size, epochs=epochs + 1, **overrides)
     trainer = Trainer(config, dataset, run_dir="unused")
     n = dataset.num_examples("train")
@@ -197,11 +207,14 @@ def bench_config(name, overrides, dataset: Dataset, epochs: int, batch_size=100)
     flops = step_flops(shapes) * n / batch_size
     trainer.train_epoch()  # warm-up: compilation, caches, allocator
     _reset_peak_rss()
-    times, gemm_during, matmul_during = [], [], []
-    for _ in range(epochs):
-        start = time.perf_counter()
+    times, gemm_during, matmul_during, cpu_per_wall = [], [], [], []
+    gemm_before = gemm_rate(*MODEL_GEMM_SHAPE, seconds=0.3)
+    for epoch in range(epochs):
+        say(f"training: {name}, timed epoch {epoch + 1} of {epochs}")
+        start, cpu = time.perf_counter(), time.process_time()
         trainer.train_epoch()
         times.append(time.perf_counter() - start)
+        cpu_per_wall.append((time.process_time() - cpu) / times[-1])
         gemm_during.append(gemm_rate(*MODEL_GEMM_SHAPE, seconds=0.3))
         matmul_during.append(replay_matmuls(shapes) * steps)
     peak = peak_rss_mb()
@@ -210,8 +223,25 @@ def bench_config(name, overrides, dataset: Dataset, epochs: int, batch_size=100)
     ratio = statistics.median(flops / t / 1e9 / gemm for t, gemm, _ in per_epoch)
     share = statistics.median(min(1.0, matmuls / t) for t, _, matmuls in per_epoch)
     ceiling = statistics.median(flops / matmuls / 1e9 / gemm for _, gemm, matmuls in per_epoch)
-    return ConfigResult(name, seconds, times, n / seconds, flops / seconds / 1e9, ratio,
-                        share, 1.0 - share, peak, gemm_during, ceiling, matmul_during)
+    result = ConfigResult(name, seconds, times, n / seconds, flops / seconds / 1e9, ratio,
+                          share, 1.0 - share, peak, gemm_during, ceiling, matmul_during, cpu_per_wall)
+    result.unreliable = unreliable_reasons(result, gemm_before)
+    return result
+
+
+def unreliable_reasons(result: ConfigResult, gemm_before: float) -> list[str]:
+    """Why ``result`` is not to be believed (see the module docstring); empty when it is."""
+    reasons = []
+    starved = min(result.cpu_per_wall, default=1.0)
+    if starved < 0.9:
+        reasons.append(f"the process got {starved:.0%} of a core in an epoch (the host was busy)")
+    rates = [gemm_before, *result.gemm_gflops_during]
+    if min(rates) > 0 and max(rates) / min(rates) > 1.2:
+        reasons.append(f"the GEMM rate moved from {min(rates):.0f} to {max(rates):.0f} GFLOP/s during the timing")
+    if result.gemm_ratio > result.matmul_only_ratio:
+        reasons.append(f"of GEMM {result.gemm_ratio:.2f} came out above its ceiling {result.matmul_only_ratio:.2f}, "
+                       "which cannot be")
+    return reasons
 
 
 def bench_evaluation(model, params, images, samples=5000, batch_size=100, full_test=10_000) -> EvalResult:
@@ -262,24 +292,26 @@ def startup_seconds() -> float:
 
 
 def benchmark(dataset: Dataset, configs=None, epochs=3, eval_examples=200, eval_samples=5000,
-              progress=None) -> BenchReport:
-    """Everything above, in one process. ``progress(message)`` reports each stage."""
+              progress=None, startup=True) -> BenchReport:
+    """Everything above, in one process (and the start-up of a fresh one, unless not
+    ``startup``). ``progress(message)`` reports each stage."""
     keep_freed_memory()
     say = progress or (lambda message: None)
     say("GEMM rate")
     report = BenchReport(gemm_gflops_square=gemm_rate(2000, 2000, 2000),
                          gemm_gflops_model=gemm_rate(*MODEL_GEMM_SHAPE))
     for name in (configs or CONFIGS):
-        say(f"training: {name}")
-        report.configs.append(bench_config(name, CONFIGS[name], dataset, epochs))
+        say(f"training: {name}, warm-up epoch")
+        report.configs.append(bench_config(name, CONFIGS[name], dataset, epochs, progress=say))
     if eval_examples:
         say(f"evaluation: K={eval_samples} on {eval_examples} test images")
         config = TrainConfig(dataset="mnist", bound="iwae", k=5)
         trainer = Trainer(config, dataset, run_dir="unused")
         images = dataset.batch("test", np.arange(min(eval_examples, dataset.num_examples("test"))))
         report.evaluation = bench_evaluation(trainer.model, trainer.params, images, eval_samples)
-    say("start-up of a fresh process")
-    report.startup_seconds = startup_seconds()
+    if startup:
+        say("start-up of a fresh process")
+        report.startup_seconds = startup_seconds()
     return report
 
 
@@ -289,11 +321,19 @@ def format_report(report: BenchReport) -> str:
     header = (f"{'configuration':34s} {'s/epoch':>8s} {'ex/s':>8s} {'GFLOP/s':>8s} {'GEMM now':>9s} "
               f"{'of GEMM':>8s} {'ceiling':>8s} {'matmul':>7s} {'other':>7s} {'peak MB':>8s}")
     lines += [header, "-" * len(header)]
+    doubts = []
     for c in report.configs:
         gemm_now = statistics.median(c.gemm_gflops_during)
+        if c.unreliable:   # measured, but not a result: no figure of it is printed as one
+            lines.append(f"{c.name:34s} {'unreliable: see below':>48s}")
+            doubts.append(f"{c.name}: not a result, because {'; and '.join(c.unreliable)} "
+                          f"(measured {c.seconds_per_epoch:.2f} s/epoch; run the benchmark on an idle machine)")
+            continue
         lines.append(f"{c.name:34s} {c.seconds_per_epoch:8.2f} {c.examples_per_second:8.0f} {c.model_gflops:8.1f} "
                      f"{gemm_now:9.0f} {c.gemm_ratio:8.2f} {c.matmul_only_ratio:8.2f} "
                      f"{c.matmul_share:7.0%} {c.overhead_share:7.0%} {c.peak_rss_mb:8.0f}")
+    if doubts:
+        lines += [""] + doubts
     if report.evaluation:
         e = report.evaluation
         lines += ["", f"evaluation, K={e.samples} importance samples: {e.examples} images in {e.seconds:.1f} s, "

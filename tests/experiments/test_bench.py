@@ -46,3 +46,52 @@ def test_benchmark_divides_by_the_gemm_rate_measured_alongside():
     text = format_report(report)
     assert "VAE K=1, 1 layer" in text and "GEMM now" in text and "ceiling" in text
     assert json.loads(report.to_json())["configs"][0]["gemm_gflops_during"] == result.gemm_gflops_during
+
+
+def _result(**changes):
+    from npdvae.experiments.bench import ConfigResult
+    values = dict(name="VAE K=1, 1 layer", seconds_per_epoch=2.0, epoch_seconds=[2.0], examples_per_second=25000,
+                  model_gflops=40.0, gemm_ratio=0.4, matmul_share=0.7, overhead_share=0.3, peak_rss_mb=300,
+                  gemm_gflops_during=[100.0], matmul_only_ratio=0.6, matmul_seconds_during=[1.4],
+                  cpu_per_wall=[1.0])
+    values.update(changes)
+    return ConfigResult(**values)
+
+
+def test_figures_a_busy_or_drifting_host_made_are_named_unreliable():
+    from npdvae.experiments.bench import unreliable_reasons
+    assert unreliable_reasons(_result(), gemm_before=100.0) == []
+    assert "got 50% of a core" in unreliable_reasons(_result(cpu_per_wall=[1.0, 0.5]), 100.0)[0]
+    assert "GEMM rate moved from 70 to 100" in unreliable_reasons(_result(), gemm_before=70.0)[0]
+    assert "above its ceiling" in unreliable_reasons(_result(gemm_ratio=4.32, matmul_only_ratio=0.11), 100.0)[0]
+
+
+def test_an_unreliable_configuration_prints_no_figure_as_a_result():
+    from npdvae.experiments.bench import BenchReport, format_report
+    bad = _result(gemm_ratio=4.32, matmul_only_ratio=0.11, unreliable=["of GEMM 4.32 came out above its ceiling"])
+    text = format_report(BenchReport(gemm_gflops_square=100.0, gemm_gflops_model=90.0, configs=[bad]))
+    row = next(line for line in text.splitlines() if line.startswith("VAE K=1, 1 layer "))
+    assert "unreliable" in row and "4.32" not in row and "0.11" not in row
+    assert "VAE K=1, 1 layer: not a result, because of GEMM 4.32 came out above its ceiling" in text
+
+
+def test_a_benchmark_beside_a_cpu_hog_is_marked_unreliable(tmp_path):
+    import subprocess
+    import sys
+
+    from npdvae.experiments.bench import benchmark, format_report
+    from tests.synthetic import synthetic_dataset
+
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(4)]   # 4 on 2 cores
+    try:
+        report = benchmark(synthetic_dataset(n_train=1500), configs=["VAE K=1, 1 layer"], epochs=2,
+                           eval_examples=0, startup=False)
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    (result,) = report.configs
+    assert result.unreliable, result
+    text = format_report(report)
+    assert "VAE K=1, 1 layer: not a result, because" in text
+    assert f"{result.gemm_ratio:8.2f}" not in text
