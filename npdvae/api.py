@@ -6,6 +6,8 @@
     model = npdvae.load("runs/example")                 # or a model file (npdvae export)
     mu, log_sigma2 = model.encode(x)
     bounds = model.bound(x, k=5)                        # (B,) nats
+    for run in npdvae.runs("runs"):                     # every run folder: what, how far, state
+        print(run.path, run.state, run.best_valid)
 
 The command line (``cli/``) is built on these same functions.
 """
@@ -22,6 +24,7 @@ from npdvae.evaluation.evaluate import importance_sampled_bound
 from npdvae.evaluation.pictures import decoder_mean, sample_images
 from npdvae.training.config import TrainConfig
 from npdvae.training.loop import Trainer
+from npdvae.training.run_summary import RunSummary, find_runs, summarize_run
 from npdvae.training.runs import load_trained, open_run, prepare_dataset
 from npdvae.vae.model import DVAEModel
 
@@ -36,11 +39,14 @@ def train(config: TrainConfig, out, data_dir=None, progress: Callable | None = N
     data is found or downloaded as the command line does (``data_dir``, $NPDVAE_DATA_DIR,
     the default folder). ``progress(done, total)`` is called after each minibatch and
     ``on_epoch(record)`` after each epoch; the returned Trainer holds ``history``,
-    ``params`` and ``model``."""
+    ``params`` and ``model``. The folder's lock is released when training ends."""
     out = Path(out)
     dataset = prepare_dataset(config, data_dir)
     trainer = open_run(config, out, dataset, resume=(out / "last.h5").exists())
-    trainer.run(progress, on_epoch)
+    try:
+        trainer.run(progress, on_epoch)
+    finally:   # the folder is left for others to read, resume or list (npdvae runs) at once
+        trainer.lock.release()
     return trainer
 
 
@@ -89,3 +95,10 @@ def load(path, which: str = "best") -> TrainedModel:
     checkpoint if it is damaged), a checkpoint file or a model file."""
     config, model, params = load_trained(path, which)
     return TrainedModel(config, model, params)
+
+
+def runs(*folders) -> list[RunSummary]:
+    """The run folders at or under ``folders`` (default ``runs``), each summarized as
+    ``npdvae runs`` prints it: model, corruption, epochs done and asked, best validation
+    bound and epoch, test figures when its eval.json is its own, and its state."""
+    return [summarize_run(path) for path in find_runs(folders or ("runs",))]

@@ -45,6 +45,9 @@ def test_train_and_load_give_one_model(tmp_path, mnist_root):
     np.testing.assert_array_equal(model.bound(x, k=5, seed=3), model.bound(x, k=5, seed=3))
     with pytest.raises(ValueError, match=r"images must be \(B, 784\)"):
         model.encode(x[:, :10])
+    (listed,) = npdvae.runs(tmp_path / "new")                  # what npdvae runs prints, as records
+    assert (listed.path, listed.state, listed.epochs_done) == (str(tmp_path / "new" / "run"), "finished", 1)
+    assert listed.best_valid == run.history[0]["valid_bound"]
     other = npdvae.TrainConfig(**dict(config.to_dict(), k=3))
     with pytest.raises(CheckpointError, match="k: checkpoint has 2, requested 3"):
         npdvae.train(other, out=tmp_path / "new" / "run", data_dir=mnist_root)
