@@ -103,8 +103,6 @@ def train(ctx, out, resume, data_dir, **options):
                   if config.noise > 0 else ""))
     click.echo(settings_line(config))
     click.echo(f"  run directory: {out}")
-    if not numba_cache_is_warm():
-        click.echo("  compiling the Numba kernels (the first run of this installation; cached afterwards)")
     # from here to the end of training a signal only asks to stop (see cli/stopping.py); the
     # data is loaded first, so that Ctrl-C during a download stops it at once
     stops = StopRequests()
@@ -151,6 +149,9 @@ def _train_in(config, out, resume, data_dir, stops):
         click.echo(f"already finished at epoch {trainer.epoch}; give a larger --epochs to train further")
         return
 
+    if not numba_cache_is_warm():
+        click.echo("  compiling the Numba kernels (the first run of this installation; cached afterwards)")
+    trainer.compile_kernels()   # the pause comes under its notice, not inside epoch 1's time
     bar = EpochProgress(config.epochs)
     bar.start_epoch(trainer.epoch + 1)
     header = f"{'epoch':>5}  {'train (nats)':>12}  {'valid (nats)':>12}  {'seconds':>8}"

@@ -44,6 +44,7 @@ def train(config: TrainConfig, out, data_dir=None, progress: Callable | None = N
     dataset = prepare_dataset(config, data_dir)
     trainer = open_run(config, out, dataset, resume=(out / "last.h5").exists())
     try:
+        trainer.compile_kernels()
         trainer.run(progress, on_epoch)
     finally:   # the folder is left for others to read, resume or list (npdvae runs) at once
         trainer.lock.release()

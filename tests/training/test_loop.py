@@ -225,3 +225,22 @@ def test_a_trainer_on_a_new_folder_creates_it(tmp_path):
     trainer = Trainer(small_config(epochs=1), synthetic_dataset(), tmp_path / "a" / "b")
     trainer.run()
     assert {p.name for p in (tmp_path / "a" / "b").iterdir()} == {"metrics.jsonl", "best.h5", "last.h5"}
+
+
+@pytest.mark.parametrize("kernels", [True, False])
+def test_compiling_the_kernels_first_leaves_the_run_to_the_same_bits(tmp_path, kernels):
+    data = synthetic_dataset()
+    plain = open_run(small_config(epochs=2, kernels=kernels), tmp_path / "plain", data)
+    plain.run()
+    warmed = open_run(small_config(epochs=2, kernels=kernels), tmp_path / "warmed", data)
+    before = {name: p.copy() for name, p in warmed.params.items()}
+    state = warmed.rng.bit_generator.state
+    warmed.compile_kernels()
+    assert warmed.rng.bit_generator.state == state
+    assert warmed.adam.step_count == 0
+    for name, p in before.items():
+        np.testing.assert_array_equal(warmed.params[name], p, err_msg=name)
+    warmed.run()
+    for name in plain.params:
+        np.testing.assert_array_equal(warmed.params[name], plain.params[name], err_msg=name)
+    assert strip_time(warmed.history) == strip_time(plain.history)
