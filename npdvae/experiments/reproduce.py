@@ -674,15 +674,20 @@ def table_name(rows=None, columns=None, seeds=None) -> str:
     return "".join(ch if ch.isalnum() or ch in "-=." else "_" for ch in text).replace("__", "_")
 
 
-def provenance_lines(results) -> list[str]:
-    """Which code scored the table's runs, and which wrote the table."""
+def provenance_lines(results, written_by: str | None = None) -> list[str]:
+    """Which code scored the table's runs, and which (``written_by``, default this one) wrote the table."""
     scored = collections.Counter(describe(r.get("provenance")) for r in results)
     by = "; ".join(f"{who} ({_plural(n, 'run')})" for who, n in sorted(scored.items()))
+    return [f"Provenance: runs scored by {by or 'no run'}; table written by {written_by or _this_writer()}.", ""]
+
+
+def _this_writer() -> str:
+    """The code and libraries writing a table, and where and when."""
     record = provenance()
     libraries = ", ".join(f"{name} {version}" for name, version in record["libraries"].items())
     blas = ", ".join(f"{b['internal_api']} {b['version']}" for b in record["blas"]) or "unknown"
-    return [f"Provenance: runs scored by {by or 'no run'}; table written by {describe(record)} with "
-            f"{libraries}, BLAS {blas}, Python {record['python']}, on {record['host']}, {record['date']}.", ""]
+    return (f"{describe(record)} with {libraries}, BLAS {blas}, Python {record['python']}, "
+            f"on {record['host']}, {record['date']}")
 
 
 def write_outputs(experiment: Experiment, specs, results, out, name: str = "table") -> dict:
@@ -711,15 +716,20 @@ def write_outputs(experiment: Experiment, specs, results, out, name: str = "tabl
                      f"{sum(r['eval_seconds'] for r in done) / 3600:.2f} h of evaluation, summed over runs; "
                      f"{busy_seconds(intervals) / 3600:.2f} h of wall time with at least one run going.", ""]
     markdown += ["Training cost, measured:", ""] + budget_lines(experiment, table) + [""]
-    markdown += provenance_lines(done)
+    written_by = _this_writer()   # once, so that the .md and the .csv say the same
+    markdown += provenance_lines(done, written_by)
     replace_file(out / f"{name}.md", "\n".join(markdown).encode())
     rows = io.StringIO()
     writer = csv.writer(rows)
     writer.writerow(["experiment", "model", "layers", "column", "seeds", "epochs", "bound_mean", "bound_std",
                      "paper_mean", "paper_std", "log_likelihood_mean", "log_likelihood_std",
                      "seconds_per_epoch", "noise_type", "schedule", "clip_grad_norm", "binarize", "lr",
-                     "valid_bound_by_lr"])
+                     "valid_bound_by_lr", "scored_by", "table_written_by"])
     protocol = {(spec.cell.row_key, spec.cell.column, spec.config["lr"]): spec.config for spec in specs}
+    scorers = collections.defaultdict(set)   # which code scored the runs a row's figures come from
+    for spec, r in zip(specs, results):
+        if r is not None:
+            scorers[(spec.cell.row_key, spec.cell.column, spec.config["lr"])].add(describe(r.get("provenance")))
     for (row_key, column), entry in table.items():
         config = protocol[(row_key, column, entry["lr"])]
         paper_mean, paper_std = entry["paper"] or (None, None)
@@ -727,7 +737,8 @@ def write_outputs(experiment: Experiment, specs, results, out, name: str = "tabl
                          *entry["bound_stats"], paper_mean, paper_std, *entry["ll_stats"],
                          statistics.fmean(entry["seconds_per_epoch"]), config["noise_type"],
                          config["schedule"], config["clip_grad_norm"], config["binarize"], config["lr"],
-                         json.dumps({f"{lr:g}": round(v, 4) for lr, v in entry["valid_by_lr"].items()})])
+                         json.dumps({f"{lr:g}": round(v, 4) for lr, v in entry["valid_by_lr"].items()}),
+                         "; ".join(sorted(scorers[(row_key, column, entry["lr"])])), written_by])
     replace_file(out / f"{name}.csv", rows.getvalue().encode())
     if experiment.name == "figure1":
         from npdvae.evaluation.pictures import plot_training_curves

@@ -413,3 +413,10 @@ def test_eval_json_and_the_table_say_which_code_scored_and_wrote_them(scored_pai
     footer = [line for line in (tmp_path / "table.md").read_text().splitlines() if line.startswith("Provenance:")]
     assert len(footer) == 1 and "runs scored by npdvae " in footer[0] and "(2 runs)" in footer[0]
     assert "; table written by npdvae " in footer[0] and "BLAS " in footer[0] and " on " in footer[0]
+    rows = list(csv.DictReader(open(tmp_path / "table.csv")))
+    assert len(rows) == 2
+    for row in rows:   # each row names the code that scored its own runs, and the table's writer
+        assert row["scored_by"].startswith("npdvae ") and ";" not in row["scored_by"]
+        assert row["table_written_by"] == footer[0].split("; table written by ", 1)[1].rstrip(".")
+        if head.returncode == 0:
+            assert head.stdout.strip()[:12] in row["scored_by"]
