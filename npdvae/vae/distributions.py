@@ -196,11 +196,17 @@ def _bernoulli_log_likelihood_ref(x, logits, with_grad=True):
 
 
 def _bernoulli_log_likelihood_backward_ref(d_ll, cache):
-    """d/dl_d = x_d - sigmoid(l_d)."""
+    """d/dl_d = x_d - sigmoid(l_d), times d_ll, subnormal products flushed to 0 (see
+    :func:`scale_rows_kernel`)."""
     x, logits = cache
     e = np.exp(-np.abs(logits))
     sigmoid = np.where(logits >= 0, 1 / (1 + e), e / (1 + e))
-    return d_ll[:, :, None] * (x[:, None, :] - sigmoid)
+    return _flush_subnormal(d_ll[:, :, None] * (x[:, None, :] - sigmoid))
+
+
+def _flush_subnormal(a):
+    """``a`` with every entry below the dtype's smallest normal number in magnitude set to 0."""
+    return np.where(np.abs(a) < np.finfo(a.dtype).tiny, np.zeros((), a.dtype), a)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model=ERROR_MODEL)
@@ -241,14 +247,27 @@ def bernoulli_log_likelihood_kernel(x, logits, residual):
 @njit(cache=True, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def scale_rows_kernel(d_rows, per_pixel):
     """out[b, s, d] = d_rows[b, s] * per_pixel[b, s, d]: the chain rule for a
-    row sum, dL/dv_bsd = dL/d(row_bs) * d(row_bs)/dv_bsd."""
+    row sum, dL/dv_bsd = dL/d(row_bs) * d(row_bs)/dv_bsd; a product below the
+    smallest normal number (1.2e-38 in float32) in magnitude is stored as 0.
+
+    Why the flush: a trained MNIST decoder drives the logits of the always-black
+    border pixels below -80, where 1 - sigmoid is about 1e-36 and the product with
+    d_rows (at most 1/B) is subnormal. Subnormal operands send every multiply of the
+    GEMMs that read this gradient (the decoder's last layer, both ways) through a
+    slow microcode path, and training slows down more and more as it goes. Flushed,
+    the change to any parameter is below what float32 can hold next to it: Adam
+    divides the moment by sqrt(v) + 1e-8, so a gradient of 1e-38 moves a weight by
+    about 1e-33 times the learning rate."""
     B, S, D = per_pixel.shape
     out = np.empty_like(per_pixel)
+    zero = np.zeros(1, per_pixel.dtype)[0]
+    tiny = np.finfo(per_pixel.dtype).tiny
     for b in range(B):
         for s in range(S):
             g = d_rows[b, s]
             for d in range(D):
-                out[b, s, d] = g * per_pixel[b, s, d]
+                v = g * per_pixel[b, s, d]
+                out[b, s, d] = v if abs(v) >= tiny else zero
     return out
 
 
@@ -283,7 +302,7 @@ def _gaussian_log_likelihood_backward_ref(d_ll, cache):
     diff = x[:, None, :] - mean
     scaled = diff * np.exp(-log_var)
     d = d_ll[:, :, None]
-    return d * scaled, d * (0.5 * diff * scaled - 0.5)
+    return _flush_subnormal(d * scaled), _flush_subnormal(d * (0.5 * diff * scaled - 0.5))
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model=ERROR_MODEL)
