@@ -160,3 +160,26 @@ def test_bernoulli_kernel_lets_a_nan_logit_through(dtype):
     ll, residual = dist.bernoulli_log_likelihood(x, logits)
     assert np.isnan(ll[0, 0]) and np.isfinite(ll[0, 1])
     assert np.isnan(residual[0, 0, 1]) and np.isfinite(np.delete(residual.reshape(-1), 1)).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("path", ["reference", "kernel"])
+def test_a_subnormal_likelihood_gradient_is_stored_as_zero_and_a_normal_one_exactly(dtype, path):
+    """A black pixel whose logit is far below zero (as a trained MNIST decoder makes its border)
+    has x - sigmoid(l) near exp(l); scaled by a row's weight it falls below the smallest normal
+    number. Such entries are 0, so that no GEMM downstream runs on subnormal operands; every
+    other entry is the plain product."""
+    tiny = np.finfo(dtype).tiny
+    floor = np.log(tiny)                             # -87.3 in float32, -708.4 in float64
+    logits = np.array([[[floor + 3, floor + 0.5, 0.0, -4.0, 5.0]]], dtype)
+    x = np.zeros((1, 5), dtype)
+    d_ll = np.array([[0.01]], dtype)
+    forward, backward = ((dist._bernoulli_log_likelihood_ref, dist._bernoulli_log_likelihood_backward_ref)
+                         if path == "reference" else (dist.bernoulli_log_likelihood, dist.bernoulli_log_likelihood_backward))
+    _, cache = forward(x, logits)
+    gradient = backward(d_ll, cache)
+    plain = d_ll[:, :, None] * -(1 / (1 + np.exp(-logits.astype(np.float64))))
+    assert plain[0, 0, 0] != 0 and abs(plain[0, 0, 0]) < tiny   # the case exists: a subnormal product
+    assert gradient[0, 0, 0] == 0 and gradient[0, 0, 1] == 0
+    np.testing.assert_allclose(gradient[0, 0, 2:], plain[0, 0, 2:], rtol=10 * np.finfo(dtype).eps)
+    assert not np.any((gradient != 0) & (np.abs(gradient) < tiny))
