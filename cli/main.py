@@ -14,6 +14,7 @@ import click
 from .bench import bench
 from .datasets import datasets
 from .evaluate import evaluate, export
+from .gaps import gaps
 from .pictures import plot, reconstruct, sample
 from .reproduce import reproduce
 from .runs import runs
@@ -63,7 +64,7 @@ def main():
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
 
-for command in (train, evaluate, export, sample, reconstruct, plot, runs, datasets, reproduce, bench):
+for command in (train, evaluate, export, gaps, sample, reconstruct, plot, runs, datasets, reproduce, bench):
     main.add_command(command)
 
 if __name__ == "__main__":

@@ -10,20 +10,26 @@ The public API:
 - :class:`Corruption`: the corruption samplers p(x~ | x) (salt-and-pepper in the
   released code's and the textbook form, additive Gaussian, mean-image rates);
 - :func:`load_dataset`: MNIST and Frey Face, found or downloaded and verified;
-- :func:`runs`: the run folders one has, each with its model, progress, scores and state.
+- :func:`runs`: the run folders one has, each with its model, progress, scores and state;
+- :func:`inference_gaps` with :class:`GapSettings` (and its :class:`AISSettings` and
+  :class:`LocalOptimumSettings`): log p(x) by AIS and IS, the bound of each image's best
+  Gaussian and the encoder's, and the approximation and amortization gaps they make.
 
 The packages, from the bottom up: ``nn`` (layers and their kernels), ``vae`` (sampler,
 likelihoods, corruption, bounds, the model), ``data``, ``training``, ``evaluation`` and
 ``experiments`` (the paper's grids).
 """
 
-__all__ = ["Corruption", "TrainConfig", "TrainedModel", "__version__", "load", "load_dataset", "runs", "train"]
+__all__ = ["AISSettings", "Corruption", "GapSettings", "LocalOptimumSettings", "TrainConfig", "TrainedModel",
+           "__version__", "inference_gaps", "load", "load_dataset", "runs", "train"]
 
 # Imported on first use: ``import npdvae`` (and so every ``python -m npdvae.cli``) stays light
 # until a name is asked for, which keeps an interrupt during start-up a one-line affair.
 _LAZY = {"TrainedModel": "npdvae.api", "load": "npdvae.api", "train": "npdvae.api", "runs": "npdvae.api",
          "load_dataset": "npdvae.data", "TrainConfig": "npdvae.training.config",
-         "Corruption": "npdvae.vae.corruption"}
+         "Corruption": "npdvae.vae.corruption", "inference_gaps": "npdvae.evaluation.gaps",
+         "GapSettings": "npdvae.evaluation.gaps", "AISSettings": "npdvae.evaluation.ais",
+         "LocalOptimumSettings": "npdvae.evaluation.local_optimum"}
 
 
 def __getattr__(name):

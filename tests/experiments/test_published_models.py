@@ -32,11 +32,16 @@ def _cell(config: TrainConfig):
     return rows[0], str(config.encoder_layers), f"{config.noise * 100:g}"
 
 
+def _tables_beside(models_folder: Path) -> list[Path]:
+    """The tables a models/ folder belongs to: table.csv, or a restricted grid's table-*.csv."""
+    return sorted(models_folder.parent.glob("table*.csv"))
+
+
 def test_every_published_model_has_a_table():
     if not MODELS:
         pytest.skip("no model files are committed under results/*/models/ yet")
     for path in MODELS:
-        assert (path.parent.parent / "table.csv").is_file(), f"{path} has no table.csv beside its models/"
+        assert _tables_beside(path.parent), f"{path} has no table*.csv beside its models/"
 
 
 @pytest.mark.parametrize("path", MODELS, ids=[f"{p.parent.parent.name}/{p.name}" for p in MODELS])
@@ -51,8 +56,8 @@ def test_a_published_model_gives_back_its_recorded_test_bound(path):
     assert model_file.evaluation["test_examples"] == dataset.num_examples("test")
 
 
-@pytest.mark.parametrize("table", sorted({p.parent.parent / "table.csv" for p in MODELS}),
-                         ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("table", sorted({t for p in MODELS for t in _tables_beside(p.parent)}),
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_a_tables_cells_are_the_means_of_their_published_models(table):
     recorded = defaultdict(list)
     for path in table.parent.glob("models/*.h5"):

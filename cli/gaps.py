@@ -1,0 +1,137 @@
+"""``npdvae gaps``: the inference gap of a trained model split into approximation and amortization,
+on training and test images (npdvae.evaluation.gaps)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+from npdvae.data import DataError
+from npdvae.evaluation.ais import STARTS, AISSettings
+from npdvae.evaluation.gaps import FIGURES, GAPS, GapSettings, inference_gaps, report_to_dict
+from npdvae.evaluation.local_optimum import LocalOptimumSettings
+from npdvae.training.checkpoint import CheckpointError
+from npdvae.training.runs import RunDirectoryError, load_trained, prepare_dataset
+from .common import data_dir_option, say_data
+from .progress import Progress
+from .stopping import StopRequests
+
+LABELS = {
+    "log_px_ais": "log p(x), AIS",
+    "log_px_is": "log p(x), IS",
+    "bound_q_star": "bound of q* (best Gaussian per image)",
+    "bound_encoder": "bound of the encoder's q(z|x)",
+    "approximation_gap": "approximation gap (AIS - q*)",
+    "amortization_gap": "amortization gap (q* - encoder)",
+    "inference_gap": "inference gap (AIS - encoder)",
+}
+
+
+class GapsStopped(Exception):
+    pass
+
+
+@click.command()
+@click.argument("run", type=click.Path(exists=True, path_type=Path))
+@click.option("--examples", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="The first N training and the first N test images.")
+@click.option("--is-samples", type=click.IntRange(min=1), default=5000, show_default=True,
+              help="Importance samples of the IS estimate of log p(x).")
+@click.option("--bound-samples", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Samples of z per image scoring the encoder's and q*'s bounds.")
+@click.option("--ais-steps", type=click.IntRange(min=1), default=500, show_default=True,
+              help="Intermediate densities of the AIS path.")
+@click.option("--ais-chains", type=click.IntRange(min=1), default=16, show_default=True,
+              help="AIS chains per image.")
+@click.option("--leapfrog", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Leapfrog steps per HMC transition.")
+@click.option("--ais-start", type=click.Choice(STARTS), default="prior", show_default=True,
+              help="The AIS path's first density: the prior p(z), or the encoder's q(z|x).")
+@click.option("--warmup-examples", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Validation images on which AIS's step sizes are adapted.")
+@click.option("--local-steps", type=click.IntRange(min=20), default=500, show_default=True,
+              help="Adam steps of the search for q*.")
+@click.option("--local-lr", type=click.FloatRange(min=0, min_open=True), default=1e-2, show_default=True,
+              help="Adam's first rate in the search for q* (it falls to a tenth).")
+@click.option("--local-samples", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Samples of z per Adam step of the search for q*.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=25, show_default=True,
+              help="Images at a time; memory is batch size x chains decoder rows.")
+@click.option("--seed", type=click.IntRange(0, 2 ** 63 - 2), default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@data_dir_option
+def gaps(run, examples, is_samples, bound_samples, ais_steps, ais_chains, leapfrog, ais_start, warmup_examples,
+         local_steps, local_lr, local_samples, batch_size, seed, as_json, data_dir):
+    """Split the gap between log p(x) and the encoder's bound, on training and test images.
+
+    RUN is a run folder or a model file. For the first N images of each subset: log p(x) by
+    annealed importance sampling and by importance sampling, the bound of the best factorized
+    Gaussian of each image (q*) and the encoder's bound; the approximation gap (AIS - q*), the
+    amortization gap (q* - encoder), and each one's generalization gap (train - test), all
+    with standard errors over the images. Nothing is written; an interrupt ends it in one line."""
+    stops = StopRequests().install()
+    try:
+        settings = GapSettings(examples=examples, is_samples=is_samples, bound_samples=bound_samples,
+                               warmup_examples=warmup_examples, batch_size=batch_size, seed=seed,
+                               ais=AISSettings(steps=ais_steps, chains=ais_chains, leapfrog=leapfrog, start=ais_start),
+                               local=LocalOptimumSettings(steps=local_steps, lr=local_lr, samples=local_samples))
+        config, model, params = load_trained(run)
+        dataset = prepare_dataset(config, data_dir, say=say_data)
+    except (RunDirectoryError, CheckpointError) as err:
+        raise click.BadParameter(str(err), param_hint="RUN") from None
+    except DataError as err:
+        raise click.ClickException(str(err)) from None
+    n = {subset: min(examples, dataset.num_examples(subset)) for subset in ("train", "test")}
+    bar = Progress("gaps", enabled=True)
+    started = {"stage": None, "at": time.perf_counter()}
+    begun = time.perf_counter()
+
+    def progress(stage, fraction):
+        if stops():   # polled between HMC transitions: no signal lands inside a kernel
+            raise GapsStopped(f"gaps stopped in {stage} ({fraction:.0%} of it done); nothing was written")
+        if stage != started["stage"]:
+            if started["stage"] is not None:
+                bar.clear()
+                click.echo(f"  {started['stage']}: done in {time.perf_counter() - started['at']:.0f} s", err=True)
+            started.update(stage=stage, at=time.perf_counter())
+        bar.label = f"gaps: {stage}"
+        bar.update(int(1000 * fraction), 1000)
+
+    click.echo(f"{config.model_name} on {config.dataset}: gaps on the first {n['train']} training and "
+               f"{n['test']} test images", err=True)
+    try:
+        with stops:
+            report = inference_gaps(model, params, dataset, settings, progress=progress)
+    except GapsStopped as stop:
+        bar.clear()
+        click.echo(f"{stops.name}: {stop}", err=True)
+        sys.exit(stops.exit_code)
+    bar.clear()
+    click.echo(f"  {started['stage']}: done in {time.perf_counter() - started['at']:.0f} s", err=True)
+    seconds = time.perf_counter() - begun
+    if not all(np.isfinite(report[subset][name].mean) for subset in ("train", "test") for name in FIGURES):
+        raise click.ClickException(f"the gaps of {run} are not finite; its parameters give NaN or infinite bounds")
+    if as_json:
+        click.echo(json.dumps({"run": str(run), "model": config.model_name, "examples": n, "seconds": round(seconds, 1),
+                               **report_to_dict(report)}, indent=2))
+        return
+    s = settings
+    click.echo(f"{config.model_name} on {config.dataset}: first {n['train']} training and {n['test']} test images "
+               f"({seconds:.0f} s); nats, mean ± standard error over the images")
+    click.echo(f"  AIS: {s.ais.steps} steps from the {s.ais.start}, {s.ais.chains} chains, {s.ais.leapfrog} leapfrog "
+               f"steps, step sizes adapted on {s.warmup_examples} validation images "
+               f"(median {report['step_sizes']['median']:.3g}); IS: K={s.is_samples}; q*: {s.local.steps} Adam steps "
+               f"from {s.local.lr:g}, {s.local.samples} samples each; bounds scored with {s.bound_samples} samples")
+    header = f"  {'':40s} {'train':>16s} {'test':>16s} {'train - test':>16s}"
+    click.echo(header)
+    for name in (*FIGURES, *GAPS):
+        cells = [f"{report[key][name].mean:8.2f} ± {report[key][name].stderr:5.2f}"
+                 for key in ("train", "test", "generalization")]
+        click.echo(f"  {LABELS[name]:40s} {cells[0]:>16s} {cells[1]:>16s} {cells[2]:>16s}")
+    click.echo(f"  q* search, largest change of a batch's bound over its last tenth of steps: "
+               f"{report['train']['q_star_last_change']:.3f} (train), {report['test']['q_star_last_change']:.3f} (test)")

@@ -1,0 +1,85 @@
+"""``npdvae gaps`` end to end on a tiny model trained on the real data: the report, its JSON,
+bad input, and an interrupt."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from npdvae.cli.main import main
+from tests.cli.test_main import SMALL
+from tests.data.conftest import REPO
+
+QUICK = ["--examples", "4", "--ais-steps", "6", "--ais-chains", "2", "--leapfrog", "2", "--local-steps", "100",
+         "--local-lr", "0.05", "--is-samples", "8", "--bound-samples", "64", "--warmup-examples", "2",
+         "--batch-size", "2"]
+
+
+@pytest.fixture(scope="module")
+def trained(mnist_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("gaps") / "run"
+    result = CliRunner().invoke(main, ["train", "--epochs", "1", *SMALL, "--out", str(out),
+                                       "--data-dir", str(mnist_root)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return out, mnist_root
+
+
+def test_gaps_reports_every_figure_and_gap_with_errors(trained):
+    run, data = trained
+    result = CliRunner().invoke(main, ["gaps", str(run), *QUICK, "--json", "--data-dir", str(data)],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["examples"] == {"train": 4, "test": 4} and report["settings"]["ais"]["steps"] == 6
+    for subset in ("train", "test", "generalization"):
+        entry = report[subset]
+        for name in ("log_px_ais", "log_px_is", "bound_q_star", "bound_encoder", "approximation_gap",
+                     "amortization_gap", "inference_gap"):
+            assert set(entry[name]) == {"mean", "stderr", "n"} and entry[name]["stderr"] >= 0, (subset, name)
+    test = report["test"]
+    assert test["inference_gap"]["mean"] == pytest.approx(
+        test["approximation_gap"]["mean"] + test["amortization_gap"]["mean"])
+    # the search climbs from the encoder's Gaussian; after one epoch of training it has far to go
+    assert test["amortization_gap"]["mean"] > 3 * test["amortization_gap"]["stderr"] > 0, test["amortization_gap"]
+
+    table = CliRunner().invoke(main, ["gaps", str(run), *QUICK, "--data-dir", str(data)], catch_exceptions=False)
+    assert table.exit_code == 0, table.output
+    assert "approximation gap (AIS - q*)" in table.stdout and "train - test" in table.stdout
+    assert "AIS: 6 steps from the prior, 2 chains, 2 leapfrog steps" in table.stdout
+
+
+@pytest.mark.parametrize("args, named", [
+    (["gaps", "no-such-run"], "no-such-run"),
+    (["gaps", "RUN", "--ais-chains", "0"], "--ais-chains"),
+    (["gaps", "RUN", "--local-steps", "5"], "--local-steps"),
+    (["gaps", "RUN", "--ais-start", "middle"], "--ais-start"),
+])
+def test_bad_gaps_input_is_a_usage_error_naming_it(trained, args, named):
+    run, _ = trained
+    result = CliRunner().invoke(main, [str(run) if a == "RUN" else a for a in args])
+    assert result.exit_code == 2 and named in result.output and "Traceback" not in result.output
+
+
+def test_an_interrupt_ends_gaps_in_one_line(trained):
+    run, data = trained
+    process = subprocess.Popen([sys.executable, "-m", "npdvae.cli", "gaps", str(run), "--examples", "200",
+                                "--ais-steps", "400", "--ais-chains", "4", "--leapfrog", "4", "--local-steps", "20",
+                                "--is-samples", "8", "--bound-samples", "4", "--warmup-examples", "2",
+                                "--data-dir", str(data)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+    lines = []
+    for line in process.stderr:   # the warm-up's end is the signal that scoring has begun
+        lines.append(line)
+        if "warm-up: done" in line:
+            process.send_signal(signal.SIGINT)
+            break
+    else:
+        pytest.fail(f"gaps ended before its warm-up was over: {lines}")
+    rest = process.stderr.read()
+    assert process.wait(timeout=600) == 130, rest
+    assert rest.strip().splitlines()[-1].startswith("SIGINT: gaps stopped in train"), rest
+    assert "Traceback" not in rest and process.stdout.read() == ""

@@ -1,0 +1,81 @@
+"""The gaps of a linear Gaussian decoder come out as their closed forms."""
+
+import numpy as np
+import pytest
+
+from npdvae.data import Dataset
+from npdvae.evaluation.ais import AISSettings
+from npdvae.evaluation.gaps import GapSettings, inference_gaps, report_to_dict, summarize
+from npdvae.evaluation.local_optimum import LocalOptimumSettings
+from tests.evaluation import linear_gaussian as lg
+
+FAST = GapSettings(examples=6, is_samples=2000, bound_samples=4000, warmup_examples=4, batch_size=3,
+                   ais=AISSettings(steps=500, chains=64, leapfrog=5),
+                   local=LocalOptimumSettings(steps=3000, lr=5e-2, samples=20))
+
+
+@pytest.fixture(scope="module")
+def analysed():
+    model, params = lg.linear_gaussian_model(latent=2, pixels=3)
+    lg.near_optimal_encoder(model, params)
+    images = {split: lg.sample_images(model, params, 6, seed=seed).astype(np.float32)
+              for split, seed in (("train", 1), ("valid", 2), ("test", 3))}
+    dataset = Dataset("frey-face", "gaussian", (1, 3), images)
+    stages = []
+    report = inference_gaps(model, params, dataset, FAST, progress=lambda stage, f: stages.append((stage, f)))
+    return model, params, dataset, report, stages
+
+
+def _exact(model, params, dataset, split):
+    x = dataset.batch(split, np.arange(6)).astype(np.float64)
+    mu, log_sigma2, _ = model.encode(params, x)
+    star_mean, star_variance = lg.q_star(model, params, x)
+    return {"log_px": lg.log_px(model, params, x), "q_star": lg.elbo(model, params, x, star_mean, star_variance),
+            "encoder": lg.elbo(model, params, x, mu, np.exp(log_sigma2))}
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_each_figure_and_gap_is_its_closed_form_within_its_error(analysed, split):
+    model, params, dataset, report, _ = analysed
+    exact = _exact(model, params, dataset, split)
+    entry = report[split]
+    want = {"log_px_ais": exact["log_px"].mean(), "log_px_is": exact["log_px"].mean(),
+            "bound_q_star": exact["q_star"].mean(), "bound_encoder": exact["encoder"].mean(),
+            "approximation_gap": (exact["log_px"] - exact["q_star"]).mean(),
+            "amortization_gap": (exact["q_star"] - exact["encoder"]).mean(),
+            "inference_gap": (exact["log_px"] - exact["encoder"]).mean()}
+    for name, value in want.items():
+        # the estimates are of the images' own figures; their noise is that of the estimators,
+        # much below the spread over images that the standard errors carry
+        assert abs(entry[name].mean - value) < 0.1, (name, entry[name], value)
+        assert entry[name].stderr > 0 and entry[name].n == 6
+    assert entry["approximation_gap"].mean > 0.1    # the posterior is correlated: q* cannot be exact
+    assert entry["amortization_gap"].mean > 0.05    # the encoder is near q*, not at it
+    assert entry["q_star_last_change"] < 0.05
+
+
+def test_the_generalization_gaps_are_train_minus_test_with_combined_errors(analysed):
+    _, _, _, report, _ = analysed
+    for name, gap in report["generalization"].items():
+        assert gap.mean == pytest.approx(report["train"][name].mean - report["test"][name].mean)
+        assert gap.stderr == pytest.approx(np.hypot(report["train"][name].stderr, report["test"][name].stderr))
+
+
+def test_the_report_says_its_settings_and_progress_in_plain_types(analysed):
+    import json
+    _, _, _, report, stages = analysed
+    plain = report_to_dict(report)
+    assert json.loads(json.dumps(plain))["settings"]["ais"]["steps"] == 500
+    assert set(plain["train"]["amortization_gap"]) == {"mean", "stderr", "n"}
+    assert [stage for stage, _ in stages][0] == "warm-up" and stages[-1] == ("test", 1.0)
+    fractions = [f for stage, f in stages if stage == "train"]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+
+
+def test_summarize_pairs_the_gaps_image_by_image():
+    figures = {"log_px_ais": np.array([1.0, 2.0, 3.0]), "log_px_is": np.array([1.0, 2.0, 3.0]),
+               "bound_q_star": np.array([0.5, 1.5, 2.5]), "bound_encoder": np.array([0.0, 1.0, 2.0]),
+               "q_star_last_change": np.array([0.001])}
+    entry = summarize({"train": figures})["train"]
+    assert entry["approximation_gap"].mean == 0.5 and entry["approximation_gap"].stderr == 0   # paired
+    assert entry["log_px_ais"].stderr > 0
