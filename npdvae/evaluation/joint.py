@@ -47,7 +47,7 @@ def log_joint(model, params, x, z, with_grad: bool = True) -> JointTerms:
         return JointTerms(log_px, log_pz)
     d_outputs = model.log_likelihood_backward(np.ones((B, C), dtype=rows.dtype), ll_cache)
     d_outputs = {name: d.reshape(B * C, D) for name, d in d_outputs.items()}
-    d_z = model.decode_backward(params, d_outputs, dec_cache, {}).reshape(B, C, Z)   # parameter grads unused
+    d_z = model.decode_backward(params, d_outputs, dec_cache, None).reshape(B, C, Z)   # z moves, not the weights
     return JointTerms(log_px, log_pz, d_z)
 
 

@@ -67,14 +67,16 @@ def affine_forward(x, W, b, use_kernels=True):
     return add_bias_kernel(a, b) if use_kernels else _add_bias_ref(a, b)
 
 
-def affine_backward(d_a, x, W, need_input_grad=True, use_kernels=True):
+def affine_backward(d_a, x, W, need_input_grad=True, use_kernels=True, need_param_grads=True):
     """Given dL/da (N, O):  dL/dW = x^T d_a,  dL/db = sum_n d_a,  dL/dx = d_a W^T.
 
     The input gradient is skipped for the first layer of a network, whose
-    input (the data) has no parameters upstream.
+    input (the data) has no parameters upstream; the parameter gradients are
+    skipped (None) where only the input moves, as z does in annealed importance
+    sampling and in the search for each image's best Gaussian.
     """
-    d_W = x.T @ d_a
-    d_b = column_sums_kernel(d_a) if use_kernels else _column_sums_ref(d_a)
+    d_W = x.T @ d_a if need_param_grads else None
+    d_b = (column_sums_kernel(d_a) if use_kernels else _column_sums_ref(d_a)) if need_param_grads else None
     d_x = d_a @ W.T if need_input_grad else None
     return d_W, d_b, d_x
 
@@ -112,12 +114,14 @@ class Dense:
         return y, (x, a, y)
 
     def backward(self, params, d_y, cache, grads, need_input_grad=True):
-        """Adds dL/dW and dL/db into ``grads``; returns dL/dx (or None)."""
+        """Adds dL/dW and dL/db into ``grads`` (none when ``grads`` is None); returns dL/dx (or None)."""
         x, a, y = cache
         d_a = self.activation.backward(d_y, a, y)
-        d_W, d_b, d_x = affine_backward(d_a, x, params[self.name + ".W"], need_input_grad, self.use_kernels)
-        grads[self.name + ".W"] = d_W
-        grads[self.name + ".b"] = d_b
+        d_W, d_b, d_x = affine_backward(d_a, x, params[self.name + ".W"], need_input_grad, self.use_kernels,
+                                        need_param_grads=grads is not None)
+        if grads is not None:
+            grads[self.name + ".W"] = d_W
+            grads[self.name + ".b"] = d_b
         return d_x
 
 

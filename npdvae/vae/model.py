@@ -179,7 +179,7 @@ class DVAEModel:
         return outputs, (mlp_cache, head_cache)
 
     def decode_backward(self, params, d_outputs, cache, grads):
-        """Returns dL/dz (R, Z)."""
+        """Returns dL/dz (R, Z); adds the decoder's parameter gradients into ``grads`` unless it is None."""
         mlp_cache, head_cache = cache
         d_h = self.head.backward(params, d_outputs, head_cache, grads)
         return self.decoder.backward(params, d_h, mlp_cache, grads)

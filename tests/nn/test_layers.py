@@ -65,3 +65,13 @@ def test_mlp_backward_matches_finite_differences_for_every_parameter(activation,
     params = init_mlp(rng, "net", [4] + [width] * num_layers, np.float64)
     x = rng.standard_normal((3, 4))
     assert_module_gradients(mlp, params, x, rng)
+
+
+def test_a_backward_without_parameter_gradients_gives_the_same_input_gradient():
+    from npdvae.nn.layers import affine_backward
+    rng = np.random.default_rng(0)
+    d_a, x, W = rng.standard_normal((4, 3)), rng.standard_normal((4, 5)), rng.standard_normal((5, 3))
+    d_W, d_b, d_x = affine_backward(d_a, x, W)
+    none_W, none_b, same_x = affine_backward(d_a, x, W, need_param_grads=False)
+    assert none_W is None and none_b is None
+    np.testing.assert_array_equal(same_x, d_x)
