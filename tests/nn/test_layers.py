@@ -68,7 +68,6 @@ def test_mlp_backward_matches_finite_differences_for_every_parameter(activation,
 
 
 def test_a_backward_without_parameter_gradients_gives_the_same_input_gradient():
-    from npdvae.nn.layers import affine_backward
     rng = np.random.default_rng(0)
     d_a, x, W = rng.standard_normal((4, 3)), rng.standard_normal((4, 5)), rng.standard_normal((5, 3))
     d_W, d_b, d_x = affine_backward(d_a, x, W)
