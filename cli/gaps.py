@@ -14,8 +14,10 @@ import numpy as np
 from npdvae.data import DataError
 from npdvae.evaluation.ais import STARTS, AISSettings
 from npdvae.evaluation.gaps import FIGURES, GAPS, GapSettings, inference_gaps, report_to_dict
+from npdvae.evaluation.gaps_record import REPORT_NAME, GapsRecord, GapsRecordError, params_digest
 from npdvae.evaluation.local_optimum import LocalOptimumSettings
 from npdvae.training.checkpoint import CheckpointError
+from npdvae.training.run_files import RunLockedError, RunWriteError
 from npdvae.training.runs import RunDirectoryError, load_trained, prepare_dataset
 from .common import data_dir_option, say_data
 from .progress import Progress
@@ -63,17 +65,21 @@ class GapsStopped(Exception):
 @click.option("--batch-size", type=click.IntRange(min=1), default=25, show_default=True,
               help="Images at a time; memory is batch size x chains decoder rows.")
 @click.option("--seed", type=click.IntRange(0, 2 ** 63 - 2), default=0, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Keep the analysis in this folder: every finished batch of images, and the report "
+                   f"({REPORT_NAME}) at the end; the same command continues it after a stop.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @data_dir_option
 def gaps(run, examples, is_samples, bound_samples, ais_steps, ais_chains, leapfrog, ais_start, warmup_examples,
-         local_steps, local_lr, local_samples, batch_size, seed, as_json, data_dir):
+         local_steps, local_lr, local_samples, batch_size, seed, out, as_json, data_dir):
     """Split the gap between log p(x) and the encoder's bound, on training and test images.
 
     RUN is a run folder or a model file. For the first N images of each subset: log p(x) by
     annealed importance sampling and by importance sampling, the bound of the best factorized
     Gaussian of each image (q*) and the encoder's bound; the approximation gap (AIS - q*), the
     amortization gap (q* - encoder), and each one's generalization gap (train - test), all
-    with standard errors over the images. Nothing is written; an interrupt ends it in one line."""
+    with standard errors over the images. Without --out nothing is written; with it, a stop
+    loses at most the batch under way. An interrupt ends it in one line."""
     stops = StopRequests().install()
     try:
         settings = GapSettings(examples=examples, is_samples=is_samples, bound_samples=bound_samples,
@@ -86,6 +92,14 @@ def gaps(run, examples, is_samples, bound_samples, ais_steps, ais_chains, leapfr
         raise click.BadParameter(str(err), param_hint="RUN") from None
     except DataError as err:
         raise click.ClickException(str(err)) from None
+    record = None
+    if out is not None:
+        try:
+            record = GapsRecord(out, settings.to_dict(), params_digest(params))
+        except GapsRecordError as err:
+            raise click.BadParameter(str(err), param_hint="--out") from None
+        except (RunLockedError, RunWriteError) as err:
+            raise click.ClickException(str(err)) from None
     n = {subset: min(examples, dataset.num_examples(subset)) for subset in ("train", "test")}
     bar = Progress("gaps", enabled=True)
     started = {"stage": None, "at": time.perf_counter()}
@@ -106,19 +120,33 @@ def gaps(run, examples, is_samples, bound_samples, ais_steps, ais_chains, leapfr
                f"{n['test']} test images", err=True)
     try:
         with stops:
-            report = inference_gaps(model, params, dataset, settings, progress=progress)
+            report = inference_gaps(model, params, dataset, settings, progress=progress, record=record)
     except GapsStopped as stop:
         bar.clear()
-        click.echo(f"{stops.name}: {stop}", err=True)
+        kept = (f"; the finished batches are kept in {out}: the same command continues" if out is not None
+                else "; nothing was written")
+        click.echo(f"{stops.name}: {str(stop).replace('; nothing was written', '')}{kept}", err=True)
         sys.exit(stops.exit_code)
+    except RunWriteError as err:
+        raise click.ClickException(f"{err}; the batches written before it are kept") from None
     bar.clear()
-    click.echo(f"  {started['stage']}: done in {time.perf_counter() - started['at']:.0f} s", err=True)
+    if started["stage"] is not None:
+        click.echo(f"  {started['stage']}: done in {time.perf_counter() - started['at']:.0f} s", err=True)
+    if report["batches_done_before"]:
+        click.echo(f"  {report['batches_done_before']} batches were done before, read from {out}", err=True)
     seconds = time.perf_counter() - begun
     if not all(np.isfinite(report[subset][name].mean) for subset in ("train", "test") for name in FIGURES):
         raise click.ClickException(f"the gaps of {run} are not finite; its parameters give NaN or infinite bounds")
+    payload = {"run": str(run), "model": config.model_name, "examples": n, "seconds": round(seconds, 1),
+               **report_to_dict(report)}
+    if record is not None:
+        try:
+            record.write_report(payload)
+        except RunWriteError as err:
+            raise click.ClickException(str(err)) from None
+        record.close()
     if as_json:
-        click.echo(json.dumps({"run": str(run), "model": config.model_name, "examples": n, "seconds": round(seconds, 1),
-                               **report_to_dict(report)}, indent=2))
+        click.echo(json.dumps(payload, indent=2))
         return
     s = settings
     click.echo(f"{config.model_name} on {config.dataset}: first {n['train']} training and {n['test']} test images "

@@ -68,43 +68,31 @@ class GapSettings:
         return asdict(self)
 
 
-def _streams(seed: int):
-    """Independent streams for each use, so that changing one setting moves no other figure's draws."""
-    names = ("warmup", "train", "test", "images")
-    return {name: np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(i,))) for i, name in enumerate(names)}
+def _stream(seed: int, *key: int) -> np.random.Generator:
+    """The stream of one use: the warm-up (0,), or a batch (subset, first image, purpose), so that
+    a batch draws the same numbers whatever ran before it (an analysis can stop and continue)."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
 
 
-def subset_figures(model, params, images_of, n, settings: GapSettings, step_sizes, rng, progress=None) -> dict:
-    """Per-image figures (name -> (n,) float64) for the first ``n`` images, and the q* search's
-    last change per batch (``"q_star_last_change"``). ``progress(fraction)`` hears 0..1."""
-    per_image = {name: [] for name in FIGURES}
-    changes = []
-    Z, dtype = model.config.latent, params["decoder.hidden0.W"].dtype
-    for first in range(0, n, settings.batch_size):
-        x = images_of(np.arange(first, min(n, first + settings.batch_size))).astype(dtype, copy=False)
-        B = x.shape[0]
-
-        def tick(done_in_batch):
-            if progress:
-                progress(min(1.0, (first + done_in_batch * B) / n))
-
-        mu, log_sigma2, _ = model.encode(params, np.ascontiguousarray(x))
-        eps = rng.standard_normal((B, settings.bound_samples, Z)).astype(mu.dtype)
-        per_image["bound_encoder"].append(gaussian_bound(model, params, x, mu, log_sigma2, eps))
-        mu_star, log_sigma2_star, trace = optimize_gaussian(model, params, x, mu, log_sigma2, settings.local, rng)
-        changes.append(last_change(trace))
-        eps = rng.standard_normal((B, settings.bound_samples, Z)).astype(mu.dtype)
-        per_image["bound_q_star"].append(gaussian_bound(model, params, x, mu_star, log_sigma2_star, eps))
-        tick(0.1)
-        per_image["log_px_is"].append(importance_sampled_bound(model, params, x, settings.is_samples, rng))
-        tick(0.2)
-        estimate, _ = anneal(model, params, x, settings.ais, step_sizes, rng,
-                             tick=lambda fraction: tick(0.2 + 0.8 * fraction))
-        per_image["log_px_ais"].append(estimate)
-        tick(1.0)
-    figures = {name: np.concatenate(values) for name, values in per_image.items()}
-    figures["q_star_last_change"] = np.asarray(changes)
-    return figures
+def batch_figures(model, params, x, settings: GapSettings, step_sizes, rng, tick=None) -> tuple[dict, float]:
+    """Per-image figures (name -> (B,) float64) of the images x (B, D), and the q* search's last
+    change (see :func:`npdvae.evaluation.local_optimum.last_change`). ``tick(fraction)`` hears 0..1."""
+    tick = tick or (lambda fraction: None)
+    Z = model.config.latent
+    figures = {}
+    mu, log_sigma2, _ = model.encode(params, np.ascontiguousarray(x))
+    eps = rng.standard_normal((x.shape[0], settings.bound_samples, Z)).astype(mu.dtype)
+    figures["bound_encoder"] = gaussian_bound(model, params, x, mu, log_sigma2, eps)
+    mu_star, log_sigma2_star, trace = optimize_gaussian(model, params, x, mu, log_sigma2, settings.local, rng)
+    eps = rng.standard_normal((x.shape[0], settings.bound_samples, Z)).astype(mu.dtype)
+    figures["bound_q_star"] = gaussian_bound(model, params, x, mu_star, log_sigma2_star, eps)
+    tick(0.1)
+    figures["log_px_is"] = importance_sampled_bound(model, params, x, settings.is_samples, rng)
+    tick(0.2)
+    figures["log_px_ais"], _ = anneal(model, params, x, settings.ais, step_sizes, rng,
+                                      tick=lambda fraction: tick(0.2 + 0.8 * fraction))
+    tick(1.0)
+    return figures, last_change(trace)
 
 
 def summarize(figures_by_subset: dict) -> dict:
@@ -125,28 +113,52 @@ def summarize(figures_by_subset: dict) -> dict:
     return report
 
 
-def inference_gaps(model, params, dataset, settings: GapSettings, progress=None) -> dict:
+def inference_gaps(model, params, dataset, settings: GapSettings, progress=None, record=None) -> dict:
     """The whole analysis of a trained model on ``dataset``: ``{"settings", "step_sizes",
-    "train", "test", "generalization"}``. ``progress(stage, fraction)`` hears "warm-up",
-    "train" and "test" with 0..1."""
-    streams = _streams(settings.seed)
+    "train", "test", "generalization", "batches_done_before"}``. ``progress(stage, fraction)``
+    hears "warm-up", "train" and "test" with 0..1. With a ``record``
+    (:class:`npdvae.evaluation.gaps_record.GapsRecord`) every finished batch is kept there and
+    the batches it already holds are not computed again."""
     say = progress or (lambda stage, fraction: None)
-    warmup = min(settings.warmup_examples, dataset.num_examples("valid"))
-    x_warm = dataset.batch("valid", np.arange(warmup), streams["images"]).astype(
-        params["decoder.hidden0.W"].dtype, copy=False)
-    say("warm-up", 0.0)
-    step_sizes = adapt_step_sizes(model, params, x_warm, settings.ais, streams["warmup"],
-                                  tick=lambda fraction: say("warm-up", fraction))
-    figures = {}
-    for subset in SUBSETS:
+    dtype = params["decoder.hidden0.W"].dtype
+    if record is not None and record.step_sizes is not None:
+        step_sizes = record.step_sizes
+    else:
+        warmup = min(settings.warmup_examples, dataset.num_examples("valid"))
+        x_warm = dataset.batch("valid", np.arange(warmup), _stream(settings.seed, 0, 1)).astype(dtype, copy=False)
+        say("warm-up", 0.0)
+        step_sizes = adapt_step_sizes(model, params, x_warm, settings.ais, _stream(settings.seed, 0),
+                                      tick=lambda fraction: say("warm-up", fraction))
+        if record is not None:
+            record.begin(step_sizes)
+    figures, done_before = {}, 0
+    for number, subset in enumerate(SUBSETS, start=1):
         n = min(settings.examples, dataset.num_examples(subset))
-        figures[subset] = subset_figures(
-            model, params, lambda idx, s=subset: dataset.batch(s, idx, streams["images"]), n, settings,
-            step_sizes, streams[subset], progress=lambda fraction, s=subset: say(s, fraction))
+        per_batch, changes = [], []
+        for first in range(0, n, settings.batch_size):
+            size = min(settings.batch_size, n - first)
+            kept = record.batches.get((subset, first)) if record is not None else None
+            if kept is not None and all(len(values) == size for values in kept["figures"].values()):
+                batch, change = kept["figures"], kept["last_change"]
+                done_before += 1
+            else:
+                images = _stream(settings.seed, number, first, 1)   # dynamic binarization draws here
+                x = dataset.batch(subset, np.arange(first, first + size), images).astype(dtype, copy=False)
+                batch, change = batch_figures(
+                    model, params, x, settings, step_sizes, _stream(settings.seed, number, first, 0),
+                    tick=lambda fraction, f=first, s=subset, n=n, b=size: say(s, (f + fraction * b) / n))
+                if record is not None:
+                    record.add(subset, first, batch, change)
+            per_batch.append(batch)
+            changes.append(change)
+            say(subset, (first + size) / n)
+        figures[subset] = {name: np.concatenate([b[name] for b in per_batch]) for name in FIGURES}
+        figures[subset]["q_star_last_change"] = np.asarray(changes)
     report = summarize(figures)
     report["settings"] = settings.to_dict()
     report["step_sizes"] = {"first": float(step_sizes[0]), "median": float(np.median(step_sizes)),
                             "last": float(step_sizes[-1])}
+    report["batches_done_before"] = done_before
     return report
 
 
@@ -161,5 +173,5 @@ def report_to_dict(report: dict) -> dict:
     return plain(report)
 
 
-__all__ = ["GapSettings", "FIGURES", "GAPS", "SUBSETS", "subset_figures", "summarize", "inference_gaps",
+__all__ = ["GapSettings", "FIGURES", "GAPS", "SUBSETS", "batch_figures", "summarize", "inference_gaps",
            "report_to_dict"]

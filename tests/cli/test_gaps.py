@@ -83,3 +83,42 @@ def test_an_interrupt_ends_gaps_in_one_line(trained):
     assert process.wait(timeout=600) == 130, rest
     assert rest.strip().splitlines()[-1].startswith("SIGINT: gaps stopped in train"), rest
     assert "Traceback" not in rest and process.stdout.read() == ""
+
+
+def _gaps(run, data, *extra):
+    return [sys.executable, "-m", "npdvae.cli", "gaps", str(run), "--examples", "12", "--ais-steps", "60",
+            "--ais-chains", "4", "--leapfrog", "3", "--local-steps", "20", "--is-samples", "8", "--bound-samples", "4",
+            "--warmup-examples", "2", "--batch-size", "2", "--json", "--data-dir", str(data), *extra]
+
+
+def test_a_stopped_analysis_in_a_folder_continues_to_the_uninterrupted_numbers(trained, tmp_path):
+    import time
+    run, data = trained
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    straight = subprocess.run(_gaps(run, data), cwd=REPO, capture_output=True, text=True, env=env, timeout=900)
+    assert straight.returncode == 0, straight.stderr
+    out = tmp_path / "gaps"
+    process = subprocess.Popen(_gaps(run, data, "--out", str(out)), cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env)
+    record = out / "gaps.jsonl"
+    deadline = time.monotonic() + 600
+    while not (record.exists() and len(record.read_text().splitlines()) >= 3):   # the header and two batches
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=600)
+    if process.returncode == 0:
+        pytest.skip("the analysis finished before the interrupt arrived")
+    assert process.returncode == 130 and "the same command continues" in stderr.splitlines()[-1], stderr
+    resumed = subprocess.run(_gaps(run, data, "--out", str(out)), cwd=REPO, capture_output=True, text=True, env=env,
+                             timeout=900)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "batches were done before" in resumed.stderr
+    first, second = json.loads(straight.stdout), json.loads(resumed.stdout)
+    for subset in ("train", "test", "generalization"):
+        assert first[subset] == second[subset], subset
+    assert json.loads((out / "gaps.json").read_text())["test"] == second["test"]
+
+    other = subprocess.run(_gaps(run, data, "--out", str(out), "--ais-steps", "61"), cwd=REPO, capture_output=True,
+                           text=True, env=env, timeout=900)
+    assert other.returncode == 2 and "holds gaps of other settings" in other.stderr and "Traceback" not in other.stderr

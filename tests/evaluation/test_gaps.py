@@ -9,7 +9,7 @@ from npdvae.evaluation.gaps import GapSettings, inference_gaps, report_to_dict, 
 from npdvae.evaluation.local_optimum import LocalOptimumSettings
 from tests.evaluation import linear_gaussian as lg
 
-FAST = GapSettings(examples=6, is_samples=2000, bound_samples=4000, warmup_examples=4, batch_size=3,
+FAST = GapSettings(examples=6, is_samples=20000, bound_samples=4000, warmup_examples=4, batch_size=3,
                    ais=AISSettings(steps=500, chains=64, leapfrog=5),
                    local=LocalOptimumSettings(steps=3000, lr=5e-2, samples=20))
 

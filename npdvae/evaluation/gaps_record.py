@@ -1,0 +1,106 @@
+"""A gaps analysis kept in a folder, so that a long one can stop anywhere and continue.
+
+    FOLDER/gaps.jsonl   a header line: the model's parameter digest, every setting, and the
+                        AIS step sizes the warm-up settled; then one line per finished batch
+                        of images: its subset, its first image, each figure per image
+    FOLDER/gaps.json    the report, written once every batch is in
+    FOLDER/.lock        the writer's lock
+
+Every batch draws from a stream of its own (the seed, the subset, its first image), so a
+continued analysis gives the very numbers an uninterrupted one would, and a batch that was
+cut short is simply done again. A folder is only continued by the model and settings that
+began it: anything else is refused, naming what differs, and never mixed in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from npdvae.training.checkpoint import array_checksum
+from npdvae.training.run_files import RunLock, append_line, replace_file
+
+RECORD_NAME = "gaps.jsonl"
+REPORT_NAME = "gaps.json"
+FORMAT = 1
+
+
+class GapsRecordError(ValueError):
+    """The folder holds another analysis, or a record that cannot be read."""
+
+
+def params_digest(params: dict) -> str:
+    """SHA-256 over every parameter array's name and checksum: which model a record is of."""
+    digest = hashlib.sha256()
+    for name in sorted(params):
+        digest.update(f"{name}:{array_checksum(params[name])};".encode())
+    return digest.hexdigest()
+
+
+class GapsRecord:
+    """The batches of one analysis that are done, and the means to add the next."""
+
+    def __init__(self, folder, settings: dict, model_digest: str):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.lock = RunLock(self.folder, holder="another npdvae gaps").acquire()
+        self.path = self.folder / RECORD_NAME
+        self.settings, self.model_digest = settings, model_digest
+        self.step_sizes: np.ndarray | None = None
+        self.batches: dict[tuple[str, int], dict] = {}
+        if self.path.exists():
+            self._read()
+
+    def _read(self):
+        lines = self.path.read_text().splitlines()
+        try:
+            header = json.loads(lines[0])
+        except (IndexError, json.JSONDecodeError):
+            raise GapsRecordError(f"{self.path}: its first line is not a gaps header; move the folder aside "
+                                  "or choose another --out") from None
+        if header.get("format") != FORMAT or "settings" not in header or "model" not in header:
+            raise GapsRecordError(f"{self.path} is not a gaps record of this npdvae; choose another --out")
+        if header["model"] != self.model_digest:
+            raise GapsRecordError(f"{self.folder} holds the gaps of another model (parameters {header['model'][:12]}, "
+                                  f"not {self.model_digest[:12]}); choose another --out")
+        differences = [f"{key} {header['settings'].get(key)!r} there, {value!r} here"
+                       for key, value in self.settings.items() if header["settings"].get(key) != value]
+        if differences:
+            raise GapsRecordError(f"{self.folder} holds gaps of other settings ({'; '.join(differences)}); "
+                                  "give the same options to continue it, or choose another --out")
+        self.step_sizes = np.asarray(header["step_sizes"], dtype=np.float64)
+        for number, line in enumerate(lines[1:], start=2):
+            try:
+                batch = json.loads(line)
+                key = (batch["subset"], int(batch["first"]))
+                figures = {name: np.asarray(values, dtype=np.float64) for name, values in batch["figures"].items()}
+                self.batches[key] = {"figures": figures, "last_change": float(batch["last_change"])}
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                if number == len(lines):
+                    break   # a line cut short by a stop: that batch is done again
+                raise GapsRecordError(f"{self.path}, line {number}: not a batch record; the file was edited "
+                                      "or damaged; choose another --out") from None
+
+    def begin(self, step_sizes: np.ndarray):
+        """Write the header of a new record, with the warm-up's step sizes."""
+        self.step_sizes = np.asarray(step_sizes, dtype=np.float64)
+        header = {"format": FORMAT, "model": self.model_digest, "settings": self.settings,
+                  "step_sizes": self.step_sizes.tolist()}
+        replace_file(self.path, (json.dumps(header) + "\n").encode())
+
+    def add(self, subset: str, first: int, figures: dict, last_change: float):
+        append_line(self.path, json.dumps({"subset": subset, "first": first, "last_change": last_change,
+                                           "figures": {name: np.asarray(v).tolist() for name, v in figures.items()}}))
+        self.batches[(subset, first)] = {"figures": figures, "last_change": last_change}
+
+    def write_report(self, report: dict):
+        replace_file(self.folder / REPORT_NAME, (json.dumps(report, indent=2) + "\n").encode())
+
+    def close(self):
+        self.lock.release()
+
+
+__all__ = ["GapsRecord", "GapsRecordError", "params_digest", "RECORD_NAME", "REPORT_NAME"]
