@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from npdvae.training.checkpoint import array_checksum
-from npdvae.training.run_files import RunLock, append_line, replace_file
+from npdvae.training.run_files import RunLock, RunWriteError, append_line, replace_file
 
 RECORD_NAME = "gaps.jsonl"
 REPORT_NAME = "gaps.json"
@@ -45,17 +45,28 @@ class GapsRecord:
 
     def __init__(self, folder, settings: dict, model_digest: str):
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise RunWriteError(self.folder, err) from None
         self.lock = RunLock(self.folder, holder="another npdvae gaps").acquire()
         self.path = self.folder / RECORD_NAME
         self.settings, self.model_digest = settings, model_digest
         self.step_sizes: np.ndarray | None = None
         self.batches: dict[tuple[str, int], dict] = {}
         if self.path.exists():
-            self._read()
+            try:
+                self._read()
+            except GapsRecordError:
+                self.lock.release()   # refused: the folder is left as it was, to others as well
+                raise
 
     def _read(self):
-        lines = self.path.read_text().splitlines()
+        try:
+            lines = self.path.read_text().splitlines()
+        except (OSError, UnicodeDecodeError) as err:
+            raise GapsRecordError(f"{self.path} cannot be read as a gaps record ({err}); move the folder aside "
+                                  "or choose another --out") from None
         try:
             header = json.loads(lines[0])
         except (IndexError, json.JSONDecodeError):
@@ -80,7 +91,12 @@ class GapsRecord:
                 self.batches[key] = {"figures": figures, "last_change": float(batch["last_change"])}
             except (json.JSONDecodeError, KeyError, TypeError, ValueError):
                 if number == len(lines):
-                    break   # a line cut short by a stop: that batch is done again
+                    # a line cut short by a stop: cut it off, so that the next batch starts a line
+                    # of its own, and do that batch again
+                    kept = "".join(line + "\n" for line in lines[:-1]).encode()
+                    with open(self.path, "r+b") as f:
+                        f.truncate(len(kept))
+                    break
                 raise GapsRecordError(f"{self.path}, line {number}: not a batch record; the file was edited "
                                       "or damaged; choose another --out") from None
 
