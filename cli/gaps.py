@@ -52,11 +52,11 @@ class GapsStopped(Exception):
               help="AIS chains per image.")
 @click.option("--leapfrog", type=click.IntRange(min=1), default=10, show_default=True,
               help="Leapfrog steps per HMC transition.")
-@click.option("--ais-start", type=click.Choice(STARTS), default="prior", show_default=True,
+@click.option("--ais-start", type=click.Choice(STARTS), default=AISSettings.start, show_default=True,
               help="The AIS path's first density: the prior p(z), or the encoder's q(z|x).")
 @click.option("--warmup-examples", type=click.IntRange(min=1), default=10, show_default=True,
               help="Validation images on which AIS's step sizes are adapted.")
-@click.option("--local-steps", type=click.IntRange(min=20), default=500, show_default=True,
+@click.option("--local-steps", type=click.IntRange(min=20), default=LocalOptimumSettings.steps, show_default=True,
               help="Adam steps of the search for q*.")
 @click.option("--local-lr", type=click.FloatRange(min=0, min_open=True), default=1e-2, show_default=True,
               help="Adam's first rate in the search for q* (it falls to a tenth).")

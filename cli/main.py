@@ -15,6 +15,7 @@ from .bench import bench
 from .datasets import datasets
 from .evaluate import evaluate, export
 from .gaps import gaps
+from .gaps_compare import gaps_compare
 from .pictures import plot, reconstruct, sample
 from .reproduce import reproduce
 from .runs import runs
@@ -64,7 +65,7 @@ def main():
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
 
-for command in (train, evaluate, export, gaps, sample, reconstruct, plot, runs, datasets, reproduce, bench):
+for command in (train, evaluate, export, gaps, gaps_compare, sample, reconstruct, plot, runs, datasets, reproduce, bench):
     main.add_command(command)
 
 if __name__ == "__main__":

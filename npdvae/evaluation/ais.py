@@ -57,7 +57,7 @@ class AISSettings:
     steps: int = 500
     chains: int = 16
     leapfrog: int = 10
-    start: str = "prior"
+    start: str = "encoder"     # settled on training images: 500 steps from q(z|x) match 2000 (results/README.md)
     initial_step_size: float = 0.05
 
     def __post_init__(self):

@@ -105,12 +105,16 @@ def summarize(figures_by_subset: dict) -> dict:
         entry["q_star_last_change"] = float(np.max(np.abs(figures["q_star_last_change"])))
         report[subset] = entry
     if all(subset in report for subset in SUBSETS):
-        report["generalization"] = {
-            name: Estimate(report["train"][name].mean - report["test"][name].mean,
+        report["generalization"] = _train_minus_test(report)
+    return report
+
+
+def _train_minus_test(report: dict) -> dict:
+    """Each figure's and gap's training mean minus its test mean; errors combined as independent."""
+    return {name: Estimate(report["train"][name].mean - report["test"][name].mean,
                            math.hypot(report["train"][name].stderr, report["test"][name].stderr),
                            min(report["train"][name].n, report["test"][name].n))
             for name in (*FIGURES, *GAPS)}
-    return report
 
 
 def inference_gaps(model, params, dataset, settings: GapSettings, progress=None, record=None) -> dict:
@@ -162,6 +166,29 @@ def inference_gaps(model, params, dataset, settings: GapSettings, progress=None,
     return report
 
 
+def paired_difference(figures_a: dict, figures_b: dict) -> dict:
+    """Model B minus model A, image by image, for analyses of the same images:
+    ``{subset: {name: Estimate}}`` for every figure and gap, and ``"generalization"``, the
+    difference of their generalization gaps, (train_B - test_B) - (train_A - test_A).
+
+    Pairing is what makes a small difference between two models visible: an image that is
+    hard for one is hard for the other, so the per-image differences vary far less than the
+    figures themselves. The generalization entry combines the two subsets' paired errors as
+    independent (different images)."""
+    report = {}
+    for subset in SUBSETS:
+        a, b = figures_a[subset], figures_b[subset]
+        if len(a["log_px_ais"]) != len(b["log_px_ais"]):
+            raise ValueError(f"the two analyses scored {len(a['log_px_ais'])} and {len(b['log_px_ais'])} "
+                             f"{subset} images; a paired difference needs the same images")
+        entry = {name: Estimate.of(b[name] - a[name]) for name in FIGURES}
+        for gap, (plus, minus) in GAPS.items():
+            entry[gap] = Estimate.of((b[plus] - b[minus]) - (a[plus] - a[minus]))
+        report[subset] = entry
+    report["generalization"] = _train_minus_test(report)
+    return report
+
+
 def report_to_dict(report: dict) -> dict:
     """Plain JSON types: every Estimate as {"mean", "stderr", "n"}."""
     def plain(value):
@@ -174,4 +201,4 @@ def report_to_dict(report: dict) -> dict:
 
 
 __all__ = ["GapSettings", "FIGURES", "GAPS", "SUBSETS", "batch_figures", "summarize", "inference_gaps",
-           "report_to_dict"]
+           "paired_difference", "report_to_dict"]

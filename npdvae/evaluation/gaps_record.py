@@ -32,6 +32,32 @@ class GapsRecordError(ValueError):
     """The folder holds another analysis, or a record that cannot be read."""
 
 
+def finished_figures(folder) -> tuple[dict, dict]:
+    """The header (model digest, settings) and the per-image figures of a finished analysis kept
+    in ``folder``: ``{subset: {name: (N,) float64}}``, images in order. Read only; a folder whose
+    report (gaps.json) is not written yet is refused, so that a half-done analysis is never
+    compared as if it were whole."""
+    folder = Path(folder)
+    path = folder / RECORD_NAME
+    if not (folder / REPORT_NAME).is_file() or not path.is_file():
+        raise GapsRecordError(f"{folder} holds no finished gaps analysis (no {REPORT_NAME}); run npdvae gaps "
+                              "with --out to the end first")
+    try:
+        lines = path.read_text().splitlines()
+        header = json.loads(lines[0])
+        batches = [json.loads(line) for line in lines[1:]]
+        if header.get("format") != FORMAT:
+            raise ValueError("not a gaps record of this npdvae")
+        by_subset: dict[str, list] = {}
+        for batch in sorted(batches, key=lambda b: (b["subset"], int(b["first"]))):
+            by_subset.setdefault(batch["subset"], []).append(batch["figures"])
+        figures = {subset: {name: np.concatenate([np.asarray(b[name], dtype=np.float64) for b in parts])
+                            for name in parts[0]} for subset, parts in by_subset.items()}
+    except (OSError, UnicodeDecodeError, IndexError, json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        raise GapsRecordError(f"{path} cannot be read as a finished gaps record ({err})") from None
+    return {"model": header.get("model"), "settings": header.get("settings")}, figures
+
+
 def params_digest(params: dict) -> str:
     """SHA-256 over every parameter array's name and checksum: which model a record is of."""
     digest = hashlib.sha256()
@@ -119,4 +145,4 @@ class GapsRecord:
         self.lock.release()
 
 
-__all__ = ["GapsRecord", "GapsRecordError", "params_digest", "RECORD_NAME", "REPORT_NAME"]
+__all__ = ["GapsRecord", "GapsRecordError", "finished_figures", "params_digest", "RECORD_NAME", "REPORT_NAME"]

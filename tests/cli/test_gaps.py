@@ -49,7 +49,7 @@ def test_gaps_reports_every_figure_and_gap_with_errors(trained):
     table = CliRunner().invoke(main, ["gaps", str(run), *QUICK, "--data-dir", str(data)], catch_exceptions=False)
     assert table.exit_code == 0, table.output
     assert "approximation gap (AIS - q*)" in table.stdout and "train - test" in table.stdout
-    assert "AIS: 6 steps from the prior, 2 chains, 2 leapfrog steps" in table.stdout
+    assert "AIS: 6 steps from the encoder, 2 chains, 2 leapfrog steps" in table.stdout
 
 
 @pytest.mark.parametrize("args, named", [
@@ -122,3 +122,41 @@ def test_a_stopped_analysis_in_a_folder_continues_to_the_uninterrupted_numbers(t
     other = subprocess.run(_gaps(run, data, "--out", str(out), "--ais-steps", "61"), cwd=REPO, capture_output=True,
                            text=True, env=env, timeout=900)
     assert other.returncode == 2 and "holds gaps of other settings" in other.stderr and "Traceback" not in other.stderr
+
+
+def test_gaps_compare_subtracts_two_models_analyses_image_by_image(trained, tmp_path):
+    run, data = trained
+    other = tmp_path / "other-run"
+    result = CliRunner().invoke(main, ["train", "--epochs", "1", *SMALL, "--seed", "1", "--out", str(other),
+                                       "--data-dir", str(data)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    reports = {}
+    for name, model in (("a", run), ("b", other)):
+        result = CliRunner().invoke(main, ["gaps", str(model), *QUICK, "--json", "--out", str(tmp_path / name),
+                                           "--data-dir", str(data)], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        reports[name] = json.loads(result.stdout)
+    compared = CliRunner().invoke(main, ["gaps-compare", str(tmp_path / "a"), str(tmp_path / "b"), "--json"],
+                                  catch_exceptions=False)
+    assert compared.exit_code == 0, compared.output
+    difference = json.loads(compared.stdout)
+    for subset in ("train", "test"):
+        for name in ("log_px_ais", "bound_encoder", "amortization_gap"):
+            expected = reports["b"][subset][name]["mean"] - reports["a"][subset][name]["mean"]
+            assert difference[subset][name]["mean"] == pytest.approx(expected, abs=1e-9), (subset, name)
+            assert difference[subset][name]["n"] == 4
+    table = CliRunner().invoke(main, ["gaps-compare", str(tmp_path / "a"), str(tmp_path / "b")])
+    assert table.exit_code == 0 and "minus" in table.stdout and "amortization gap (q* - encoder)" in table.stdout
+
+    # another seed of the analysis scores other samples: refused, by name
+    result = CliRunner().invoke(main, ["gaps", str(other), *QUICK, "--seed", "3", "--out", str(tmp_path / "c"),
+                                       "--data-dir", str(data)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    refused = CliRunner().invoke(main, ["gaps-compare", str(tmp_path / "a"), str(tmp_path / "c")])
+    assert refused.exit_code == 2 and "seed 0 against 3" in refused.output, refused.output
+    same = CliRunner().invoke(main, ["gaps-compare", str(tmp_path / "a"), str(tmp_path / "a")])
+    assert same.exit_code == 2 and "analyses of the same model" in same.output
+    (tmp_path / "b" / "gaps.json").unlink()    # as if stopped before its end
+    unfinished = CliRunner().invoke(main, ["gaps-compare", str(tmp_path / "a"), str(tmp_path / "b")])
+    assert unfinished.exit_code == 2 and "no finished gaps analysis" in unfinished.output
+    assert "Traceback" not in refused.output + unfinished.output

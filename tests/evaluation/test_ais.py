@@ -54,7 +54,7 @@ def test_ais_converges_to_the_exact_log_likelihood_as_the_path_lengthens(setup, 
 
 def test_the_adapted_step_sizes_bring_acceptance_near_the_target(setup):
     model, params, _, warmup = setup
-    settings = AISSettings(steps=300, chains=32, leapfrog=5)
+    settings = AISSettings(steps=300, chains=32, leapfrog=5, start="prior")
     step_sizes = adapt_step_sizes(model, params, warmup, settings, np.random.default_rng(1))
     assert step_sizes.shape == (300,) and np.all(step_sizes > 0)
     path = _Path(model, params, warmup, settings.chains, "prior")

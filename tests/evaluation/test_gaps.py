@@ -5,7 +5,7 @@ import pytest
 
 from npdvae.data import Dataset
 from npdvae.evaluation.ais import AISSettings
-from npdvae.evaluation.gaps import GapSettings, inference_gaps, report_to_dict, summarize
+from npdvae.evaluation.gaps import FIGURES, GapSettings, inference_gaps, paired_difference, report_to_dict, summarize
 from npdvae.evaluation.local_optimum import LocalOptimumSettings
 from tests.evaluation import linear_gaussian as lg
 
@@ -79,3 +79,37 @@ def test_summarize_pairs_the_gaps_image_by_image():
     entry = summarize({"train": figures})["train"]
     assert entry["approximation_gap"].mean == 0.5 and entry["approximation_gap"].stderr == 0   # paired
     assert entry["log_px_ais"].stderr > 0
+
+
+def _figures(rng, n, shift):
+    """Figures of n images whose per-image level varies a lot and is shared by both models."""
+    level = rng.normal(-90.0, 25.0, size=n)
+    return {name: level + shift + k + rng.normal(0, 0.1, size=n) for k, name in enumerate(FIGURES)}
+
+
+def test_the_paired_difference_subtracts_image_by_image():
+    rng = np.random.default_rng(0)
+    a = {"train": _figures(rng, 50, 0.0), "test": _figures(rng, 40, 0.0)}
+    b = {subset: {name: values + (0.5 if subset == "test" else 0.2) * (name == "bound_encoder")
+                  + rng.normal(0, 0.1, size=values.size) for name, values in a[subset].items()} for subset in a}
+    report = paired_difference(a, b)
+    for subset, n in (("train", 50), ("test", 40)):
+        for name in FIGURES:
+            d = b[subset][name] - a[subset][name]
+            assert report[subset][name].mean == pytest.approx(d.mean())
+            assert report[subset][name].stderr == pytest.approx(d.std(ddof=1) / np.sqrt(n))
+            assert report[subset][name].stderr < 0.05 < a[subset][name].std(ddof=1) / np.sqrt(n)   # the level cancels
+    # the encoder's bound of B is up, so its amortization gap is down by as much
+    assert report["test"]["amortization_gap"].mean == pytest.approx(-0.5, abs=0.05)
+    assert report["train"]["amortization_gap"].mean == pytest.approx(-0.2, abs=0.05)
+    assert report["generalization"]["amortization_gap"].mean == pytest.approx(0.3, abs=0.07)
+    assert report["generalization"]["amortization_gap"].stderr == pytest.approx(np.hypot(
+        report["train"]["amortization_gap"].stderr, report["test"]["amortization_gap"].stderr))
+
+
+def test_the_paired_difference_refuses_different_images():
+    rng = np.random.default_rng(1)
+    a = {"train": _figures(rng, 5, 0.0), "test": _figures(rng, 5, 0.0)}
+    b = {"train": _figures(rng, 5, 0.0), "test": _figures(rng, 4, 0.0)}
+    with pytest.raises(ValueError, match="5 and 4 test images"):
+        paired_difference(a, b)

@@ -4,7 +4,7 @@ left unreadable by a stop in the middle of a line."""
 import numpy as np
 import pytest
 
-from npdvae.evaluation.gaps_record import GapsRecord, GapsRecordError, params_digest
+from npdvae.evaluation.gaps_record import GapsRecord, GapsRecordError, finished_figures, params_digest
 
 SETTINGS = {"examples": 4, "seed": 0, "ais": {"steps": 3}}
 
@@ -68,3 +68,19 @@ def test_bytes_that_are_no_text_and_a_folder_that_cannot_be_made_are_named(tmp_p
     (tmp_path / "a-file").write_text("")
     with pytest.raises(RunWriteError, match="Not a directory"):
         _record(tmp_path / "a-file" / "sub")
+
+
+def test_a_finished_record_reads_back_its_images_in_order_and_an_unfinished_one_is_refused(tmp_path):
+    record = _record(tmp_path)
+    record.begin(np.ones(3))
+    record.add("train", 0, {"log_px_ais": np.array([-1.0, -2.0])}, 0.0)
+    record.add("test", 0, {"log_px_ais": np.array([-5.0])}, 0.0)
+    record.add("train", 2, {"log_px_ais": np.array([-3.0])}, 0.0)
+    with pytest.raises(GapsRecordError, match="no finished gaps analysis"):
+        finished_figures(tmp_path)
+    record.write_report({"done": True})
+    record.close()
+    header, figures = finished_figures(tmp_path)
+    assert header == {"model": "m" * 64, "settings": SETTINGS}
+    np.testing.assert_array_equal(figures["train"]["log_px_ais"], [-1.0, -2.0, -3.0])
+    np.testing.assert_array_equal(figures["test"]["log_px_ais"], [-5.0])

@@ -1,0 +1,57 @@
+"""``npdvae gaps-compare``: two models' gaps analyses of the same images, subtracted image by image
+(npdvae.evaluation.gaps.paired_difference)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from npdvae.evaluation.gaps import FIGURES, GAPS, paired_difference, report_to_dict
+from npdvae.evaluation.gaps_record import GapsRecordError, finished_figures
+from .gaps import LABELS
+
+
+@click.command("gaps-compare")
+@click.argument("first", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("second", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def gaps_compare(first, second, as_json):
+    """SECOND minus FIRST, image by image: two finished `npdvae gaps --out` folders.
+
+    Both analyses must have the same settings (the same images, seed and estimators), so
+    that each image's figures can be subtracted; the standard errors are those of the
+    per-image differences, which is what shows a difference far smaller than the
+    figures' own spread. The train - test column is the difference of the two models'
+    generalization gaps."""
+    analyses = []
+    for name, folder in (("FIRST", first), ("SECOND", second)):
+        try:
+            analyses.append(finished_figures(folder))
+        except GapsRecordError as err:
+            raise click.BadParameter(str(err), param_hint=name) from None
+    (header_a, figures_a), (header_b, figures_b) = analyses
+    settings_a, settings_b = header_a["settings"], header_b["settings"]
+    differences = [f"{key} {settings_a.get(key)!r} against {settings_b.get(key)!r}"
+                   for key in sorted(set(settings_a) | set(settings_b)) if settings_a.get(key) != settings_b.get(key)]
+    if differences:
+        raise click.UsageError(f"{first} and {second} were analysed with other settings ({'; '.join(differences)}); "
+                               "only analyses of the same images with the same settings are compared")
+    if header_a["model"] == header_b["model"]:
+        raise click.UsageError(f"{first} and {second} are analyses of the same model")
+    try:
+        report = paired_difference(figures_a, figures_b)
+    except (KeyError, ValueError) as err:
+        raise click.ClickException(f"{first} and {second} cannot be paired: {err}") from None
+    if as_json:
+        click.echo(json.dumps({"first": str(first), "second": str(second), **report_to_dict(report)}, indent=2))
+        return
+    n = report["train"]["log_px_ais"].n, report["test"]["log_px_ais"].n
+    click.echo(f"{second} minus {first}, image by image on the same {n[0]} training and {n[1]} test images; "
+               "nats, mean ± standard error of the differences")
+    click.echo(f"  {'':40s} {'train':>16s} {'test':>16s} {'train - test':>16s}")
+    for name in (*FIGURES, *GAPS):
+        cells = [f"{report[key][name].mean:+8.2f} ± {report[key][name].stderr:5.2f}"
+                 for key in ("train", "test", "generalization")]
+        click.echo(f"  {LABELS[name]:40s} {cells[0]:>16s} {cells[1]:>16s} {cells[2]:>16s}")
