@@ -13,6 +13,8 @@ from npdvae.data.datasets import SPLITS
 from npdvae.evaluation.pictures import MAX_IMAGES, PlotLibraryMissing, write_reconstructions, write_samples
 from npdvae.training.runs import RunDirectoryError, load_trained, prepare_dataset, read_metrics, read_run_config
 from npdvae.evaluation.history import milestone_table
+from npdvae.training.config import TrainConfig
+from npdvae.training.model_file import is_model_file, load_model_file
 from npdvae.training.run_files import RunWriteError
 
 from .common import check_output_file, data_dir_option, say_data
@@ -72,7 +74,7 @@ def reconstruct(run, num_images, split, noise, out, seed, data_dir):
 
 
 @click.command()
-@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("curves.png"), show_default=True,
               help="Picture file: .png, .pdf, .svg or .jpg.")
 @click.option("--linear", is_flag=True, help="Linear epoch axis (default: log-scaled, as in Figure 1).")
@@ -81,25 +83,29 @@ def reconstruct(run, num_images, split, noise, out, seed, data_dir):
 @click.option("--from-epoch", type=click.IntRange(min=1), default=1, show_default=True,
               help="Draw the curves from this epoch on (the y axis then spans only what is drawn).")
 def plot(runs, out, linear, every, from_epoch):
-    """Training curves of one or several runs: bound against epoch."""
+    """Training curves of one or several runs or model files: bound against epoch."""
     from npdvae.evaluation.pictures import plot_training_curves
     check_output_file(out, "--out")
     series = []
     for run in runs:
         try:
-            notes = []
-            label = read_run_config(run, notes).model_name
-            metrics = read_metrics(run)
-            for note in notes:
-                click.echo(f"note: {note}", err=True)
-        except RunDirectoryError as err:
+            if is_model_file(run):
+                published = load_model_file(run)
+                label, metrics = TrainConfig.from_dict(published.config).model_name, published.history()
+            else:
+                notes = []
+                label = read_run_config(run, notes).model_name
+                metrics = read_metrics(run)
+                for note in notes:
+                    click.echo(f"note: {note}", err=True)
+        except (RunDirectoryError, CheckpointError) as err:
             raise click.BadParameter(str(err), param_hint="RUNS") from None
         if not metrics:
             raise click.BadParameter(f"{run} has no finished epoch yet", param_hint="RUNS")
         series.append((label, metrics))
     labels = [label for label, _ in series]
     # two runs of one model (another seed, another folder) would share a legend entry
-    series = [((f"{label} ({run})" if labels.count(label) > 1 else label), metrics)
+    series = [((f"{label} ({run.stem if run.is_file() else run})" if labels.count(label) > 1 else label), metrics)
               for (label, metrics), run in zip(series, runs)]
     if every:
         click.echo(milestone_table(series, every))

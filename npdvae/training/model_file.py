@@ -4,7 +4,9 @@ A model file holds what it takes to use and judge a trained model, and nothing t
 training it (no optimizer state, no random stream)::
 
     /params/<name>     the best checkpoint's parameters (the model a table scores)
-    /curves            float64 (epochs, 3): epoch, training bound, validation bound
+    /curves            float64 (epochs, 3): epoch, training bound, validation bound, for
+                       every epoch the run trained (from its last checkpoint), the ones
+                       after the best epoch included: that is where over-fitting shows
     attrs: format, epoch (of the best checkpoint), config (JSON, the run's full
            configuration), evaluation (JSON: the run's eval.json, or null if the
            run was never evaluated by a grid), provenance (JSON: see
@@ -50,6 +52,11 @@ class ModelFile:
     source: str
     run_id: str | None = None   # the identity of the run it was exported from
 
+    def history(self) -> list[dict]:
+        """The curves as a run's epoch records (metrics.jsonl's keys), for plots and milestones."""
+        return [{"epoch": int(epoch), "train_bound": float(train), "valid_bound": float(valid)}
+                for epoch, train, valid in self.curves]
+
 
 def is_model_file(path) -> bool:
     """True if ``path`` is an HDF5 file that says it is a model file (of any version)."""
@@ -91,11 +98,28 @@ def model_from_run(run_dir) -> ModelFile:
     if problem:
         raise CheckpointError(f"{eval_file} is not the evaluation of {best} ({problem}); "
                               "score the run again (rerun its grid) or move the file aside")
-    curves = np.array([[h["epoch"], h.get("train_bound", np.nan), h["valid_bound"]] for h in checkpoint.history],
-                      dtype=np.float64).reshape(-1, 3)
+    curves = np.array([[h["epoch"], h.get("train_bound", np.nan), h["valid_bound"]]
+                       for h in _whole_history(run_dir, checkpoint)], dtype=np.float64).reshape(-1, 3)
     return ModelFile(params=checkpoint.params, config=checkpoint.config, epoch=checkpoint.epoch, curves=curves,
                      evaluation=evaluation, provenance=provenance(), source=run_dir.resolve().name,
                      run_id=checkpoint.run_id)
+
+
+def _whole_history(run_dir: Path, best) -> list[dict]:
+    """Every epoch the run trained: the history of its last checkpoint, which must be the same
+    run's and continue the best checkpoint's history record for record."""
+    path = run_dir / "last.h5"
+    try:
+        last = load_checkpoint(path)
+    except CheckpointError as err:
+        raise CheckpointError(f"{err}; a model file's curves come from the run's last checkpoint") from None
+    shared = last.history[:len(best.history)]
+    if last.run_id != best.run_id or len(shared) < len(best.history) or any(
+            a["epoch"] != b["epoch"] or not np.isclose(a["valid_bound"], b["valid_bound"], rtol=0, atol=1e-9)
+            for a, b in zip(shared, best.history)):
+        raise CheckpointError(f"{path} does not continue {run_dir / 'best.h5'} (another run, or another history); "
+                              "a model file's curves come from the run's last checkpoint")
+    return last.history
 
 
 def model_file_bytes(model: ModelFile) -> bytes:

@@ -58,6 +58,31 @@ def test_a_model_file_holds_the_best_checkpoint_curves_evaluation_and_provenance
     assert (tmp_path / "m.h5").stat().st_size < 0.6 * (Path(run) / "best.h5").stat().st_size
 
 
+def test_the_curves_go_on_past_the_best_epoch_and_must_continue_its_history(tmp_path, mnist_root):
+    """A run whose best epoch is not its last: the curves are those of every epoch trained."""
+    run = tmp_path / "run"
+    tiny = ["--train-examples", "200", "--eval-examples", "30", "--latent", "4", "--hidden", "16",
+            "--data-dir", mnist_root]
+    assert _cli("train", "--epochs", "1", *tiny, "--out", run).exit_code == 0
+    shutil.copy(run / "best.h5", tmp_path / "best-at-1.h5")
+    assert _cli("train", "--epochs", "3", "--resume", *tiny, "--out", run).exit_code == 0
+    shutil.copy(tmp_path / "best-at-1.h5", run / "best.h5")   # as if epochs 2 and 3 had been worse
+    model = model_from_run(run)
+    assert model.epoch == 1
+    np.testing.assert_array_equal(model.curves[:, 0], [1, 2, 3])
+    np.testing.assert_array_equal(model.curves[:, 2], [h["valid_bound"] for h in read_metrics(run)])
+
+    other = tmp_path / "other"
+    assert _cli("train", "--epochs", "1", "--seed", "7", *tiny, "--out", other).exit_code == 0
+    shutil.copy(other / "last.h5", run / "last.h5")
+    with pytest.raises(CheckpointError, match="last.h5 does not continue .*best.h5"):
+        model_from_run(run)
+    (run / "last.h5").unlink()
+    result = _cli("export", run, "--out", tmp_path / "m.h5")
+    assert result.exit_code == 2 and "last.h5" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "m.h5").exists()
+
+
 def test_evaluate_sample_and_reconstruct_take_a_model_file(scored_runs, tmp_path, mnist_root):
     run = scored_runs[1]
     result = _cli("export", run, "--out", tmp_path / "m.h5")
@@ -80,6 +105,11 @@ def test_evaluate_sample_and_reconstruct_take_a_model_file(scored_runs, tmp_path
     assert _cli("reconstruct", tmp_path / "m.h5", "--n", "2", "--out", tmp_path / "r.png",
                 "--data-dir", mnist_root).exit_code == 0
     assert (tmp_path / "s.png").stat().st_size > 0 and (tmp_path / "r.png").stat().st_size > 0
+    # the model file's curves are the run's: the same milestones as the run folder's
+    from_model = _cli("plot", tmp_path / "m.h5", "--every", "1", "--out", tmp_path / "c1.png")
+    from_run = _cli("plot", run, "--every", "1", "--out", tmp_path / "c2.png")
+    assert from_model.exit_code == 0 and from_run.exit_code == 0, from_model.output
+    assert from_model.output.splitlines()[:-1] == from_run.output.splitlines()[:-1]
 
 
 def test_a_foreign_evaluation_is_refused_not_published(scored_runs, tmp_path):
