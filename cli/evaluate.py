@@ -18,6 +18,7 @@ from npdvae.evaluation.evaluate import EVALUATION_BATCH, evaluate_run, results_t
 from npdvae.training.config import TrainConfig
 from npdvae.training.runs import RunDirectoryError, load_trained, prepare_dataset
 from npdvae.training.model_file import is_model_file, load_model_file, model_from_run, save_model_file
+from npdvae.training.provenance import describe
 from npdvae.training.run_files import RunWriteError
 from npdvae.training.loop import validation_bound
 from .progress import Progress
@@ -113,6 +114,8 @@ def evaluate(run, split, k, is_samples, examples, batch_size, which, seed, as_js
                    f"test bound {recorded['test_bound']:.2f} on {recorded['test_examples']} test images, "
                    f"log p(x) {recorded['log_likelihood']:.2f} ± {recorded['log_likelihood_stderr']:.2f} "
                    f"(K={recorded['is_samples']}, first {recorded['log_likelihood_examples']})")
+    if published is not None and published.trained_by is not None:
+        click.echo(f"trained by {describe(published.trained_by)}")
 
 
 @click.command()

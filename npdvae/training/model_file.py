@@ -9,8 +9,10 @@ training it (no optimizer state, no random stream)::
                        after the best epoch included: that is where over-fitting shows
     attrs: format, epoch (of the best checkpoint), config (JSON, the run's full
            configuration), evaluation (JSON: the run's eval.json, or null if the
-           run was never evaluated by a grid), provenance (JSON: see
-           npdvae/training/provenance.py), source (the run folder's name), run_id
+           run was never evaluated by a grid), provenance (JSON: the code and
+           libraries that exported it, see npdvae/training/provenance.py), trained_by
+           (JSON: the same record of the code that trained it, as its best checkpoint
+           says; null when that checkpoint records none), source (the run folder's name), run_id
            (the run's identity, npdvae/training/identity.py; absent for a run from
            before identities), checksums (JSON: SHA-256 of every array, as in
            checkpoints)
@@ -51,6 +53,7 @@ class ModelFile:
     provenance: dict
     source: str
     run_id: str | None = None   # the identity of the run it was exported from
+    trained_by: dict | None = None   # the provenance the best checkpoint records of its writer
 
     def history(self) -> list[dict]:
         """The curves as a run's epoch records (metrics.jsonl's keys), for plots and milestones."""
@@ -102,7 +105,16 @@ def model_from_run(run_dir) -> ModelFile:
                        for h in _whole_history(run_dir, checkpoint)], dtype=np.float64).reshape(-1, 3)
     return ModelFile(params=checkpoint.params, config=checkpoint.config, epoch=checkpoint.epoch, curves=curves,
                      evaluation=evaluation, provenance=provenance(), source=run_dir.resolve().name,
-                     run_id=checkpoint.run_id)
+                     run_id=checkpoint.run_id, trained_by=_written_by(best))
+
+
+def _written_by(checkpoint_path: Path) -> dict | None:
+    """The provenance a checkpoint records of the code that wrote it (None if it records none)."""
+    try:
+        with h5py.File(checkpoint_path, "r") as f:
+            return read_attr(f, checkpoint_path, "provenance", "json-dict") if "provenance" in f.attrs else None
+    except OSError as err:
+        raise CheckpointError(f"{checkpoint_path}: unreadable ({err})") from None
 
 
 def _whole_history(run_dir: Path, best) -> list[dict]:
@@ -134,6 +146,7 @@ def model_file_bytes(model: ModelFile) -> bytes:
         f.attrs["source"] = str(model.source)
         if model.run_id is not None:
             f.attrs["run_id"] = model.run_id
+        f.attrs["trained_by"] = json.dumps(model.trained_by, sort_keys=True)
         arrays = [(f"params/{name}", np.asarray(value)) for name, value in model.params.items()]
         write_checksummed(f, arrays + [("curves", np.asarray(model.curves, dtype=np.float64))])
     return buffer.getvalue()
@@ -165,12 +178,14 @@ def load_model_file(path) -> ModelFile:
             evaluation_text = f.attrs.get("evaluation")
             evaluation = None if evaluation_text in ("null", b"null") else read_attr(f, path, "evaluation",
                                                                                       "json-dict")
+            trained_text = f.attrs.get("trained_by", "null")   # absent from the first model files
+            trained_by = None if trained_text in ("null", b"null") else read_attr(f, path, "trained_by", "json-dict")
             source = f.attrs.get("source", "")
             model = ModelFile(params=params, config=read_attr(f, path, "config", "json-dict"),
                               epoch=read_attr(f, path, "epoch", "int>=0"), curves=curves, evaluation=evaluation,
                               provenance=read_attr(f, path, "provenance", "json-dict"),
                               source=source.decode(errors="replace") if isinstance(source, bytes) else str(source),
-                              run_id=read_run_id(f, path))
+                              run_id=read_run_id(f, path), trained_by=trained_by)
     except (OSError, KeyError, ValueError, TypeError) as err:
         raise CheckpointError(f"{path}: unreadable model file ({err})") from None
     try:

@@ -51,6 +51,8 @@ def test_a_model_file_holds_the_best_checkpoint_curves_evaluation_and_provenance
         assert set(f) == {"params", "curves"}          # no optimizer state, no random stream
     assert set(model.provenance["libraries"]) == {"numpy", "numba", "scipy", "h5py"}
     assert model.provenance["npdvae"] and model.provenance["date"].startswith("20")
+    with h5py.File(f"{run}/best.h5") as f:   # the trainer's record, kept apart from the exporter's
+        assert model.trained_by == json.loads(f.attrs["provenance"]) and model.trained_by["date"] <= model.provenance["date"]
     head = subprocess.run(["git", "-C", str(PACKAGE_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
     if head.returncode == 0:
         assert model.provenance["git"]["commit"] == head.stdout.strip()
@@ -99,7 +101,7 @@ def test_evaluate_sample_and_reconstruct_take_a_model_file(scored_runs, tmp_path
     assert payload["published"]["test_bound"] == recorded["test_bound"]
     text = _cli("evaluate", tmp_path / "m.h5", "--is-samples", "5", "--data-dir", mnist_root).output
     assert re.search(rf"as tables score +{recorded['test_bound']:.2f}  nats", text), text
-    assert "published with the model" in text
+    assert "published with the model" in text and "trained by npdvae" in text
     pytest.importorskip("matplotlib")
     assert _cli("sample", tmp_path / "m.h5", "--n", "4", "--out", tmp_path / "s.png").exit_code == 0
     assert _cli("reconstruct", tmp_path / "m.h5", "--n", "2", "--out", tmp_path / "r.png",
