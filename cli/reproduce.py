@@ -17,6 +17,7 @@ from click.core import ParameterSource
 from npdvae.training.checkpoint import CheckpointError
 from npdvae.data import DataError
 from npdvae.data.datasets import BINARIZATIONS
+from npdvae.experiments.time_left import TimeLeft
 from npdvae.experiments.reproduce import BINARY_NOISE_TYPES, EXPERIMENTS
 from npdvae.training.config import SCHEDULES
 from npdvae.training.runs import RunDirectoryError
@@ -82,6 +83,14 @@ def _duration(seconds: float) -> str:
     if seconds < 5400:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def _time_left_text(left: float | None, more: bool) -> str:
+    if left is None or not more:
+        return ""
+    if left < 1:   # the runs left are under way and, at the mean duration, due
+        return "; the runs still going should end about now"
+    return f"; about {_duration(left)} left"
 
 
 @contextmanager
@@ -225,13 +234,14 @@ def reproduce(experiment, epochs, seeds, only_seeds, jobs, rows, columns, noise_
     where = f"on the Dask cluster at {scheduler}" if scheduler else f"{jobs} at a time"
     click.echo(f"{grid.title}: {_count(len(specs), 'run')} ({_count(len(grid.cells), 'cell')}{rates} x "
                f"{_count(len(seeds) if only_seeds else seeds, 'seed')}), {_count(epochs, 'epoch')} each, {where}, in {out}")
-    started = time.perf_counter()
     finished = [0]
-
-    trained = [0]   # runs this call trained or scored: the estimate of the time left counts only them
+    # a cluster's slots are its own, unknown here: the estimate is made for local processes only
+    time_left = None if scheduler else TimeLeft(len(specs), jobs, time.perf_counter())
 
     def on_done(spec, result):
         finished[0] += 1
+        if time_left is not None:
+            time_left.finished(time.perf_counter(), trained=not result.get("done_before"))
         where = (f"[{finished[0]}/{len(specs)}] {spec.cell.row}, {spec.cell.layers} layer"
                  f"{'s' if spec.cell.layers > 1 else ''}, {_column_text(spec.cell.column)}, seed {spec.seed}, "
                  f"lr {spec.config['lr']:g}")
@@ -242,12 +252,9 @@ def reproduce(experiment, epochs, seeds, only_seeds, jobs, rows, columns, noise_
         if result.get("done_before"):
             click.echo(f"{where}: done before ({figures})")
         else:
-            trained[0] += 1
-            elapsed = time.perf_counter() - started
-            left = elapsed / trained[0] * (len(specs) - finished[0])
+            left = time_left.seconds_left(time.perf_counter()) if time_left is not None else None
             seconds = sum(b - a for a, b in result.get("intervals", [])[-1:])
-            click.echo(f"{where}: {figures}, {seconds:.0f} s"
-                       + (f"; about {_duration(left)} left" if finished[0] < len(specs) else ""))
+            click.echo(f"{where}: {figures}, {seconds:.0f} s" + _time_left_text(left, finished[0] < len(specs)))
         for note in result.get("notes", []):
             click.echo(f"  note: {note}")
 

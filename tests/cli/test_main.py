@@ -1,6 +1,7 @@
 """The command line end to end, through click's test runner, on a small subset of the real data."""
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -254,6 +255,16 @@ def test_reproduce_writes_outside_results_by_default_and_names_valid_rows(data_e
     assert "Too few epochs timed to project" in (tmp_path / "runs" / "reproduce" / "table1" / "table-row-DVAE_K=1_-1l-column-5.md").read_text()
     result = CliRunner().invoke(main, ["reproduce", "table1", "--row", "VAE/3"])
     assert result.exit_code == 2 and "its rows: 'DIWAE (K=5)/1'" in result.output
+
+
+def test_reproduce_says_the_time_left_after_each_run_but_the_last(data_env, tmp_path):
+    result = run("reproduce", "table1", "--row", "DVAE (K=1)/1", "--column", "0", "--column", "5", "--seeds", "1",
+                 "--epochs", "1", "--train-examples", "200", "--eval-examples", "20", "--is-samples", "5",
+                 "--out", str(tmp_path / "grid"))
+    assert result.exit_code == 0, result.output
+    first, second = [line for line in result.output.splitlines() if line.startswith("[")]
+    assert first.startswith("[1/2]") and re.search(r"; about \d+ s left$", first), first   # one at a time: a run
+    assert second.startswith("[2/2]") and "left" not in second and "about now" not in second, second
 
 
 def test_dataset_names_are_case_insensitive(data_env):
