@@ -7,7 +7,7 @@ FOLDER = Path(__file__).parent / "table1-released-3280-seed1" / "gaps"
 ROWS = [("log p(x), AIS", "log_px_ais"), ("log p(x), IS (K=5000)", "log_px_is"), ("bound of q*", "bound_q_star"),
         ("encoder's bound (ELBO)", "bound_encoder"), ("approximation gap (AIS - q*)", "approximation_gap"),
         ("amortization gap (q* - encoder)", "amortization_gap"), ("inference gap (AIS - encoder)", "inference_gap")]
-reports = {noise: json.loads((FOLDER / f"dvae-k1-1l-noise{noise}-seed1.json").read_text()) for noise in (0, 5)}
+reports = {noise: json.loads((FOLDER / f"dvae-k1-1l-noise{noise}-seed1" / "gaps.json").read_text()) for noise in (0, 5)}
 if any(r["examples"] != reports[0]["examples"] for r in reports.values()):
     sys.exit("the two reports cover different images")
 print(f"First {reports[0]['examples']['train']} training and {reports[0]['examples']['test']} test images; "
