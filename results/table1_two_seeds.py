@@ -12,7 +12,7 @@ for path in TABLES:
     for row in csv.DictReader(open(path)):
         rows.setdefault(row["column"], []).append((float(row["bound_mean"]), float(row["log_likelihood_mean"])))
         paper[row["column"]] = f"{float(row['paper_mean']):.2f} ± {float(row['paper_std']):.2f}"
-print("| noise | -bound, seed 0 | seed 1 | mean ± std | paper ("10-fold experiments") | log p(x), seed 0 | seed 1 | mean ± std |")
+print("| noise | -bound, seed 0 | seed 1 | mean ± std | paper (its '10-fold experiments') | log p(x), seed 0 | seed 1 | mean ± std |")
 print("|---|---|---|---|---|---|---|---|")
 for column, pairs in rows.items():
     b, l = [p[0] for p in pairs], [p[1] for p in pairs]
