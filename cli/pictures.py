@@ -89,6 +89,8 @@ def plot(runs, out, linear, every, from_epoch):
     series = []
     for run in runs:
         try:
+            if run.is_file() and not is_model_file(run):
+                raise RunDirectoryError(f"{run} is neither a run folder nor a model file")
             if is_model_file(run):
                 published = load_model_file(run)
                 label, metrics = TrainConfig.from_dict(published.config).model_name, published.history()

@@ -46,8 +46,9 @@ def finished_figures(folder) -> tuple[dict, dict]:
         lines = path.read_text().splitlines()
         header = json.loads(lines[0])
         batches = [json.loads(line) for line in lines[1:]]
-        if header.get("format") != FORMAT:
-            raise ValueError("not a gaps record of this npdvae")
+        if header.get("format") != FORMAT or not isinstance(header.get("settings"), dict) \
+                or not isinstance(header.get("model"), str):
+            raise ValueError("its header is not a gaps header of this npdvae")
         by_subset: dict[str, list] = {}
         for batch in sorted(batches, key=lambda b: (b["subset"], int(b["first"]))):
             by_subset.setdefault(batch["subset"], []).append(batch["figures"])

@@ -84,3 +84,10 @@ def test_a_finished_record_reads_back_its_images_in_order_and_an_unfinished_one_
     assert header == {"model": "m" * 64, "settings": SETTINGS}
     np.testing.assert_array_equal(figures["train"]["log_px_ais"], [-1.0, -2.0, -3.0])
     np.testing.assert_array_equal(figures["test"]["log_px_ais"], [-5.0])
+
+
+def test_a_finished_folder_whose_header_is_not_a_gaps_header_is_named(tmp_path):
+    (tmp_path / "gaps.jsonl").write_text('{"format": 1}\n')
+    (tmp_path / "gaps.json").write_text("{}\n")
+    with pytest.raises(GapsRecordError, match="not a gaps header"):
+        finished_figures(tmp_path)

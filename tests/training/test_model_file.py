@@ -112,6 +112,9 @@ def test_evaluate_sample_and_reconstruct_take_a_model_file(scored_runs, tmp_path
     from_run = _cli("plot", run, "--every", "1", "--out", tmp_path / "c2.png")
     assert from_model.exit_code == 0 and from_run.exit_code == 0, from_model.output
     assert from_model.output.splitlines()[:-1] == from_run.output.splitlines()[:-1]
+    (tmp_path / "junk.h5").write_text("not HDF5")
+    junk = _cli("plot", tmp_path / "junk.h5", "--out", tmp_path / "c3.png")
+    assert junk.exit_code == 2 and "neither a run folder nor a model file" in junk.output
 
 
 def test_a_foreign_evaluation_is_refused_not_published(scored_runs, tmp_path):
