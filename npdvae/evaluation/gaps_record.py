@@ -34,9 +34,11 @@ class GapsRecordError(ValueError):
 
 def finished_figures(folder) -> tuple[dict, dict]:
     """The header (model digest, settings) and the per-image figures of a finished analysis kept
-    in ``folder``: ``{subset: {name: (N,) float64}}``, images in order. Read only; a folder whose
-    report (gaps.json) is not written yet is refused, so that a half-done analysis is never
-    compared as if it were whole."""
+    in ``folder``: ``{subset: {name: (N,) float64}}``, images in order, and each subset's
+    ``q_star_last_change`` (one per batch), which is what
+    :func:`npdvae.evaluation.gaps.summarize` takes, so the report can be recomputed from the
+    record. Read only; a folder whose report (gaps.json) is not written yet is refused, so that
+    a half-done analysis is never compared as if it were whole."""
     folder = Path(folder)
     path = folder / RECORD_NAME
     if not (folder / REPORT_NAME).is_file() or not path.is_file():
@@ -51,9 +53,12 @@ def finished_figures(folder) -> tuple[dict, dict]:
             raise ValueError("its header is not a gaps header of this npdvae")
         by_subset: dict[str, list] = {}
         for batch in sorted(batches, key=lambda b: (b["subset"], int(b["first"]))):
-            by_subset.setdefault(batch["subset"], []).append(batch["figures"])
-        figures = {subset: {name: np.concatenate([np.asarray(b[name], dtype=np.float64) for b in parts])
-                            for name in parts[0]} for subset, parts in by_subset.items()}
+            by_subset.setdefault(batch["subset"], []).append(batch)
+        figures = {}
+        for subset, parts in by_subset.items():
+            figures[subset] = {name: np.concatenate([np.asarray(b["figures"][name], dtype=np.float64) for b in parts])
+                               for name in parts[0]["figures"]}
+            figures[subset]["q_star_last_change"] = np.array([float(b["last_change"]) for b in parts])
     except (OSError, UnicodeDecodeError, IndexError, json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
         raise GapsRecordError(f"{path} cannot be read as a finished gaps record ({err})") from None
     return {"model": header.get("model"), "settings": header.get("settings")}, figures

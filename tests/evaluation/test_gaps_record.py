@@ -73,9 +73,9 @@ def test_bytes_that_are_no_text_and_a_folder_that_cannot_be_made_are_named(tmp_p
 def test_a_finished_record_reads_back_its_images_in_order_and_an_unfinished_one_is_refused(tmp_path):
     record = _record(tmp_path)
     record.begin(np.ones(3))
-    record.add("train", 0, {"log_px_ais": np.array([-1.0, -2.0])}, 0.0)
-    record.add("test", 0, {"log_px_ais": np.array([-5.0])}, 0.0)
-    record.add("train", 2, {"log_px_ais": np.array([-3.0])}, 0.0)
+    record.add("train", 0, {"log_px_ais": np.array([-1.0, -2.0])}, 0.25)
+    record.add("test", 0, {"log_px_ais": np.array([-5.0])}, 0.5)
+    record.add("train", 2, {"log_px_ais": np.array([-3.0])}, 0.125)
     with pytest.raises(GapsRecordError, match="no finished gaps analysis"):
         finished_figures(tmp_path)
     record.write_report({"done": True})
@@ -84,6 +84,7 @@ def test_a_finished_record_reads_back_its_images_in_order_and_an_unfinished_one_
     assert header == {"model": "m" * 64, "settings": SETTINGS}
     np.testing.assert_array_equal(figures["train"]["log_px_ais"], [-1.0, -2.0, -3.0])
     np.testing.assert_array_equal(figures["test"]["log_px_ais"], [-5.0])
+    np.testing.assert_array_equal(figures["train"]["q_star_last_change"], [0.25, 0.125])   # one per batch
 
 
 def test_a_finished_folder_whose_header_is_not_a_gaps_header_is_named(tmp_path):
