@@ -8,7 +8,8 @@ from npdvae.vae.corruption import NOISE_TYPE_DESCRIPTIONS
 
 HERE = Path(__file__).parent
 SOURCES = [   # (folder, column): the seed-0 cell of that column in the folder's one table*.csv
-    ("table1-released-3280", "0"), ("table1-released-3280", "5"),
+    ("table1-released-3280", "0"), ("table1-released-3280-seed0-rerun", "0"),
+    ("table1-released-3280", "5"), ("table1-released-3280-seed0-rerun", "5"),
     ("table1-textbook-3280-seed0", "5"), ("table1-released-3280-seed0", "10")]
 
 print("| noise | corruption | test -bound | paper | log p(x), first 1000 test images | table |")
