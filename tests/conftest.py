@@ -1,4 +1,5 @@
 import os
+import signal
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -11,6 +12,14 @@ settings.register_profile(
     "npdvae", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "npdvae"))
+
+# A shell starts a background job (``pytest &`` in a script) with SIGINT ignored, and a
+# program started with SIGINT ignored keeps ignoring it: Python installs its KeyboardInterrupt
+# handler only over the default. The tests press Ctrl-C on the programs they start, so those
+# must start with the default, as from a terminal, however the suite itself was started.
+# (A handler set here is reset to the default in every program this process starts.)
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

@@ -440,8 +440,8 @@ def test_ctrl_c_on_a_local_grid_stops_every_run_at_a_checkpoint_and_a_rerun_cont
     driver = subprocess.Popen([sys.executable, "-m", "npdvae.cli", *map(str, args), "--epochs", "1000"], cwd=REPO,
                               env=_env(mnist_root), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               start_new_session=True)   # its own process group, as a terminal's job
-    _wait_for(lambda: len(list(out.glob("runs/*/metrics.jsonl"))) == 2, driver)
-    time.sleep(1.0)
+    _wait_for(lambda: sum('"epoch"' in path.read_text() for path in out.glob("runs/*/metrics.jsonl")) == 2,
+              driver, timeout=300)   # both runs are training, each past its first epoch
     os.killpg(driver.pid, signal.SIGINT)                # Ctrl-C reaches the driver and its pool alike
     _, stderr = driver.communicate(timeout=120)
     assert driver.returncode == 130, stderr

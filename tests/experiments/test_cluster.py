@@ -206,6 +206,11 @@ def test_an_out_folder_a_worker_cannot_see_fails_the_grid_saying_why(mnist_root,
         _stop([blind, scheduler])
 
 
+def _runs_with_an_epoch(out) -> int:
+    """How many of the grid's runs have finished an epoch (and so hold a checkpoint)."""
+    return sum('"epoch"' in path.read_text() for path in out.glob("runs/*/metrics.jsonl"))
+
+
 def test_ctrl_c_on_the_driver_stops_the_tasks_keeping_their_checkpoints(cluster, mnist_root, tmp_path):
     out = tmp_path / "out"
     args = ["--scheduler", cluster, "--out", out]
@@ -213,11 +218,10 @@ def test_ctrl_c_on_the_driver_stops_the_tasks_keeping_their_checkpoints(cluster,
                                "--column", "0", "--column", "5", "--seeds", "1", "--epochs", "200",
                                "--train-examples", "2000", "--eval-examples", "30", "--is-samples", "5", *args],
                               cwd=REPO, env=_env(mnist_root), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len(list(out.glob("runs/*/metrics.jsonl"))) < 2:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and driver.poll() is None and _runs_with_an_epoch(out) < 2:
         time.sleep(0.1)
-    time.sleep(1.0)
-    driver.send_signal(signal.SIGINT)
+    driver.send_signal(signal.SIGINT)   # both tasks are training, each past its first epoch
     _, stderr = driver.communicate(timeout=120)
     assert driver.returncode == 130, stderr
     assert "Rerun the same command to continue" in stderr and "Traceback" not in stderr
