@@ -1,23 +1,35 @@
-"""Print the gaps of the seed-1 pair as a Markdown table, from the reports npdvae gaps wrote."""
+"""Print the gaps of each seed's 0%/5% pair as Markdown tables, from the reports npdvae gaps wrote."""
 import json
 import sys
 from pathlib import Path
 
-FOLDER = Path(__file__).parent / "table1-released-3280-seed1" / "gaps"
+HERE = Path(__file__).parent
+PAIRS = [(0, HERE / "table1-released-3280-seed0-rerun" / "gaps"), (1, HERE / "table1-released-3280-seed1" / "gaps")]
 ROWS = [("log p(x), AIS", "log_px_ais"), ("log p(x), IS (K=5000)", "log_px_is"), ("bound of q*", "bound_q_star"),
         ("encoder's bound (ELBO)", "bound_encoder"), ("approximation gap (AIS - q*)", "approximation_gap"),
         ("amortization gap (q* - encoder)", "amortization_gap"), ("inference gap (AIS - encoder)", "inference_gap")]
-reports = {noise: json.loads((FOLDER / f"dvae-k1-1l-noise{noise}-seed1" / "gaps.json").read_text()) for noise in (0, 5)}
-if any(r["examples"] != reports[0]["examples"] for r in reports.values()):
-    sys.exit("the two reports cover different images")
-print(f"First {reports[0]['examples']['train']} training and {reports[0]['examples']['test']} test images; "
-      "nats, mean ± standard error over the images.\n")
-print("| figure | 0%, train | 0%, test | 0%, train - test | 5%, train | 5%, test | 5%, train - test |")
-print("|---|---|---|---|---|---|---|")
-for label, key in ROWS:
-    cells = [f"{reports[n][part][key]['mean']:.2f} ± {reports[n][part][key]['stderr']:.2f}"
-             for n in (0, 5) for part in ("train", "test", "generalization")]
-    print(f"| {label} | " + " | ".join(cells) + " |")
-print("\nq* search, largest change of a batch's bound over its last tenth of steps: " + "; ".join(
-    f"{n}%: {reports[n]['train']['q_star_last_change']:.3f} (train), {reports[n]['test']['q_star_last_change']:.3f} (test)"
-    for n in (0, 5)))
+
+
+def print_pair(seed: int, folder: Path) -> None:
+    reports = {noise: json.loads((folder / f"dvae-k1-1l-noise{noise}-seed{seed}" / "gaps.json").read_text())
+               for noise in (0, 5)}
+    if any(r["examples"] != reports[0]["examples"] or r["settings"] != reports[0]["settings"]
+           for r in reports.values()):
+        sys.exit(f"seed {seed}: the two reports cover different images or settings")
+    print(f"Seed {seed}, `{folder.relative_to(HERE)}/`: first {reports[0]['examples']['train']} training and "
+          f"{reports[0]['examples']['test']} test images; nats, mean ± standard error over the images.\n")
+    print("| figure | 0%, train | 0%, test | 0%, train - test | 5%, train | 5%, test | 5%, train - test |")
+    print("|---|---|---|---|---|---|---|")
+    for label, key in ROWS:
+        cells = [f"{reports[n][part][key]['mean']:.2f} ± {reports[n][part][key]['stderr']:.2f}"
+                 for n in (0, 5) for part in ("train", "test", "generalization")]
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    print("\nq* search, largest change of a batch's bound over its last tenth of steps: " + "; ".join(
+        f"{n}%: {reports[n]['train']['q_star_last_change']:.3f} (train), "
+        f"{reports[n]['test']['q_star_last_change']:.3f} (test)" for n in (0, 5)))
+
+
+for number, (seed, folder) in enumerate(PAIRS):
+    if number:
+        print()
+    print_pair(seed, folder)

@@ -5,9 +5,13 @@ Each folder holds what ``npdvae gaps --out`` wrote: the per-image record (gaps.j
 header carries the analysed parameters' digest) and the report (gaps.json). The report must
 be the summary of the record's figures, and the record's digest must be that of the committed
 model the report names, so that a table or a ``gaps-compare`` read from these folders is the
-analysis of the published model and of nothing else. No data set is needed."""
+analysis of the published model and of nothing else; and results/README.md must quote
+the tables and comparisons as results/gaps_table.py and ``npdvae gaps-compare`` print them from
+these folders. No data set is needed."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -49,3 +53,23 @@ def test_a_published_gaps_report_is_the_summary_of_its_record(folder):
     assert recomputed.keys() == published.keys()
     for key, value in recomputed.items():
         assert np.isclose(published[key], value, rtol=1e-12, atol=1e-12), key
+
+
+def _printed(command) -> str:
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_the_results_readme_quotes_the_gaps_tables_and_comparisons_as_they_print():
+    # The README's gaps figures are pasted output; this catches a paste that no longer
+    # matches the committed analyses (or one edited by hand).
+    readme = (ROOT / "results" / "README.md").read_text()
+    assert _printed([sys.executable, "results/gaps_table.py"]).strip() in readme
+    pairs = [(folder.with_name(folder.name.replace("noise5", "noise0")), folder)
+             for folder in FOLDERS if "noise5" in folder.name]
+    assert pairs and all(zero in FOLDERS for zero, _ in pairs), "a published 5% analysis without its 0% pair"
+    for zero, five in pairs:
+        compared = _printed([sys.executable, "-m", "npdvae.cli", "gaps-compare",
+                             str(zero.relative_to(ROOT)), str(five.relative_to(ROOT))])
+        assert compared.strip() in readme, f"results/README.md does not quote gaps-compare of {five.parent}"
