@@ -11,8 +11,11 @@ ROWS = [("log p(x), AIS", "log_px_ais"), ("log p(x), IS (K=5000)", "log_px_is"),
 
 
 def print_pair(seed: int, folder: Path) -> None:
-    reports = {noise: json.loads((folder / f"dvae-k1-1l-noise{noise}-seed{seed}" / "gaps.json").read_text())
-               for noise in (0, 5)}
+    paths = {noise: folder / f"dvae-k1-1l-noise{noise}-seed{seed}" / "gaps.json" for noise in (0, 5)}
+    missing = [str(path) for path in paths.values() if not path.is_file()]
+    if missing:
+        sys.exit(f"no gaps report at {missing[0]}: run npdvae gaps on that model first (results/README.md)")
+    reports = {noise: json.loads(path.read_text()) for noise, path in paths.items()}
     if any(r["examples"] != reports[0]["examples"] or r["settings"] != reports[0]["settings"]
            for r in reports.values()):
         sys.exit(f"seed {seed}: the two reports cover different images or settings")

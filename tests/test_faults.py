@@ -25,6 +25,7 @@ import pytest
 from npdvae.training.checkpoint import load_checkpoint, save_checkpoint
 from npdvae.training.runs import read_metrics
 from tests.data.conftest import REPO
+from tests.grids import runs_past_an_epoch
 
 TINY = ["--train-examples", "600", "--eval-examples", "60", "--latent", "8", "--hidden", "32"]
 # 30 minibatches an epoch, and checkpoints of a few MB, so that a signal lands in all phases
@@ -440,8 +441,8 @@ def test_ctrl_c_on_a_local_grid_stops_every_run_at_a_checkpoint_and_a_rerun_cont
     driver = subprocess.Popen([sys.executable, "-m", "npdvae.cli", *map(str, args), "--epochs", "1000"], cwd=REPO,
                               env=_env(mnist_root), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               start_new_session=True)   # its own process group, as a terminal's job
-    _wait_for(lambda: sum('"epoch"' in path.read_text() for path in out.glob("runs/*/metrics.jsonl")) == 2,
-              driver, timeout=300)   # both runs are training, each past its first epoch
+    # both runs are training, each past its first epoch
+    _wait_for(lambda: runs_past_an_epoch(out) == 2, driver, timeout=300)
     os.killpg(driver.pid, signal.SIGINT)                # Ctrl-C reaches the driver and its pool alike
     _, stderr = driver.communicate(timeout=120)
     assert driver.returncode == 130, stderr

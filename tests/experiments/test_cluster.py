@@ -17,6 +17,7 @@ import pytest
 from npdvae.training.checkpoint import array_checksum, load_checkpoint
 from npdvae.experiments.reproduce import build_experiment, plan, run_grid, write_outputs
 from tests.data.conftest import REPO
+from tests.grids import runs_past_an_epoch
 
 pytest.importorskip("distributed", reason="the cluster extra is not installed: pip install -e '.[cluster]'")
 pytest.importorskip("threadpoolctl", reason="the cluster extra is not installed: pip install -e '.[cluster]'")
@@ -206,11 +207,6 @@ def test_an_out_folder_a_worker_cannot_see_fails_the_grid_saying_why(mnist_root,
         _stop([blind, scheduler])
 
 
-def _runs_with_an_epoch(out) -> int:
-    """How many of the grid's runs have finished an epoch (and so hold a checkpoint)."""
-    return sum('"epoch"' in path.read_text() for path in out.glob("runs/*/metrics.jsonl"))
-
-
 def test_ctrl_c_on_the_driver_stops_the_tasks_keeping_their_checkpoints(cluster, mnist_root, tmp_path):
     out = tmp_path / "out"
     args = ["--scheduler", cluster, "--out", out]
@@ -219,7 +215,7 @@ def test_ctrl_c_on_the_driver_stops_the_tasks_keeping_their_checkpoints(cluster,
                                "--train-examples", "2000", "--eval-examples", "30", "--is-samples", "5", *args],
                               cwd=REPO, env=_env(mnist_root), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and driver.poll() is None and _runs_with_an_epoch(out) < 2:
+    while time.monotonic() < deadline and driver.poll() is None and runs_past_an_epoch(out) < 2:
         time.sleep(0.1)
     driver.send_signal(signal.SIGINT)   # both tasks are training, each past its first epoch
     _, stderr = driver.communicate(timeout=120)
