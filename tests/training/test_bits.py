@@ -43,6 +43,12 @@ RECORDED = {
         "DVAE GRU": "15ba65be0795d73dec9efe15c4a1d75b2729d79ec26ce10cc0b2f82aad31a189",
         "DVAE Gaussian likelihood": "60e813ab60c2d58b7f605796f62b0280c0ba5004735242d530d6ebacecd7bc5b",
     },
+    "openblas/SkylakeX/emeraldrapids": {
+        "VAE K=1": "b222875f0d5f037bf8cacf90f3413fa181a22b51b241ce91b1f32831e7cdfa2f",
+        "DIWAE K=5, noise, 2 layers": "81e2c887242bccd1db2ffe3b9385eaf5fa72bbcb785f95ae6ce706566a4946c1",
+        "DVAE GRU": "15ba65be0795d73dec9efe15c4a1d75b2729d79ec26ce10cc0b2f82aad31a189",
+        "DVAE Gaussian likelihood": "60e813ab60c2d58b7f605796f62b0280c0ba5004735242d530d6ebacecd7bc5b",
+    },
     "openblas/SkylakeX/GenuineIntel": {
         "VAE K=1": "b222875f0d5f037bf8cacf90f3413fa181a22b51b241ce91b1f32831e7cdfa2f",
         "DIWAE K=5, noise, 2 layers": "81e2c887242bccd1db2ffe3b9385eaf5fa72bbcb785f95ae6ce706566a4946c1",
