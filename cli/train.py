@@ -20,9 +20,9 @@ from npdvae.evaluation.pictures import PlotLibraryMissing, write_reconstructions
 from npdvae.training.config import SCHEDULES, ConfigError, TrainConfig, settings_differences
 from npdvae.training.runs import (RunDirectoryError, default_run_dir, has_checkpoint, open_run, prepare_dataset,
                                   read_run_config, resumed_config)
-from npdvae.nn.jit_cache import numba_cache_is_warm
+from npdvae.kernels.cache import numba_cache_is_warm
 from npdvae.training.run_files import RunLockedError, RunWriteError
-from npdvae.training.loop import NonFiniteBoundError, TrainingInterrupted
+from npdvae.training.loop import NonFiniteBoundError, TrainingInterrupted, warm_up_kernels
 from .progress import EpochProgress, Progress
 from .stopping import StopRequests
 from .common import DATASET_NAMES, check_path_length, check_writable, config_error, data_dir_option, settings_line
@@ -151,7 +151,7 @@ def _train_in(config, out, resume, data_dir, stops):
 
     if not numba_cache_is_warm():
         click.echo("  compiling the Numba kernels (the first run of this installation; cached afterwards)")
-    trainer.compile_kernels()   # the pause comes under its notice, not inside epoch 1's time
+    warm_up_kernels(trainer)   # the pause comes under its notice, not inside epoch 1's time
     bar = EpochProgress(config.epochs)
     bar.start_epoch(trainer.epoch + 1)
     header = f"{'epoch':>5}  {'train (nats)':>12}  {'valid (nats)':>12}  {'seconds':>8}"

@@ -23,7 +23,7 @@ import numpy as np
 from npdvae.evaluation.evaluate import importance_sampled_bound
 from npdvae.evaluation.pictures import decoder_mean, sample_images
 from npdvae.training.config import TrainConfig
-from npdvae.training.loop import Trainer
+from npdvae.training.loop import Trainer, warm_up_kernels
 from npdvae.training.run_summary import RunSummary, find_runs, summarize_run
 from npdvae.training.runs import load_trained, open_run, prepare_dataset
 from npdvae.vae.model import DVAEModel
@@ -44,7 +44,7 @@ def train(config: TrainConfig, out, data_dir=None, progress: Callable | None = N
     dataset = prepare_dataset(config, data_dir)
     trainer = open_run(config, out, dataset, resume=(out / "last.h5").exists())
     try:
-        trainer.compile_kernels()
+        warm_up_kernels(trainer)
         trainer.run(progress, on_epoch)
     finally:   # the folder is left for others to read, resume or list (npdvae runs) at once
         trainer.lock.release()

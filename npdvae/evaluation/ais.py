@@ -43,7 +43,6 @@ import numpy as np
 
 from npdvae.evaluation.joint import log_joint
 from npdvae.vae import distributions as dist
-from npdvae.vae.bounds import log_mean_exp
 
 STARTS = ("prior", "encoder")
 TARGET_ACCEPTANCE = 0.65
@@ -154,7 +153,7 @@ def anneal(model, params, x, settings: AISSettings, step_sizes, rng, adapt=False
             step_size *= 1.02 if accepted > TARGET_ACCEPTANCE else 0.98
         if tick and (t % max(1, settings.steps // 50) == 0 or t == settings.steps):
             tick(t / settings.steps)
-    return log_mean_exp(log_w)[0], used
+    return model.ops.log_mean_exp(log_w)[0], used
 
 
 def adapt_step_sizes(model, params, warmup_x, settings: AISSettings, rng, tick=None) -> np.ndarray:

@@ -21,9 +21,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from npdvae.vae.bounds import log_mean_exp
 from npdvae.vae.corruption import Corruption
-from npdvae.vae.sampling import standard_normal
 
 
 @dataclass
@@ -65,13 +63,13 @@ def importance_sampled_bound(model, params, x, num_samples, rng, chunk_k=500):
     drawn = 0
     while drawn < num_samples:
         k = min(chunk_k, num_samples - drawn)
-        eps = standard_normal(rng, (B, 1, k, Z), x.dtype, model.use_kernels)
+        eps = model.ops.standard_normal(rng, (B, 1, k, Z), x.dtype)
         chunk_lme = np.empty(B)
         images_per_pass = max(1, ROWS_PER_FORWARD // k)
         for first in range(0, B, images_per_pass):
             part = slice(first, first + images_per_pass)
             log_w, _ = model.forward(params, x[part], x_tilde[part], eps[part], with_grad=False)
-            chunk_lme[part] = log_mean_exp(log_w[:, 0, :])[0]
+            chunk_lme[part] = model.ops.log_mean_exp(log_w[:, 0, :])[0]
         running = np.logaddexp(running, chunk_lme + math.log(k))
         drawn += k
     return running - math.log(num_samples)
@@ -80,8 +78,8 @@ def importance_sampled_bound(model, params, x, num_samples, rng, chunk_k=500):
 def denoising_bound(model, params, x, corruption: Corruption, bound, num_corruptions_m, num_samples_k, rng):
     """The training objective (eq. 11 or 12) on x with fresh corruption and eps."""
     x_tilde = corruption.sample(x, num_corruptions_m, rng)
-    eps = standard_normal(rng, (x.shape[0], num_corruptions_m, num_samples_k, model.config.latent),
-                          x.dtype, model.use_kernels)
+    eps = model.ops.standard_normal(rng, (x.shape[0], num_corruptions_m, num_samples_k, model.config.latent),
+                                    x.dtype)
     return model.bound(params, x, x_tilde, eps, bound).astype(np.float64)
 
 

@@ -33,7 +33,7 @@ class JointTerms:
 
 def log_joint(model, params, x, z, with_grad: bool = True) -> JointTerms:
     """log p(x | z) and log p(z) at z (B, C, Z) for x (B, D), and (``with_grad``)
-    d log p(x | z) / dz; d log p(z) / dz = -z needs no call (``log_joint_backward``)."""
+    d log p(x | z) / dz; d log p(z) / dz = -z needs no call."""
     B, C, Z = z.shape
     if x.shape[0] != B:
         raise ValueError(f"x holds {x.shape[0]} images and z {B}")
@@ -41,16 +41,11 @@ def log_joint(model, params, x, z, with_grad: bool = True) -> JointTerms:
     rows = np.ascontiguousarray(z, dtype=params["decoder.hidden0.W"].dtype).reshape(B * C, Z)
     outputs, dec_cache = model.decode(params, rows)
     outputs = {name: out.reshape(B, C, D) for name, out in outputs.items()}
-    log_px, ll_cache = model.log_likelihood(x, outputs, with_grad)                       # (B, C)
+    log_px, ll_cache = model.log_px_given_z(x, outputs, with_grad)                       # (B, C)
     log_pz = dist.standard_normal_log_prob(z)                                            # (B, C)
     if not with_grad:
         return JointTerms(log_px, log_pz)
-    d_outputs = model.log_likelihood_backward(np.ones((B, C), dtype=rows.dtype), ll_cache)
+    d_outputs = model.log_px_given_z_backward(np.ones((B, C), dtype=rows.dtype), ll_cache)
     d_outputs = {name: d.reshape(B * C, D) for name, d in d_outputs.items()}
     d_z = model.decode_backward(params, d_outputs, dec_cache, None).reshape(B, C, Z)   # z moves, not the weights
     return JointTerms(log_px, log_pz, d_z)
-
-
-def log_joint_backward(terms: JointTerms, z, weight_likelihood=1.0):
-    """d/dz of  weight_likelihood * log p(x | z) + log p(z):  weight * d log p(x|z)/dz - z."""
-    return weight_likelihood * terms.d_log_likelihood - z

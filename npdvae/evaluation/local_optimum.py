@@ -59,9 +59,9 @@ class LocalOptimumSettings:
 def gaussian_bound(model, params, x, mu, log_sigma2, eps) -> np.ndarray:
     """The ELBO estimator log p(x, z) - log q(z) averaged over eps (B, S, Z), for q = N(mu,
     diag exp(log_sigma2)) (B, Z): (B,) float64, the figure both the encoder and q* are scored by."""
-    z = dist._reparameterize_ref(mu, log_sigma2, eps)
+    z = dist.reparameterize(mu, log_sigma2, eps)
     terms = log_joint(model, params, x, z, with_grad=False)
-    log_q = dist._gaussian_log_prob_ref(z, mu, log_sigma2)
+    log_q = dist.gaussian_log_prob(z, mu, log_sigma2)
     return (terms.log_joint.astype(np.float64) - log_q).mean(axis=1)
 
 
@@ -82,7 +82,7 @@ def bound_gradients(model, params, x, mu, log_sigma2, eps):
 def optimize_gaussian(model, params, x, mu, log_sigma2, settings: LocalOptimumSettings, rng):
     """Adam from (mu, log_sigma2) (B, Z) toward q*; returns (mu*, log_sigma2*, trace), where
     trace (steps,) is the batch's mean bound estimate at each step."""
-    adam = Adam({"mu": mu, "log_sigma2": log_sigma2}, lr=settings.lr, use_kernels=False)
+    adam = Adam({"mu": mu, "log_sigma2": log_sigma2}, lr=settings.lr)
     B, Z = mu.shape
     trace = np.empty(settings.steps)
     for step in range(settings.steps):

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from npdvae.training.run_files import replace_file
-from npdvae.vae.sampling import standard_normal
 
 # formats a picture may be written in, by file suffix
 PICTURE_FORMATS = ("png", "pdf", "svg", "jpg", "jpeg")
@@ -63,7 +62,7 @@ def decoder_mean(model, outputs) -> np.ndarray:
 def sample_images(model, params, num_images, rng) -> np.ndarray:
     """Decoder means at z ~ p(z) = N(0, I): (n, D)."""
     dtype = params["decoder.hidden0.W"].dtype
-    z = standard_normal(rng, (num_images, model.config.latent), dtype, model.use_kernels)
+    z = model.ops.standard_normal(rng, (num_images, model.config.latent), dtype)
     outputs, _ = model.decode(params, z)
     return decoder_mean(model, outputs)
 

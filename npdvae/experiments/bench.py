@@ -276,14 +276,16 @@ def startup_seconds() -> float:
     step (Numba's cache warm): what a second run of a command waits."""
     code = ("import time; t = time.perf_counter()\n"
             "import numpy as np\n"
+            "from npdvae.operations import operations\n"
             "from npdvae.vae.model import DVAEModel, ModelConfig\n"
             "from npdvae.training.optim import Adam\n"
             "from npdvae.vae.corruption import Corruption\n"
-            "m = DVAEModel(ModelConfig(784, activation='tanh')); rng = np.random.default_rng(0)\n"
+            "ops = operations(kernels=True)\n"
+            "m = DVAEModel(ModelConfig(784, activation='tanh'), ops); rng = np.random.default_rng(0)\n"
             "p = m.init_params(rng); x = (rng.random((100, 784)) < .3).astype(np.float32)\n"
-            "xt = Corruption('salt-pepper', .05).sample(x, 1, rng)\n"
+            "xt = Corruption('salt-pepper', .05, ops=ops).sample(x, 1, rng)\n"
             "e = rng.standard_normal((100, 1, 5, 50), dtype=np.float32)\n"
-            "Adam(p).step(m.bound_and_gradients(p, x, xt, e, 'iwae').grads)\n"
+            "Adam(p, ops=ops).step(m.bound_and_gradients(p, x, xt, e, 'iwae').grads)\n"
             "print(time.perf_counter() - t)\n")
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -47,7 +47,7 @@ from npdvae.training.evaluation_record import EVALUATION_NAME, evaluation_proble
 from npdvae.training.identity import RUN_ID_KEY
 from npdvae.training.provenance import describe, provenance
 from npdvae.training.runs import RunDirectoryError, load_trained, open_run, prepare_dataset, read_metrics
-from npdvae.training.loop import validation_bound
+from npdvae.training.loop import validation_bound, warm_up_kernels
 
 EXPERIMENTS = ("table1", "table2", "table3", "figure1", "augmentation", "mean-image")
 
@@ -365,7 +365,7 @@ def run_one(config_dict: dict, run_dir: str, data_dir=None, is_samples=5000, is_
     try:   # the run's lock is the task's, not the worker process's: released when the task ends
         if stop_requested is not None:
             trainer.stop_requested = stop_requested
-        trainer.compile_kernels()   # so that epoch 1's time, which the budget lines use, is training only
+        warm_up_kernels(trainer)   # so that epoch 1's time, which the budget lines use, is training only
         trainer.run()
         # scoring last.h5 in place of a damaged or foreign best.h5 would mislabel the figures
         _, model, params = load_trained(run_dir, EVALUATED_CHECKPOINT, fall_back=False)

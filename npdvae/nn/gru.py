@@ -21,8 +21,7 @@ Parameters, under ``encoder.gru.``: W (D, 3H) = [W_z W_r W_n],
 U_zr (H, 2H) = [U_z U_r], U_n (H, H), b (3H,). Because x is the same at every
 step, x W is computed once and its gradient is summed over the steps.
 
-The gates use the activations' kernels (or their references, without
-``use_kernels``); the rest is matrix products and a few element-wise NumPy
+The gates and the bias take their functions from the table ``ops``; the rest is matrix products and a few element-wise NumPy
 operations on (N, H) arrays: the matrix products dominate, so a fused kernel
 for the rest would add code without adding speed.
 """
@@ -33,7 +32,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from npdvae.nn.activations import get_activation
 from npdvae.nn.layers import affine_backward, affine_forward, init_affine
 
 
@@ -43,16 +41,15 @@ class GRU:
 
     name: str
     hidden: int
-    num_steps: int = 5
-    use_kernels: bool = True      # the activations' and the bias's Numba kernels, or their NumPy references
+    num_steps: int
+    ops: object                   # the table of operations (npdvae.operations)
 
     def forward(self, params, x):
         """x: (N, D) -> h_T: (N, H), and the per-step cache for :meth:`backward`."""
         H, p = self.hidden, self.name
-        sigmoid = get_activation("sigmoid", self.use_kernels).forward
-        tanh = get_activation("tanh", self.use_kernels).forward
+        sigmoid, tanh = self.ops.sigmoid, self.ops.tanh
         # (N, 3H): x W + b, shared by every step
-        x_proj = affine_forward(x, params[p + ".W"], params[p + ".b"], self.use_kernels)
+        x_proj = affine_forward(x, params[p + ".W"], params[p + ".b"], self.ops)
         h = np.zeros((x.shape[0], H), dtype=x.dtype)
         steps = []
         for _ in range(self.num_steps):
@@ -93,8 +90,8 @@ class GRU:
             d_x_proj[:, :2 * H] += d_a_zr
             d_x_proj[:, 2 * H:] += d_a_n
             d_h = d_h_prev
-        grads[p + ".W"], grads[p + ".b"], d_x = affine_backward(d_x_proj, x, params[p + ".W"], need_input_grad,
-                                                                self.use_kernels)
+        grads[p + ".W"], grads[p + ".b"], d_x = affine_backward(d_x_proj, x, params[p + ".W"], self.ops,
+                                                                need_input_grad)
         grads[p + ".U_zr"] = d_U_zr
         grads[p + ".U_n"] = d_U_n
         return d_x

@@ -11,48 +11,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
-
 from npdvae.nn.activations import Activation
-from npdvae.nn.fastmath import ERROR_MODEL, FASTMATH
 
 # --------------------------------------------------------------------------
 # Bias: a += b on every row, and its gradient, the column sums of dL/da
 # --------------------------------------------------------------------------
 
 
-def _add_bias_ref(a, b):
-    """a[n, :] += b for every row n, in place.   a: (N, O), b: (O,)."""
+def add_bias(a, b):
+    """a[n, :] += b for every row n, in place (no second (N, O) temporary).   a: (N, O), b: (O,)."""
     a += b
     return a
 
 
-@njit(cache=True, error_model=ERROR_MODEL)
-def add_bias_kernel(a, b):
-    """The same two loops, in place, without NumPy's broadcasting machinery (whose
-    set-up dominates at these sizes; ``npdvae bench`` shows the effect)."""
-    N, O = a.shape
-    for n in range(N):
-        for o in range(O):
-            a[n, o] += b[o]
-    return a
-
-
-def _column_sums_ref(d_a):
+def column_sums(d_a):
     """dL/db = sum_n dL/da[n, :]: (N, O) -> (O,)."""
     return d_a.sum(axis=0)
-
-
-@njit(cache=True, fastmath=FASTMATH, error_model=ERROR_MODEL)
-def column_sums_kernel(d_a):
-    """Row after row into one accumulator per column, so the inner loop runs
-    along contiguous memory and vectorizes across the columns."""
-    N, O = d_a.shape
-    out = np.zeros(O, d_a.dtype)
-    for n in range(N):
-        for o in range(O):
-            out[o] += d_a[n, o]
-    return out
 
 
 # --------------------------------------------------------------------------
@@ -60,14 +34,12 @@ def column_sums_kernel(d_a):
 # --------------------------------------------------------------------------
 
 
-def affine_forward(x, W, b, use_kernels=True):
-    """a = x W + b.   x: (N, I), W: (I, O), b: (O,)  ->  a: (N, O).
-    The bias is added in place: no second (N, O) temporary."""
-    a = x @ W
-    return add_bias_kernel(a, b) if use_kernels else _add_bias_ref(a, b)
+def affine_forward(x, W, b, ops):
+    """a = x W + b.   x: (N, I), W: (I, O), b: (O,)  ->  a: (N, O)."""
+    return ops.add_bias(x @ W, b)
 
 
-def affine_backward(d_a, x, W, need_input_grad=True, use_kernels=True, need_param_grads=True):
+def affine_backward(d_a, x, W, ops, need_input_grad=True, need_param_grads=True):
     """Given dL/da (N, O):  dL/dW = x^T d_a,  dL/db = sum_n d_a,  dL/dx = d_a W^T.
 
     The input gradient is skipped for the first layer of a network, whose
@@ -76,7 +48,7 @@ def affine_backward(d_a, x, W, need_input_grad=True, use_kernels=True, need_para
     sampling and in the search for each image's best Gaussian.
     """
     d_W = x.T @ d_a if need_param_grads else None
-    d_b = (column_sums_kernel(d_a) if use_kernels else _column_sums_ref(d_a)) if need_param_grads else None
+    d_b = ops.column_sums(d_a) if need_param_grads else None
     d_x = d_a @ W.T if need_input_grad else None
     return d_W, d_b, d_x
 
@@ -101,15 +73,15 @@ def init_affine(rng: np.random.Generator, fan_in: int, fan_out: int, dtype):
 
 @dataclass(frozen=True)
 class Dense:
-    """y = f(x W + b), with its parameters at ``params[name + ".W"]`` and ``[".b"]``.
-    ``use_kernels`` picks the bias kernels or their NumPy references."""
+    """y = f(x W + b), with its parameters at ``params[name + ".W"]`` and ``[".b"]``; the bias
+    operations come from the table ``ops``."""
 
     name: str
     activation: Activation
-    use_kernels: bool = True
+    ops: object
 
     def forward(self, params, x):
-        a = affine_forward(x, params[self.name + ".W"], params[self.name + ".b"], self.use_kernels)
+        a = affine_forward(x, params[self.name + ".W"], params[self.name + ".b"], self.ops)
         y = self.activation.forward(a)
         return y, (x, a, y)
 
@@ -117,7 +89,7 @@ class Dense:
         """Adds dL/dW and dL/db into ``grads`` (none when ``grads`` is None); returns dL/dx (or None)."""
         x, a, y = cache
         d_a = self.activation.backward(d_y, a, y)
-        d_W, d_b, d_x = affine_backward(d_a, x, params[self.name + ".W"], need_input_grad, self.use_kernels,
+        d_W, d_b, d_x = affine_backward(d_a, x, params[self.name + ".W"], self.ops, need_input_grad,
                                         need_param_grads=grads is not None)
         if grads is not None:
             grads[self.name + ".W"] = d_W
@@ -168,5 +140,5 @@ def init_mlp(rng, prefix: str, sizes: list[int], dtype) -> dict[str, np.ndarray]
     return params
 
 
-def build_mlp(prefix: str, num_layers: int, activation: Activation, use_kernels: bool = True) -> MLP:
-    return MLP(tuple(Dense(f"{prefix}.hidden{i}", activation, use_kernels) for i in range(num_layers)))
+def build_mlp(prefix: str, num_layers: int, activation: Activation, ops) -> MLP:
+    return MLP(tuple(Dense(f"{prefix}.hidden{i}", activation, ops) for i in range(num_layers)))

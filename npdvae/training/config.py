@@ -7,7 +7,6 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from npdvae.vae.bounds import BOUNDS
-from npdvae.training.checkpoint import CheckpointError
 from npdvae.vae.corruption import NOISE_TYPES, Corruption
 from npdvae.data.files import DATASETS
 from npdvae.vae.model import ENCODERS, ModelConfig, default_activation
@@ -200,10 +199,3 @@ def settings_differences(stored: TrainConfig, requested: TrainConfig) -> list[st
     old, new = stored.to_dict(), requested.to_dict()
     return [f"{k}: checkpoint has {old[k]!r}, requested {new[k]!r}"
             for k in old if k not in RESUMABLE_CHANGES and old[k] != new[k]]
-
-
-def check_resume_compatible(stored: TrainConfig, requested: TrainConfig):
-    """Raise CheckpointError naming every setting that differs."""
-    diffs = settings_differences(stored, requested)
-    if diffs:
-        raise CheckpointError("the checkpoint does not match the requested configuration: " + "; ".join(diffs))

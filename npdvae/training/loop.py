@@ -24,23 +24,18 @@ from typing import Callable
 
 import numpy as np
 
-from npdvae.training.checkpoint import Checkpoint, CheckpointError, EpochState, save_checkpoint
-from npdvae.training.config import ConfigError, TrainConfig, check_resume_compatible
-from npdvae.vae.corruption import Corruption
 from npdvae.data import Dataset
-from npdvae.training.memory import keep_freed_memory
-from npdvae.vae.model import DVAEModel
+from npdvae.operations import operations
+from npdvae.training.checkpoint import Checkpoint, CheckpointError, EpochState, save_checkpoint
+from npdvae.training.config import ConfigError, TrainConfig, settings_differences
 from npdvae.training.optim import Adam, NonFiniteGradientError
 from npdvae.training.run_files import append_line
 from npdvae.training.schedule import staged_lr
-from npdvae.training.step import NonFiniteBound, train_step
-from npdvae.vae.sampling import standard_normal
+from npdvae.training.step import NonFiniteBoundError, train_step
+from npdvae.vae.corruption import Corruption
+from npdvae.vae.model import DVAEModel
 
 VALIDATION_SEED = 1234
-
-
-class NonFiniteBoundError(RuntimeError):
-    """The bound became NaN or infinite; the last good checkpoint is kept."""
 
 
 class TrainingInterrupted(Exception):
@@ -85,32 +80,35 @@ def validation_bound(model, params, dataset: Dataset, config: TrainConfig, split
     total = 0.0
     for start in range(0, n, batch_size):
         x = dataset.batch(split, np.arange(start, min(n, start + batch_size)))
-        eps = standard_normal(rng, (x.shape[0], 1, config.k, config.latent), np.float32, model.use_kernels)
+        eps = model.ops.standard_normal(rng, (x.shape[0], 1, config.k, config.latent), np.float32)
         total += float(model.bound(params, x, x[:, None, :], eps, config.bound).sum())
     return total / n
 
 
 class Trainer:
-    """Holds a run's model, parameters, optimizer and random stream.
+    """Holds a run's model, parameters, optimizer and random stream, and the run folder's
+    ``lock`` when it was opened with one (:func:`npdvae.training.runs.open_run`).
 
     ``progress(done, total)`` is called after each minibatch, ``on_epoch(record)``
     after each epoch; the library itself never prints.
     """
 
-    def __init__(self, config: TrainConfig, dataset: Dataset, run_dir: Path, run_id: str | None = None):
+    def __init__(self, config: TrainConfig, dataset: Dataset, run_dir: Path, run_id: str | None = None,
+                 lock=None):
         self.config, self.dataset, self.run_dir = config, dataset, Path(run_dir)
         self.run_id = run_id   # carried by every checkpoint (npdvae/training/identity.py)
-        keep_freed_memory()  # every step frees and reallocates the same buffers
-        self.model = DVAEModel(config.model_config(dataset.input_dim, dataset.likelihood), use_kernels=config.kernels)
+        self.lock = lock
+        self.notes: list[str] = []   # what opening the run folder did, to be told
+        ops = operations(config.kernels)
+        self.model = DVAEModel(config.model_config(dataset.input_dim, dataset.likelihood), ops)
         if config.batch_size > dataset.num_examples("train"):
             raise ConfigError("batch_size", f"batch_size {config.batch_size} is larger than the training set "
                                             f"({dataset.num_examples('train')} examples)")
         self.rng = np.random.default_rng(config.seed)
         mean_image = dataset.pixel_mean("train")
-        self.adam = Adam(self.model.init_params(self.rng, np.float32, data_mean=mean_image), lr=config.lr,
-                         use_kernels=config.kernels)
+        self.adam = Adam(self.model.init_params(self.rng, np.float32, data_mean=mean_image), lr=config.lr, ops=ops)
         self.params = self.adam.params   # Adam holds them (in one buffer, for its one-pass update)
-        self.corruption = Corruption(config.noise_type, config.noise, mean_image, use_kernels=config.kernels)
+        self.corruption = Corruption(config.noise_type, config.noise, mean_image, ops=ops)
         self.epoch = 0
         self.history: list[dict] = []
         self.epoch_state: EpochState | None = None   # an interrupted epoch to continue
@@ -125,8 +123,16 @@ class Trainer:
                           self.config.to_dict(), self.history, self.rng.bit_generator.state, epoch_state,
                           self.run_id)
 
+    def release(self):
+        """Release the run folder's lock (if held): the folder is then for others to read or resume."""
+        if self.lock is not None:
+            self.lock.release()
+
     def restore(self, checkpoint: Checkpoint):
-        check_resume_compatible(TrainConfig.from_dict(checkpoint.config), self.config)
+        differences = settings_differences(TrainConfig.from_dict(checkpoint.config), self.config)
+        if differences:
+            raise CheckpointError("the checkpoint does not match the requested configuration: "
+                                  + "; ".join(differences))
         if set(checkpoint.params) != set(self.params):
             raise CheckpointError("the checkpoint's parameters do not match the model's")
         for name in self.params:
@@ -134,7 +140,7 @@ class Trainer:
                 raise CheckpointError(f"parameter {name}: checkpoint shape {checkpoint.params[name].shape}, "
                                       f"model shape {self.params[name].shape}")
             self.params[name][...] = checkpoint.params[name]
-        self.adam.load_state_dict({"m": checkpoint.adam_m, "v": checkpoint.adam_v, "step": checkpoint.adam_step})
+        self.adam.load_state(checkpoint.adam_m, checkpoint.adam_v, checkpoint.adam_step)
         try:
             self.rng.bit_generator.state = checkpoint.rng_state
         except (TypeError, ValueError, KeyError) as err:
@@ -149,26 +155,6 @@ class Trainer:
         self.epoch, self.history, self.epoch_state = checkpoint.epoch, list(checkpoint.history), state
 
     # -- training -----------------------------------------------------------
-
-    def compile_kernels(self):
-        """Call every kernel a training step and the validation bound use, once, on two
-        training images, so that Numba compiles them (or loads them from its cache) now
-        rather than inside the first epoch, whose time would then include it.
-
-        Nothing of the run is touched: the step climbs a throwaway copy of the
-        parameters, and every draw comes from a throwaway generator, so a run trains to
-        the same bits whether or not this was called."""
-        c = self.config
-        rng = np.random.default_rng(0)
-        idx = np.arange(min(2, self.dataset.num_examples("train")))
-        x = self.dataset.batch("train", idx, rng)
-        scratch = Adam({name: p.copy() for name, p in self.params.items()}, lr=c.lr, use_kernels=c.kernels)
-        try:
-            train_step(self.model, scratch, x, self.corruption, rng, c, self.learning_rate())
-        except (NonFiniteBound, NonFiniteGradientError):
-            pass   # the first real minibatch says so, with where
-        validation_bound(self.model, self.params, self.dataset, c, num_examples=2)
-
 
     def learning_rate(self) -> float:
         """The rate for the epoch about to run (``self.epoch`` epochs are done)."""
@@ -196,11 +182,11 @@ class Trainer:
                 raise TrainingInterrupted(self.epoch + 1, position, batches)
             x = self.dataset.batch("train", idx, self.rng)   # dynamic binarization draws here
             try:
-                total += train_step(self.model, self.adam, x, self.corruption, self.rng, c, lr)
-            except NonFiniteBound as error:
+                total += train_step(self.model, self.adam, self.corruption, x, self.rng, bound=c.bound, k=c.k,
+                                    m=c.m, lr=lr, clip_grad_norm=c.clip_grad_norm)
+            except NonFiniteBoundError as error:
                 raise NonFiniteBoundError(
-                    f"the training bound became {error.value} in {self._where(position, batches)}; "
-                    "the parameters were not updated") from None
+                    f"{error} in {self._where(position, batches)}; the parameters were not updated") from None
             except NonFiniteGradientError as error:
                 raise NonFiniteBoundError(f"in {self._where(position, batches)}: {error}") from error
             done += len(idx)
@@ -264,3 +250,23 @@ class Trainer:
             return 0
         best_epoch = max(self.history, key=lambda h: h["valid_bound"])["epoch"]
         return self.epoch - best_epoch
+
+
+def warm_up_kernels(trainer: Trainer):
+    """Call every kernel a training step and the validation bound use, once, on two training
+    images, so that Numba compiles them (or loads them from its cache) now rather than inside
+    the first epoch, whose time would then include it.
+
+    Nothing of the run is touched: the step climbs a throwaway copy of the parameters, and
+    every draw comes from a throwaway generator, so a run trains to the same bits whether or
+    not this was called."""
+    c = trainer.config
+    rng = np.random.default_rng(0)
+    x = trainer.dataset.batch("train", np.arange(min(2, trainer.dataset.num_examples("train"))), rng)
+    scratch = Adam({name: p.copy() for name, p in trainer.params.items()}, lr=c.lr, ops=trainer.model.ops)
+    try:
+        train_step(trainer.model, scratch, trainer.corruption, x, rng, bound=c.bound, k=c.k, m=c.m,
+                   lr=trainer.learning_rate(), clip_grad_norm=c.clip_grad_norm)
+    except (NonFiniteBoundError, NonFiniteGradientError):
+        pass   # the first real minibatch says so, with where
+    validation_bound(trainer.model, trainer.params, trainer.dataset, c, num_examples=2)

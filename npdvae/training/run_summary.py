@@ -25,8 +25,6 @@ from npdvae.training.evaluation_record import EVALUATION_NAME, evaluation_proble
 from npdvae.training.run_files import LOCK_NAME
 from npdvae.training.runs import CHECKPOINTS, RunDirectoryError, load_run_checkpoint, read_run_config
 
-STATES = ("finished", "interrupted", "in use", "damaged")
-
 
 @dataclass
 class RunSummary:

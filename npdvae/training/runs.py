@@ -32,9 +32,11 @@ from npdvae.training.identity import RUN_ID_KEY, UNKNOWN, identity_problem, new_
 from npdvae.data import Dataset, load_dataset
 from npdvae.vae.likelihoods import BernoulliHead, GaussianHead
 from npdvae.vae.model import DVAEModel
+from npdvae.operations import operations
 from npdvae.training.model_file import is_model_file, load_model_file
 from npdvae.training.run_files import LOCK_NAME, TMP_SUFFIX, RunLock, remove_stale_temporaries, replace_file
 from npdvae.training.loop import Trainer
+from npdvae.training.memory import keep_freed_memory
 
 CHECKPOINTS = ("last.h5", "best.h5")
 # files a run writes; a folder holding only these (and no checkpoint) may be restarted
@@ -106,7 +108,7 @@ def open_run(config: TrainConfig, run_dir, dataset: Dataset, resume: bool = Fals
         checkpoint, note = load_run_checkpoint(run_dir, "last")
         if note:
             notes.append(note)
-        trainer = Trainer(config, dataset, run_dir, run_id=checkpoint.run_id)
+        trainer = Trainer(config, dataset, run_dir, run_id=checkpoint.run_id, lock=lock)
         trainer.restore(checkpoint)
     else:
         if has_checkpoint(run_dir):
@@ -119,14 +121,15 @@ def open_run(config: TrainConfig, run_dir, dataset: Dataset, resume: bool = Fals
             notes.append(f"{run_dir} held no checkpoint (the run stopped before its first one): started afresh")
             for name in ("metrics.jsonl", "eval.json", "samples.png", "reconstructions.png"):
                 (run_dir / name).unlink(missing_ok=True)
-        trainer = Trainer(config, dataset, run_dir, run_id=new_run_id(config.to_dict()))
+        trainer = Trainer(config, dataset, run_dir, run_id=new_run_id(config.to_dict()), lock=lock)
     recorded = config.to_dict() if trainer.run_id is None else {**config.to_dict(), RUN_ID_KEY: trainer.run_id}
     recorded["provenance"] = _created_by(run_dir) if resume and has_checkpoint(run_dir) else provenance()
     replace_file(run_dir / "config.json", (json.dumps(recorded, indent=2, sort_keys=True) + "\n").encode())
     _rewrite_metrics(run_dir, trainer.run_id, trainer.history)   # drops records of epochs after the checkpoint
     if not has_checkpoint(run_dir):
         trainer.save_start()
-    trainer.lock, trainer.notes = lock, notes
+    trainer.notes = notes
+    keep_freed_memory()   # a training process frees and reallocates the same buffers every step
     return trainer
 
 
@@ -327,7 +330,7 @@ def load_trained(run_or_checkpoint, which: str = "best", notes: list | None = No
     output_bias = params.get((BernoulliHead if likelihood == "bernoulli" else GaussianHead).output_bias)
     if output_bias is None or output_bias.ndim != 1:
         raise CheckpointError(f"{path}: the parameters are not those of an npdvae model")
-    model = DVAEModel(config.model_config(output_bias.shape[0], likelihood))
+    model = DVAEModel(config.model_config(output_bias.shape[0], likelihood), operations(kernels=True))
     expected = {name: value.shape for name, value in model.init_params(np.random.default_rng(0), np.float32).items()}
     found = {name: value.shape for name, value in params.items()}
     if expected != found:

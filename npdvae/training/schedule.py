@@ -1,8 +1,6 @@
-"""Learning-rate schedules and gradient clipping."""
+"""The staged learning-rate schedule."""
 
 from __future__ import annotations
-
-import numpy as np
 
 
 def staged_lr(epoch: int, base_lr: float = 1e-3) -> float:
@@ -14,14 +12,3 @@ def staged_lr(epoch: int, base_lr: float = 1e-3) -> float:
         stage += 1
         first_epoch_of_next += 3 ** stage
     return base_lr * 10 ** (-stage / 7)
-
-
-def clip_by_global_norm(grads: dict, max_norm: float) -> float:
-    """Scale all gradients in place so their joint L2 norm is at most max_norm;
-    returns the norm before clipping."""
-    norm = float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values())))
-    if norm > max_norm:
-        scale = max_norm / norm
-        for g in grads.values():
-            g *= scale
-    return norm

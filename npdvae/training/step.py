@@ -21,35 +21,28 @@ import math
 
 import numpy as np
 
-from npdvae.training.config import TrainConfig
-from npdvae.training.optim import Adam
-from npdvae.training.schedule import clip_by_global_norm
+from npdvae.training.optim import Adam, clip_by_global_norm
 from npdvae.vae.corruption import Corruption
 from npdvae.vae.model import DVAEModel
-from npdvae.vae.sampling import standard_normal
 
 
-class NonFiniteBound(ArithmeticError):
-    """The minibatch's bound was NaN or infinite; nothing was updated."""
-
-    def __init__(self, value: float):
-        super().__init__(value)
-        self.value = value
+class NonFiniteBoundError(ArithmeticError):
+    """The bound became NaN or infinite; no parameter was updated."""
 
 
-def train_step(model: DVAEModel, adam: Adam, x: np.ndarray, corruption: Corruption, rng: np.random.Generator,
-               config: TrainConfig, lr: float) -> float:
-    """Steps 1 to 5 above on the parameters ``adam`` holds; returns the sum over the
-    minibatch of the per-example bound (nats). Raises NonFiniteBound, or Adam's
-    NonFiniteGradientError, before any parameter changes."""
-    x_tilde = corruption.sample(x, config.m, rng)                                          # 1
-    eps = standard_normal(rng, (x.shape[0], config.m, config.k, config.latent), np.float32,
-                          config.kernels)                                                  # 2
-    result = model.bound_and_gradients(adam.params, x, x_tilde, eps, config.bound)         # 3
+def train_step(model: DVAEModel, adam: Adam, corruption: Corruption, x: np.ndarray, rng: np.random.Generator, *,
+               bound: str, k: int, m: int, lr: float, clip_grad_norm: float | None = None) -> float:
+    """Steps 1 to 5 above on the parameters ``adam`` holds, every draw from ``rng`` and every
+    element-wise operation from ``model.ops``; returns the sum over the minibatch of the
+    per-example bound (nats). Raises NonFiniteBoundError, or Adam's NonFiniteGradientError,
+    before any parameter changes."""
+    x_tilde = corruption.sample(x, m, rng)                                                 # 1
+    eps = model.ops.standard_normal(rng, (x.shape[0], m, k, model.config.latent), x.dtype)  # 2
+    result = model.bound_and_gradients(adam.params, x, x_tilde, eps, bound)                # 3
     total = float(result.per_example.sum())
     if not math.isfinite(total):
-        raise NonFiniteBound(total)
-    if config.clip_grad_norm is not None:
-        clip_by_global_norm(result.grads, config.clip_grad_norm)                           # 4
+        raise NonFiniteBoundError(f"the training bound became {total}")
+    if clip_grad_norm is not None:
+        clip_by_global_norm(result.grads, clip_grad_norm)                                  # 4
     adam.step(result.grads, lr=lr)                                                         # 5
     return total

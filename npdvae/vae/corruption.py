@@ -19,9 +19,7 @@ VAE and DIWAE with noise 0 *is* the IWAE.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
-from npdvae.nn.fastmath import ERROR_MODEL
 from npdvae.vae.sampling import standard_normal
 
 # --------------------------------------------------------------------------
@@ -51,27 +49,14 @@ def salt_interval(rates, released: bool):
     return 0.5 * rates, rates
 
 
-def _salt_and_pepper_ref(x, uniforms, rates, salt_lo, salt_hi):
-    """x: (B, D), uniforms: (B, M, D) in [0, 1), rates, salt_lo, salt_hi: (D,) -> x~: (B, M, D)."""
+def salt_and_pepper_from_uniforms(x, uniforms, rates, salt_lo, salt_hi):
+    """x: (B, D), uniforms: (B, M, D) in [0, 1), rates, salt_lo, salt_hi: (D,) -> x~: (B, M, D):
+    pixel d of copy m is 1 where u falls in [salt_lo_d, salt_hi_d), 0 where it falls
+    elsewhere below rates_d, and kept otherwise."""
     clean = np.broadcast_to(x[:, None, :], uniforms.shape)
     salt = ((uniforms >= salt_lo) & (uniforms < salt_hi)).astype(x.dtype)
     out = np.where(uniforms < rates, salt, clean)
     return out.astype(x.dtype, copy=False)
-
-
-@njit(cache=True, error_model=ERROR_MODEL)
-def salt_and_pepper_kernel(x, uniforms, rates, salt_lo, salt_hi):
-    B, M, D = uniforms.shape
-    out = np.empty(uniforms.shape, dtype=x.dtype)
-    for b in range(B):
-        for m in range(M):
-            for d in range(D):
-                u = uniforms[b, m, d]
-                if u < rates[d]:
-                    out[b, m, d] = 1.0 if salt_lo[d] <= u < salt_hi[d] else 0.0
-                else:
-                    out[b, m, d] = x[b, d]
-    return out
 
 
 def _check_x(x):
@@ -91,22 +76,23 @@ def _check_num_corruptions(num_corruptions_m):
         raise ValueError(f"num_corruptions_m must be an integer >= 1, got {num_corruptions_m}")
 
 
-def salt_and_pepper(x, noise: float, num_corruptions_m: int, rng: np.random.Generator,
-                    use_kernels: bool = True, released: bool = False):
+def salt_and_pepper(x, noise: float, num_corruptions_m: int, rng: np.random.Generator, released: bool = False,
+                    fill=salt_and_pepper_from_uniforms):
     """M salt-and-pepper copies of each row of x, with global rate ``noise`` in [0, 1).
 
     ``released=True`` draws the hit pixel's value from Bernoulli(noise), as the
-    authors' released code does; otherwise 0 or 1 with equal chance."""
+    authors' released code does; otherwise 0 or 1 with equal chance. ``fill`` is
+    :func:`salt_and_pepper_from_uniforms` or its twin."""
     _check_x(x)
     _check_num_corruptions(num_corruptions_m)
     if not 0.0 <= noise < 1.0:
         raise ValueError(f"noise must be in [0, 1) for salt-and-pepper, got {noise}")
     rates = np.full(x.shape[1], noise, dtype=x.dtype)
-    return per_pixel_salt_and_pepper(x, rates, num_corruptions_m, rng, use_kernels, released)
+    return per_pixel_salt_and_pepper(x, rates, num_corruptions_m, rng, released, fill)
 
 
-def per_pixel_salt_and_pepper(x, rates, num_corruptions_m: int, rng: np.random.Generator,
-                              use_kernels: bool = True, released: bool = False):
+def per_pixel_salt_and_pepper(x, rates, num_corruptions_m: int, rng: np.random.Generator, released: bool = False,
+                              fill=salt_and_pepper_from_uniforms):
     """M salt-and-pepper copies of x where pixel d is hit with probability rates[d]
     (and, with ``released``, turned on with probability rates[d] when hit)."""
     _check_x(x)
@@ -121,9 +107,7 @@ def per_pixel_salt_and_pepper(x, rates, num_corruptions_m: int, rng: np.random.G
         return _copies(x, num_corruptions_m)
     uniforms = rng.random((x.shape[0], num_corruptions_m, x.shape[1]), dtype=x.dtype)
     salt_lo, salt_hi = salt_interval(rates, released)
-    if use_kernels:
-        return salt_and_pepper_kernel(np.ascontiguousarray(x), uniforms, rates, salt_lo, salt_hi)
-    return _salt_and_pepper_ref(x, uniforms, rates, salt_lo, salt_hi)
+    return fill(x, uniforms, rates, salt_lo, salt_hi)
 
 
 def mean_image_rates(mean_image, noise: float):
@@ -145,16 +129,17 @@ def mean_image_rates(mean_image, noise: float):
     return np.minimum(mean_image * (noise / average), 0.999)
 
 
-def additive_gaussian(x, sigma: float, num_corruptions_m: int, rng: np.random.Generator, use_kernels: bool = True):
+def additive_gaussian(x, sigma: float, num_corruptions_m: int, rng: np.random.Generator, draw=standard_normal):
     """M copies x~ = x + sigma * n with n ~ N(0, I); pixels are not clipped, so
-    the corruption stays exactly the Gaussian the paper describes."""
+    the corruption stays exactly the Gaussian the paper describes. ``draw`` is
+    :func:`npdvae.vae.sampling.standard_normal` or its twin."""
     _check_x(x)
     _check_num_corruptions(num_corruptions_m)
     if not (sigma >= 0.0 and np.isfinite(sigma)):
         raise ValueError(f"sigma must be a finite number >= 0, got {sigma}")
     if sigma == 0.0:
         return _copies(x, num_corruptions_m)
-    noise = standard_normal(rng, (x.shape[0], num_corruptions_m, x.shape[1]), x.dtype, use_kernels)
+    noise = draw(rng, (x.shape[0], num_corruptions_m, x.shape[1]), x.dtype)
     return x[:, None, :] + x.dtype.type(sigma) * noise
 
 
@@ -179,9 +164,10 @@ class Corruption:
     (rate ``noise``, a hit pixel becomes 0 or 1 with equal chance), ``gaussian``
     (standard deviation ``noise`` on [0, 1] pixels) or ``mean-image``
     (textbook salt-and-pepper with per-pixel rates from ``mean_image``,
-    averaging ``noise``)."""
+    averaging ``noise``). ``ops``, a table of :func:`npdvae.operations.operations`, gives the
+    sampler's twins; without it the definitions here run (the same numbers)."""
 
-    def __init__(self, noise_type: str, noise: float, mean_image=None, use_kernels: bool = True):
+    def __init__(self, noise_type: str, noise: float, mean_image=None, ops=None):
         if noise_type not in NOISE_TYPES:
             raise ValueError(f"noise_type must be one of {NOISE_TYPES}, got {noise_type!r}")
         if noise_type == "gaussian":
@@ -189,7 +175,9 @@ class Corruption:
                 raise ValueError(f"noise must be a finite number >= 0 for gaussian corruption, got {noise}")
         elif not 0.0 <= noise < 1.0:
             raise ValueError(f"noise must be in [0, 1) for {noise_type} corruption, got {noise}")
-        self.noise_type, self.noise, self.use_kernels = noise_type, noise, use_kernels
+        self.noise_type, self.noise = noise_type, noise
+        self._fill = ops.salt_and_pepper_from_uniforms if ops else salt_and_pepper_from_uniforms
+        self._draw = ops.standard_normal if ops else standard_normal
         self.rates = None
         if noise_type == "mean-image":
             if mean_image is None:
@@ -199,8 +187,8 @@ class Corruption:
     def sample(self, x, num_corruptions_m: int, rng: np.random.Generator):
         """x: (B, D) -> x~: (B, M, D)."""
         if self.noise_type == "gaussian":
-            return additive_gaussian(x, self.noise, num_corruptions_m, rng, self.use_kernels)
+            return additive_gaussian(x, self.noise, num_corruptions_m, rng, self._draw)
         if self.noise_type == "mean-image":
-            return per_pixel_salt_and_pepper(x, self.rates, num_corruptions_m, rng, self.use_kernels)
-        return salt_and_pepper(x, self.noise, num_corruptions_m, rng, self.use_kernels,
-                               released=self.noise_type == "salt-pepper-released")
+            return per_pixel_salt_and_pepper(x, self.rates, num_corruptions_m, rng, fill=self._fill)
+        return salt_and_pepper(x, self.noise, num_corruptions_m, rng, self.noise_type == "salt-pepper-released",
+                               self._fill)

@@ -7,7 +7,8 @@ Both heads have one interface, so the model never asks which one it has:
 * ``forward(params, h) -> outputs, cache`` and ``backward(params, d_outputs, cache, grads) -> d_h``:
   the head's layers, (R, H) -> a dict of (R, D) arrays and back;
 * ``log_likelihood(x, outputs, with_grad) -> (B, S), cache`` and
-  ``log_likelihood_backward(d_ll, cache) -> d_outputs``: log p(x | z) of the clean x;
+  ``log_likelihood_backward(d_ll, cache) -> d_outputs``: log p(x | z) of the clean x
+  (:mod:`npdvae.vae.distributions`);
 * ``mean(outputs)``: E[x | z], the image a decoder shows.
 """
 
@@ -17,7 +18,6 @@ import numpy as np
 
 from npdvae.nn.activations import get_activation
 from npdvae.nn.layers import Dense, init_affine
-from npdvae.vae import distributions as dist
 
 
 def _pixel_logits(data_mean, input_dim, dtype):
@@ -38,13 +38,9 @@ class BernoulliHead:
     param_prefixes = ("decoder.logits",)
     output_bias = "decoder.logits.b"
 
-    def __init__(self, use_kernels: bool = True):
-        self.logits = Dense("decoder.logits", get_activation("identity", use_kernels), use_kernels)
-        if use_kernels:
-            self._ll, self._ll_backward = dist.bernoulli_log_likelihood, dist.bernoulli_log_likelihood_backward
-        else:
-            self._ll, self._ll_backward = dist._bernoulli_log_likelihood_ref, dist._bernoulli_log_likelihood_backward_ref
-        self._sigmoid = get_activation("sigmoid", use_kernels)
+    def __init__(self, ops):
+        self.ops = ops
+        self.logits = Dense("decoder.logits", get_activation("identity", ops), ops)
 
     def init_params(self, rng, hidden: int, input_dim: int, dtype, data_mean=None) -> dict:
         W, b = init_affine(rng, hidden, input_dim, dtype)
@@ -63,15 +59,15 @@ class BernoulliHead:
 
     def log_likelihood(self, x, outputs, with_grad=True):
         """x (B, D), logits (B, S, D) -> sum_d x_d l_d - softplus(l_d) (B, S)."""
-        return self._ll(x, outputs["logits"], with_grad)
+        return self.ops.bernoulli_log_likelihood(x, outputs["logits"], with_grad)
 
     def log_likelihood_backward(self, d_ll, cache):
         """d/dl_d = x_d - sigmoid(l_d), scaled by dL/d(log p) (B, S)."""
-        return {"logits": self._ll_backward(d_ll, cache)}
+        return {"logits": self.ops.bernoulli_log_likelihood_backward(d_ll, cache)}
 
     def mean(self, outputs):
         """sigmoid(logits): each pixel's probability of being on."""
-        return self._sigmoid.forward(outputs["logits"])
+        return self.ops.sigmoid(outputs["logits"])
 
 
 class GaussianHead:
@@ -82,14 +78,10 @@ class GaussianHead:
     param_prefixes = ("decoder.mean", "decoder.log_var")
     output_bias = "decoder.mean.b"
 
-    def __init__(self, min_log_var: float, use_kernels: bool = True):
-        self.min_log_var = min_log_var
-        self.mean_layer = Dense("decoder.mean", get_activation("sigmoid", use_kernels), use_kernels)
-        self.log_var_layer = Dense("decoder.log_var", get_activation("softplus", use_kernels), use_kernels)
-        if use_kernels:
-            self._ll, self._ll_backward = dist.gaussian_log_likelihood, dist.gaussian_log_likelihood_backward
-        else:
-            self._ll, self._ll_backward = dist._gaussian_log_likelihood_ref, dist._gaussian_log_likelihood_backward_ref
+    def __init__(self, min_log_var: float, ops):
+        self.min_log_var, self.ops = min_log_var, ops
+        self.mean_layer = Dense("decoder.mean", get_activation("sigmoid", ops), ops)
+        self.log_var_layer = Dense("decoder.log_var", get_activation("softplus", ops), ops)
 
     def init_params(self, rng, hidden: int, input_dim: int, dtype, data_mean=None) -> dict:
         params = {}
@@ -119,21 +111,21 @@ class GaussianHead:
 
     def log_likelihood(self, x, outputs, with_grad=True):
         """sum_d -1/2 [log 2 pi + v_d + (x_d - m_d)^2 e^-v_d] (B, S)."""
-        return self._ll(x, outputs["mean"], outputs["log_var"], with_grad)
+        return self.ops.gaussian_log_likelihood(x, outputs["mean"], outputs["log_var"], with_grad)
 
     def log_likelihood_backward(self, d_ll, cache):
         """d/dm = (x - m) e^-v,  d/dv = -1/2 + (x - m)^2 e^-v / 2, scaled by dL/d(log p)."""
-        d_mean, d_log_var = self._ll_backward(d_ll, cache)
+        d_mean, d_log_var = self.ops.gaussian_log_likelihood_backward(d_ll, cache)
         return {"mean": d_mean, "log_var": d_log_var}
 
     def mean(self, outputs):
         return outputs["mean"]
 
 
-def make_head(likelihood: str, min_log_var: float, use_kernels: bool = True):
-    """The head of a ``likelihood`` ("bernoulli" or "gaussian")."""
+def make_head(likelihood: str, min_log_var: float, ops):
+    """The head of a ``likelihood`` ("bernoulli" or "gaussian"), its math from the table ``ops``."""
     if likelihood == "bernoulli":
-        return BernoulliHead(use_kernels)
+        return BernoulliHead(ops)
     if likelihood == "gaussian":
-        return GaussianHead(min_log_var, use_kernels)
+        return GaussianHead(min_log_var, ops)
     raise ValueError(f"likelihood must be bernoulli or gaussian, got {likelihood!r}")

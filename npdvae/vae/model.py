@@ -14,21 +14,24 @@ Data flow for one minibatch (B examples, M corrupted copies, K samples of z):
 reverse, so each factor of the gradient appears once, in order.
 
 Parameters are a plain dict, name -> ndarray, e.g. ``encoder.hidden0.W``,
-``encoder.mu.b``, ``decoder.logits.W``; :func:`describe_params` lists them.
+``encoder.mu.b``, ``decoder.logits.W``. Every element-wise operation comes from one table,
+``ops`` (:func:`npdvae.operations.operations`): the NumPy definitions of
+:mod:`npdvae.vae.distributions`, :mod:`npdvae.vae.bounds` and :mod:`npdvae.nn`, or their Numba
+twins, with the same signatures.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from types import SimpleNamespace
 
 import numpy as np
 
-from npdvae.vae import bounds as bounds_module
-from npdvae.vae import distributions as dist
-from npdvae.nn.activations import get_activation
+from npdvae.nn.activations import HIDDEN_ACTIVATIONS, get_activation
 from npdvae.nn.gru import GRU, init_gru
 from npdvae.nn.layers import Dense, build_mlp, init_affine, init_mlp
+from npdvae.vae import bounds
+from npdvae.vae.bounds import BOUNDS
+from npdvae.vae.distributions import standard_normal_log_prob, standard_normal_log_prob_backward
 from npdvae.vae.likelihoods import make_head
 
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -38,8 +41,8 @@ ENCODERS = ("mlp", "gru")
 def default_activation(bound: str) -> str:
     """Softplus for the VAE family, tanh for the IWAE family, as in the paper
     (following Kingma & Welling 2014 and Burda et al. 2015)."""
-    if bound not in bounds_module.BOUNDS:
-        raise ValueError(f"bound must be one of {bounds_module.BOUNDS}, got {bound!r}")
+    if bound not in BOUNDS:
+        raise ValueError(f"bound must be one of {BOUNDS}, got {bound!r}")
     return "softplus" if bound == "elbo" else "tanh"
 
 
@@ -69,7 +72,9 @@ class ModelConfig:
             value = getattr(self, name)
             if int(value) != value or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value}")
-        get_activation(self.activation)
+        if self.activation not in HIDDEN_ACTIVATIONS + ("identity",):
+            raise ValueError(f"activation must be one of {sorted(HIDDEN_ACTIVATIONS + ('identity',))}, "
+                             f"got {self.activation!r}")
         if not (np.isfinite(self.min_log_var) and self.min_log_var < 0):
             raise ValueError(f"min_log_var must be a finite number < 0, got {self.min_log_var}")
         if self.likelihood not in LIKELIHOODS:
@@ -93,42 +98,24 @@ class BoundResult:
         return float(self.per_example.mean())
 
 
-def _ops(use_kernels: bool):
-    """The sampler and log q: Numba kernels or their plain NumPy references (the same
-    signatures), chosen once so the model code reads the same."""
-    if use_kernels:
-        return SimpleNamespace(
-            reparameterize=dist.reparameterize,
-            reparameterize_backward=dist.reparameterize_backward,
-            gaussian_log_prob=dist.gaussian_log_prob,
-            gaussian_log_prob_backward=dist.gaussian_log_prob_backward,
-        )
-    return SimpleNamespace(
-        reparameterize=dist._reparameterize_ref,
-        reparameterize_backward=dist._reparameterize_backward_ref,
-        gaussian_log_prob=dist._gaussian_log_prob_ref,
-        gaussian_log_prob_backward=dist._gaussian_log_prob_backward_ref,
-    )
-
-
 class DVAEModel:
-    """Stateless model code over a ``params`` dict; see the module docstring."""
+    """Stateless model code over a ``params`` dict, its operations from the table ``ops``;
+    see the module docstring."""
 
-    def __init__(self, config: ModelConfig, use_kernels: bool = True):
+    def __init__(self, config: ModelConfig, ops):
         self.config = config
-        self.use_kernels = use_kernels
-        self.ops = _ops(use_kernels)
-        act = get_activation(config.activation, use_kernels)
-        identity = get_activation("identity", use_kernels)
+        self.ops = ops
+        act = get_activation(config.activation, ops)
+        identity = get_activation("identity", ops)
         if config.encoder == "gru":
-            self.encoder = GRU("encoder.gru", config.hidden, config.encoder_steps, use_kernels)
+            self.encoder = GRU("encoder.gru", config.hidden, config.encoder_steps, ops)
         else:
-            self.encoder = build_mlp("encoder", config.encoder_layers, act, use_kernels)
-        self.encoder_mu = Dense("encoder.mu", identity, use_kernels)
-        self.encoder_log_sigma2 = Dense("encoder.log_sigma2", identity, use_kernels)
-        self.decoder = build_mlp("decoder", config.decoder_layers, act, use_kernels)
+            self.encoder = build_mlp("encoder", config.encoder_layers, act, ops)
+        self.encoder_mu = Dense("encoder.mu", identity, ops)
+        self.encoder_log_sigma2 = Dense("encoder.log_sigma2", identity, ops)
+        self.decoder = build_mlp("decoder", config.decoder_layers, act, ops)
         # p(x | z) after the decoder MLP: Bernoulli logits, or a Gaussian's mean and log-variance
-        self.head = make_head(config.likelihood, config.min_log_var, use_kernels)
+        self.head = make_head(config.likelihood, config.min_log_var, ops)
 
     # ------------------------------------------------------------------
     # Parameters
@@ -184,12 +171,12 @@ class DVAEModel:
         d_h = self.head.backward(params, d_outputs, head_cache, grads)
         return self.decoder.backward(params, d_h, mlp_cache, grads)
 
-    def log_likelihood(self, x, outputs, with_grad=True):
+    def log_px_given_z(self, x, outputs, with_grad=True):
         """log p(x | z) for the clean x: (B, D) and decoder outputs (B, S, D) -> (B, S),
-        and the cache for :meth:`log_likelihood_backward`."""
+        and the cache for :meth:`log_px_given_z_backward`."""
         return self.head.log_likelihood(x, outputs, with_grad)
 
-    def log_likelihood_backward(self, d_ll, cache):
+    def log_px_given_z_backward(self, d_ll, cache):
         return self.head.log_likelihood_backward(d_ll, cache)
 
     def forward(self, params, x, x_tilde, eps, with_grad=True):
@@ -206,10 +193,10 @@ class DVAEModel:
         mu, log_sigma2, enc_cache = self.encode(params, np.ascontiguousarray(x_tilde).reshape(N, D))
         z = self.ops.reparameterize(mu, log_sigma2, eps_rows)                    # (N, K, Z)
         log_q = self.ops.gaussian_log_prob(z, mu, log_sigma2)                    # (N, K)
-        log_prior = dist.standard_normal_log_prob(z)                             # (N, K)
+        log_prior = standard_normal_log_prob(z)                                  # (N, K)
         outputs, dec_cache = self.decode(params, z.reshape(N * K, Z))
         outputs = {name: out.reshape(B, M * K, D) for name, out in outputs.items()}
-        log_px, ll_cache = self.log_likelihood(x, outputs, with_grad)           # (B, M*K)
+        log_px, ll_cache = self.log_px_given_z(x, outputs, with_grad)           # (B, M*K)
         log_w = log_px.reshape(B, M, K) + (log_prior - log_q).reshape(B, M, K)
         cache = (eps_rows, mu, log_sigma2, z, enc_cache, ll_cache, dec_cache)
         return log_w, cache
@@ -233,11 +220,11 @@ class DVAEModel:
         grads = {}
         d_rows = np.ascontiguousarray(d_log_w).reshape(N, K)
         # log p(x | z) -> decoder -> z
-        d_outputs = self.log_likelihood_backward(np.ascontiguousarray(d_log_w).reshape(B, M * K), ll_cache)
+        d_outputs = self.log_px_given_z_backward(np.ascontiguousarray(d_log_w).reshape(B, M * K), ll_cache)
         d_outputs = {name: d.reshape(N * K, D) for name, d in d_outputs.items()}
         d_z = self.decode_backward(params, d_outputs, dec_cache, grads).reshape(N, K, Z)
         # + log p(z) -> z
-        d_z += dist.standard_normal_log_prob_backward(d_rows, z)
+        d_z += standard_normal_log_prob_backward(d_rows, z)
         # - log q(z | x~) -> z, mu, log_sigma2
         d_z_q, d_mu, d_log_sigma2 = self.ops.gaussian_log_prob_backward(-d_rows, z, mu, log_sigma2)
         d_z += d_z_q
@@ -252,21 +239,21 @@ class DVAEModel:
     # The bound and all its gradients in one call
     # ------------------------------------------------------------------
 
-    def bound_and_gradients(self, params, x, x_tilde, eps, bound: str) -> BoundResult:
+    def bound_and_gradients(self, params, x, x_tilde, eps, kind: str) -> BoundResult:
         """Per-example bound (eq. 11 for "elbo", eq. 12 for "iwae") and the
         gradient of its minibatch mean with respect to every parameter."""
         log_w, cache = self.forward(params, x, x_tilde, eps)
-        per_example, bound_cache = bounds_module.bound_forward(bound, log_w, self.use_kernels)
+        per_example, bound_cache = bounds.bound(kind, log_w, self.ops)
         B = x.shape[0]
         d_bound = np.full(B, 1.0 / B, dtype=log_w.dtype)
-        d_log_w = bounds_module.bound_backward(bound, d_bound, bound_cache)
+        d_log_w = bounds.bound_backward(kind, d_bound, bound_cache)
         grads = self.backward(params, d_log_w, cache)
         return BoundResult(per_example, grads, log_w)
 
-    def bound(self, params, x, x_tilde, eps, bound: str):
+    def bound(self, params, x, x_tilde, eps, kind: str):
         """Per-example bound only (no backward), for evaluation."""
         log_w, _ = self.forward(params, x, x_tilde, eps, with_grad=False)
-        return bounds_module.bound_forward(bound, log_w, self.use_kernels)[0]
+        return bounds.bound(kind, log_w, self.ops)[0]
 
     # ------------------------------------------------------------------
     # Input checks: never a silent broadcast
@@ -298,8 +285,3 @@ class DVAEModel:
         if K < 1:
             raise ValueError(f"num_samples_k must be >= 1, got eps shape {eps.shape}")
         return B, M, K
-
-
-def describe_params(params) -> list[str]:
-    """One line per parameter array: name, shape, dtype."""
-    return [f"{name:28s} {str(arr.shape):14s} {arr.dtype}" for name, arr in params.items()]

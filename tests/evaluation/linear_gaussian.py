@@ -17,6 +17,7 @@ from scipy import stats
 
 from npdvae.nn.activations import get_activation
 from npdvae.nn.layers import Dense
+from npdvae.operations import operations
 from npdvae.vae.model import DVAEModel, ModelConfig
 
 
@@ -25,8 +26,9 @@ def linear_gaussian_model(latent=2, pixels=3, seed=0, dtype=np.float64):
     MLP encoder, both with seeded parameters of ``dtype``."""
     config = ModelConfig(input_dim=pixels, latent=latent, hidden=latent, encoder_layers=1, decoder_layers=1,
                          activation="identity", likelihood="gaussian", min_log_var=-5.0)
-    model = DVAEModel(config, use_kernels=True)
-    model.head.mean_layer = Dense("decoder.mean", get_activation("identity"), True)
+    ops = operations(kernels=True)
+    model = DVAEModel(config, ops)
+    model.head.mean_layer = Dense("decoder.mean", get_activation("identity", ops), ops)
     rng = np.random.default_rng(seed)
     params = model.init_params(rng, dtype)
     params["decoder.log_var.W"][:] = 0

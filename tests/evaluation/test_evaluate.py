@@ -7,6 +7,7 @@ from scipy.special import logsumexp
 
 from npdvae.evaluation import evaluate as evaluate_module
 from npdvae.evaluation.evaluate import Estimate, evaluate_model, importance_sampled_bound
+from npdvae.operations import operations
 from npdvae.training.config import TrainConfig
 from npdvae.training.runs import open_run, prepare_dataset
 
@@ -15,7 +16,7 @@ class StreamModel:
     """A stand-in whose log-weight is the drawn noise itself: log w_s = eps_s."""
 
     config = SimpleNamespace(latent=1)
-    use_kernels = True
+    ops = operations(kernels=True)
 
     def forward(self, params, x, x_tilde, eps, with_grad=True):
         return eps[..., 0].astype(np.float64) * 40, None

@@ -4,6 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from npdvae.nn.gru import GRU, init_gru
+from npdvae.operations import operations
 from tests.gradcheck import assert_module_gradients
 
 
@@ -13,7 +14,7 @@ from tests.gradcheck import assert_module_gradients
        steps=st.integers(1, 5))
 def test_gru_backward_through_time_matches_finite_differences(use_kernels, seed, N, D, H, steps):
     rng = np.random.default_rng(seed)
-    gru = GRU("g", H, steps, use_kernels)
+    gru = GRU("g", H, steps, operations(use_kernels))
     params = init_gru(rng, "g", D, H, np.float64)
     for value in params.values():
         value += 0.5 * rng.standard_normal(value.shape)
@@ -39,13 +40,13 @@ def test_one_gru_step_follows_the_equations():
     n2 = np.tanh(x @ W[:, 2 * H:] + (r2 * h1) @ U_n + b[2 * H:])
     h2 = (1 - z2) * h1 + z2 * n2
     for use_kernels in (True, False):
-        np.testing.assert_allclose(GRU("g", H, 1, use_kernels).forward(params, x)[0], h1, rtol=1e-12)
-        np.testing.assert_allclose(GRU("g", H, 2, use_kernels).forward(params, x)[0], h2, rtol=1e-12)
+        np.testing.assert_allclose(GRU("g", H, 1, operations(use_kernels)).forward(params, x)[0], h1, rtol=1e-12)
+        np.testing.assert_allclose(GRU("g", H, 2, operations(use_kernels)).forward(params, x)[0], h2, rtol=1e-12)
 
 
 def test_gru_keeps_float32():
     params = init_gru(np.random.default_rng(0), "g", 5, 3, np.float32)
-    h, cache = GRU("g", 3).forward(params, np.ones((2, 5), np.float32))
+    h, cache = GRU("g", 3, 5, operations(True)).forward(params, np.ones((2, 5), np.float32))
     grads = {}
-    GRU("g", 3).backward(params, np.ones((2, 3), np.float32), cache, grads)
+    GRU("g", 3, 5, operations(True)).backward(params, np.ones((2, 3), np.float32), cache, grads)
     assert h.dtype == np.float32 and all(g.dtype == np.float32 for g in grads.values())

@@ -6,7 +6,7 @@ import pytest
 from npdvae.training.checkpoint import CheckpointError, load_checkpoint
 from npdvae.training.config import TrainConfig
 from npdvae.training.runs import RunDirectoryError, open_run, read_metrics
-from npdvae.training.loop import NonFiniteBoundError, Trainer, validation_bound
+from npdvae.training.loop import NonFiniteBoundError, Trainer, validation_bound, warm_up_kernels
 from tests.synthetic import synthetic_dataset
 
 
@@ -157,7 +157,7 @@ def test_staged_schedule_is_what_training_uses(tmp_path):
 
 
 def test_clipping_bounds_the_global_norm():
-    from npdvae.training.schedule import clip_by_global_norm
+    from npdvae.training.optim import clip_by_global_norm
     grads = {"a": np.array([3.0, 0.0]), "b": np.array([[4.0]])}
     assert clip_by_global_norm(grads, 1.0) == pytest.approx(5.0)
     assert np.sqrt(sum((g ** 2).sum() for g in grads.values())) == pytest.approx(1.0)
@@ -180,8 +180,9 @@ def test_reference_path_trains_to_the_same_numbers_as_the_kernels(tmp_path):
     data = synthetic_dataset()
     fast = Trainer(small_config(epochs=2), data, tmp_path / "fast")
     slow = Trainer(small_config(epochs=2, kernels=False), data, tmp_path / "slow")
-    assert fast.model.use_kernels and fast.adam.use_kernels and fast.corruption.use_kernels
-    assert not (slow.model.use_kernels or slow.adam.use_kernels or slow.corruption.use_kernels)
+    assert fast.model.ops.kernels and not slow.model.ops.kernels
+    assert fast.adam._update is fast.model.ops.adam_update and fast.corruption._fill is fast.model.ops.salt_and_pepper_from_uniforms
+    assert slow.adam._update is slow.model.ops.adam_update and slow.corruption._fill is slow.model.ops.salt_and_pepper_from_uniforms
     for _ in range(2):
         np.testing.assert_allclose(slow.train_epoch(), fast.train_epoch(), rtol=1e-6)
     # measured: 4e-7 of each array's largest entry after 12 steps (another seed: 2.0)
@@ -235,7 +236,7 @@ def test_compiling_the_kernels_first_leaves_the_run_to_the_same_bits(tmp_path, k
     warmed = open_run(small_config(epochs=2, kernels=kernels), tmp_path / "warmed", data)
     before = {name: p.copy() for name, p in warmed.params.items()}
     state = warmed.rng.bit_generator.state
-    warmed.compile_kernels()
+    warm_up_kernels(warmed)
     assert warmed.rng.bit_generator.state == state
     assert warmed.adam.step_count == 0
     for name, p in before.items():

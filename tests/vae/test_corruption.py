@@ -3,8 +3,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from npdvae.kernels import corruption as fast
 from npdvae.vae import corruption as C
 from tests.strategies import DTYPES
+
+FILLS = {True: fast.salt_and_pepper_from_uniforms, False: C.salt_and_pepper_from_uniforms}
 
 
 @pytest.mark.parametrize("released", [False, True])
@@ -14,8 +17,8 @@ from tests.strategies import DTYPES
        noise=st.floats(0, 0.99))
 def test_salt_and_pepper_kernel_equals_reference(released, dtype, seed, B, M, D, noise):
     x = (np.random.default_rng(seed).random((B, D)) < 0.5).astype(dtype)
-    kernel = C.salt_and_pepper(x, noise, M, np.random.default_rng(seed + 1), use_kernels=True, released=released)
-    reference = C.salt_and_pepper(x, noise, M, np.random.default_rng(seed + 1), use_kernels=False, released=released)
+    kernel = C.salt_and_pepper(x, noise, M, np.random.default_rng(seed + 1), released, fast.salt_and_pepper_from_uniforms)
+    reference = C.salt_and_pepper(x, noise, M, np.random.default_rng(seed + 1), released)
     assert kernel.shape == (B, M, D) and kernel.dtype == dtype
     np.testing.assert_array_equal(kernel, reference)
 
@@ -25,7 +28,7 @@ def test_salt_and_pepper_hits_each_pixel_with_probability_p_and_half_of_hits_are
     # x = 0.5 everywhere, so any 0 or 1 in x~ is a hit, and its value tells salt from pepper
     x = np.full((200, 500), 0.5)
     noise = 0.15
-    x_tilde = C.salt_and_pepper(x, noise, 2, np.random.default_rng(3), use_kernels)
+    x_tilde = C.salt_and_pepper(x, noise, 2, np.random.default_rng(3), fill=FILLS[use_kernels])
     hits = x_tilde != 0.5
     n = hits.size
     assert abs(hits.mean() - noise) < 4 * np.sqrt(noise * (1 - noise) / n)
@@ -38,7 +41,7 @@ def test_salt_and_pepper_hits_each_pixel_with_probability_p_and_half_of_hits_are
 def test_released_salt_and_pepper_turns_on_p_squared_off_p_one_minus_p_and_keeps_one_minus_p(use_kernels, noise):
     # x = 0.5 everywhere: a 1 in x~ is a hit turned on, a 0 a hit turned off, 0.5 a kept pixel
     x = np.full((400, 500), 0.5)
-    x_tilde = C.salt_and_pepper(x, noise, 2, np.random.default_rng(11), use_kernels, released=True)
+    x_tilde = C.salt_and_pepper(x, noise, 2, np.random.default_rng(11), True, FILLS[use_kernels])
     n = x_tilde.size
     for value, rate in ((1.0, noise ** 2), (0.0, noise * (1 - noise)), (0.5, 1 - noise)):
         observed = (x_tilde == value).mean()
@@ -66,7 +69,7 @@ def test_released_salt_and_pepper_is_the_released_codes_two_mask_form_in_law():
 @pytest.mark.parametrize("use_kernels", [True, False])
 def test_noise_zero_is_the_identity(use_kernels):
     x = np.random.default_rng(0).random((4, 9))
-    np.testing.assert_array_equal(C.salt_and_pepper(x, 0.0, 3, np.random.default_rng(1), use_kernels),
+    np.testing.assert_array_equal(C.salt_and_pepper(x, 0.0, 3, np.random.default_rng(1), fill=FILLS[use_kernels]),
                                   np.repeat(x[:, None], 3, axis=1))
     np.testing.assert_array_equal(C.additive_gaussian(x, 0.0, 2, np.random.default_rng(1)),
                                   np.repeat(x[:, None], 2, axis=1))

@@ -4,6 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from npdvae.vae.corruption import salt_and_pepper
+from npdvae.operations import operations
 from npdvae.vae.model import DVAEModel, ModelConfig, default_activation
 from npdvae.vae.sampling import standard_normal
 from tests.gradcheck import assert_parameter_gradients
@@ -14,7 +15,7 @@ def make_problem(seed, likelihood="bernoulli", encoder_layers=1, M=2, K=3, B=3, 
     rng = np.random.default_rng(seed)
     config = ModelConfig(input_dim=D, latent=Z, hidden=H, encoder=encoder, encoder_layers=encoder_layers,
                          encoder_steps=3, activation=activation, likelihood=likelihood)
-    model = DVAEModel(config, use_kernels=use_kernels)
+    model = DVAEModel(config, operations(use_kernels))
     params = model.init_params(rng, dtype, data_mean=rng.uniform(0.1, 0.9, D))
     for value in params.values():  # move off the initialization's special values (zero biases)
         value += (0.3 * rng.standard_normal(value.shape)).astype(dtype)
@@ -52,7 +53,7 @@ def test_model_gradient_matches_finite_differences_for_every_parameter(
 @pytest.mark.parametrize("encoder", ["mlp", "gru"])
 def test_kernel_path_equals_reference_path(likelihood, bound, dtype, encoder):
     fast = make_problem(5, likelihood, 2, M=2, K=5, dtype=dtype, use_kernels=True, encoder=encoder)
-    slow_model = DVAEModel(fast[0].config, use_kernels=False)
+    slow_model = DVAEModel(fast[0].config, operations(kernels=False))
     model, params, x, x_tilde, eps = fast
     a = model.bound_and_gradients(params, x, x_tilde, eps, bound)
     b = slow_model.bound_and_gradients(params, x, x_tilde, eps, bound)
@@ -138,7 +139,7 @@ def test_bound_is_finite_for_extreme_logits_and_saturated_pixels(bound, dtype):
 
 def test_initialization_is_seeded_and_decoder_starts_at_the_data_mean():
     config = ModelConfig(input_dim=5, latent=2, hidden=3)
-    model = DVAEModel(config)
+    model = DVAEModel(config, operations(kernels=True))
     data_mean = np.array([0.1, 0.2, 0.5, 0.8, 0.9])
     a = model.init_params(np.random.default_rng(0), np.float32, data_mean)
     b = model.init_params(np.random.default_rng(0), np.float32, data_mean)
@@ -149,7 +150,7 @@ def test_initialization_is_seeded_and_decoder_starts_at_the_data_mean():
 
 def test_parameter_names_follow_the_architecture():
     config = ModelConfig(input_dim=5, latent=2, hidden=3, encoder_layers=2, likelihood="gaussian")
-    names = set(DVAEModel(config).init_params(np.random.default_rng(0)))
+    names = set(DVAEModel(config, operations(kernels=True)).init_params(np.random.default_rng(0)))
     expected = {f"{p}.{s}" for p in ("encoder.hidden0", "encoder.hidden1", "encoder.mu", "encoder.log_sigma2",
                                      "decoder.hidden0", "decoder.hidden1", "decoder.mean", "decoder.log_var")
                 for s in ("W", "b")}

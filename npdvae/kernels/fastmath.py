@@ -18,7 +18,7 @@ Numba compiles those to scalar libm calls, which stop a loop from
 vectorizing, while NumPy's ufuncs use SIMD; such a loop is several times
 slower than the ufunc it replaces. So a kernel either takes
 its transcendental from NumPy, computed beforehand, or uses the arithmetic
-exp and log1p of :mod:`npdvae.nn.vecmath`, which vectorize inside the loop.
+exp and log1p of :mod:`npdvae.kernels.vecmath`, which vectorize inside the loop.
 """
 
 FASTMATH = {"reassoc", "contract", "arcp", "nsz"}

@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numba import njit
 
-from npdvae.nn.fastmath import ERROR_MODEL, FASTMATH
-from npdvae.nn.vecmath import EXP_P, LOG1P_Q, exp_nonpositive, log1p_unit
+from npdvae.kernels.fastmath import ERROR_MODEL, FASTMATH
+from npdvae.kernels.vecmath import EXP_P, LOG1P_Q, exp_nonpositive, log1p_unit
 
 
 # The helpers run only inside kernels; these loops are the smallest such

@@ -11,7 +11,7 @@ loop body, so a kernel can compute e^-|l|, log1p and a row sum in one pass.
 Only the float32 versions are hand-written; float64 (the gradient checks)
 uses the C library, so the checks see exact-to-rounding values and the
 float32 forms are held to NumPy by their own accuracy tests over their
-whole domains (tests/nn/test_vecmath.py).
+whole domains (tests/kernels/test_vecmath.py).
 
 How. ``exp``: write x = n ln2 + r with n an integer and |r| <= ln2 / 2, so
 e^x = 2^n e^r; e^r is a short polynomial and 2^n is built directly from
@@ -43,7 +43,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
-from npdvae.nn.fastmath import ERROR_MODEL
+from npdvae.kernels.fastmath import ERROR_MODEL
 
 _f32 = np.float32
 
@@ -62,7 +62,7 @@ _EXP_LOWEST = _f32(-87.33654)
 # |r| <= ln2 / 2 and Q(w) ~ (atanh(s) - s) / s^3 with w = s^2 on [0, 1/9].
 # Each is a weighted least-squares fit on 2,001 Chebyshev nodes (weights r^2
 # and w, so that what is fitted is the error of e^r and of atanh(s)), which
-# tests/nn/test_vecmath.py repeats. Relative errors before float32 arithmetic:
+# tests/kernels/test_vecmath.py repeats. Relative errors before float32 arithmetic:
 # 4.2e-9 and 4.6e-9 for the fits, 5.4e-9 for both with the coefficients
 # rounded to float32, under a tenth of float32's own rounding error (6e-8);
 # Taylor series needed 6 and 8 coefficients for that where these have 5 and 4.
