@@ -276,7 +276,7 @@ def startup_seconds() -> float:
     step (Numba's cache warm): what a second run of a command waits."""
     code = ("import time; t = time.perf_counter()\n"
             "import numpy as np\n"
-            "from npdvae.operations import operations\n"
+            "from npdvae.training.operations import operations\n"
             "from npdvae.vae.model import DVAEModel, ModelConfig\n"
             "from npdvae.training.optim import Adam\n"
             "from npdvae.vae.corruption import Corruption\n"

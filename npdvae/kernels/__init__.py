@@ -2,7 +2,7 @@
 function with its definition's name and signature.
 
 A student need not read this package: ``nn/``, ``vae/`` and ``training/optim.py`` hold the
-math in plain NumPy, and :func:`npdvae.operations.operations` chooses between them and these
+math in plain NumPy, and :func:`npdvae.training.operations.operations` chooses between them and these
 twins in one place. Every kernel is held by ``tests/kernels/`` to its definition, in float32
 and float64. ``fastmath`` says which floating-point freedoms the kernels take, ``vecmath``
 gives them an exp and a log1p that vectorize, and ``cache`` tells whether Numba's on-disk

@@ -57,7 +57,7 @@ class Activation:
 
 def get_activation(name: str, ops) -> Activation:
     """The activation ``name`` (one of :data:`HIDDEN_ACTIVATIONS` or ``identity``) made of the
-    functions of the table ``ops`` (:func:`npdvae.operations.operations`)."""
+    functions of the table ``ops`` (:func:`npdvae.training.operations.operations`)."""
     if name == "identity":
         return Activation("identity", lambda a: a, lambda d_y, a, y: d_y)
     if name == "softplus":

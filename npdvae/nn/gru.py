@@ -42,7 +42,7 @@ class GRU:
     name: str
     hidden: int
     num_steps: int
-    ops: object                   # the table of operations (npdvae.operations)
+    ops: object                   # the table of operations (npdvae.training.operations)
 
     def forward(self, params, x):
         """x: (N, D) -> h_T: (N, H), and the per-step cache for :meth:`backward`."""

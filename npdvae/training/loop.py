@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 
 from npdvae.data import Dataset
-from npdvae.operations import operations
+from npdvae.training.operations import operations
 from npdvae.training.checkpoint import Checkpoint, CheckpointError, EpochState, save_checkpoint
 from npdvae.training.config import ConfigError, TrainConfig, settings_differences
 from npdvae.training.optim import Adam, NonFiniteGradientError

@@ -69,7 +69,7 @@ class Adam:
     """Adam over a dict of parameter arrays, which it holds and updates in place.
 
     ``Adam(initial).params`` are the parameters: copies of ``initial``, views of one buffer.
-    ``ops`` (a table of :func:`npdvae.operations.operations`) gives the update's twin; without
+    ``ops`` (a table of :func:`npdvae.training.operations.operations`) gives the update's twin; without
     it :func:`adam_update` runs (the same bits). A step whose gradient holds NaN or infinity
     raises :class:`NonFiniteGradientError` before any parameter changes."""
 

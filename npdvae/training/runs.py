@@ -32,7 +32,7 @@ from npdvae.training.identity import RUN_ID_KEY, UNKNOWN, identity_problem, new_
 from npdvae.data import Dataset, load_dataset
 from npdvae.vae.likelihoods import BernoulliHead, GaussianHead
 from npdvae.vae.model import DVAEModel
-from npdvae.operations import operations
+from npdvae.training.operations import operations
 from npdvae.training.model_file import is_model_file, load_model_file
 from npdvae.training.run_files import LOCK_NAME, TMP_SUFFIX, RunLock, remove_stale_temporaries, replace_file
 from npdvae.training.loop import Trainer

@@ -164,7 +164,7 @@ class Corruption:
     (rate ``noise``, a hit pixel becomes 0 or 1 with equal chance), ``gaussian``
     (standard deviation ``noise`` on [0, 1] pixels) or ``mean-image``
     (textbook salt-and-pepper with per-pixel rates from ``mean_image``,
-    averaging ``noise``). ``ops``, a table of :func:`npdvae.operations.operations`, gives the
+    averaging ``noise``). ``ops``, a table of :func:`npdvae.training.operations.operations`, gives the
     sampler's twins; without it the definitions here run (the same numbers)."""
 
     def __init__(self, noise_type: str, noise: float, mean_image=None, ops=None):

@@ -15,7 +15,7 @@ reverse, so each factor of the gradient appears once, in order.
 
 Parameters are a plain dict, name -> ndarray, e.g. ``encoder.hidden0.W``,
 ``encoder.mu.b``, ``decoder.logits.W``. Every element-wise operation comes from one table,
-``ops`` (:func:`npdvae.operations.operations`): the NumPy definitions of
+``ops`` (:func:`npdvae.training.operations.operations`): the NumPy definitions of
 :mod:`npdvae.vae.distributions`, :mod:`npdvae.vae.bounds` and :mod:`npdvae.nn`, or their Numba
 twins, with the same signatures.
 """

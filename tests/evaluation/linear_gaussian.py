@@ -17,7 +17,7 @@ from scipy import stats
 
 from npdvae.nn.activations import get_activation
 from npdvae.nn.layers import Dense
-from npdvae.operations import operations
+from npdvae.training.operations import operations
 from npdvae.vae.model import DVAEModel, ModelConfig
 
 

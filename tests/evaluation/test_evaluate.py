@@ -7,7 +7,7 @@ from scipy.special import logsumexp
 
 from npdvae.evaluation import evaluate as evaluate_module
 from npdvae.evaluation.evaluate import Estimate, evaluate_model, importance_sampled_bound
-from npdvae.operations import operations
+from npdvae.training.operations import operations
 from npdvae.training.config import TrainConfig
 from npdvae.training.runs import open_run, prepare_dataset
 

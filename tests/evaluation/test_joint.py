@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from npdvae.evaluation.joint import log_joint
-from npdvae.operations import operations
+from npdvae.training.operations import operations
 from npdvae.vae.model import DVAEModel, ModelConfig
 from tests.gradcheck import assert_gradient_close, numerical_gradient
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from npdvae.evaluation.local_optimum import (LocalOptimumSettings, bound_gradients, gaussian_bound, last_change,
                                              optimize_gaussian)
-from npdvae.operations import operations
+from npdvae.training.operations import operations
 from npdvae.vae.model import DVAEModel, ModelConfig
 from tests.evaluation import linear_gaussian as lg
 from tests.gradcheck import assert_gradient_close, numerical_gradient

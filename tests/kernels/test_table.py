@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from npdvae.operations import Operations, operations
+from npdvae.training.operations import Operations, operations
 
 PACKAGE = Path(__file__).resolve().parents[2] / "npdvae"
 OPERATIONS = [field.name for field in dataclasses.fields(Operations) if field.name != "kernels"]

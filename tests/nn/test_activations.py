@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from npdvae.nn import activations as A
-from npdvae.operations import operations
+from npdvae.training.operations import operations
 from tests.gradcheck import check_vjp
 from tests.strategies import DTYPES, float_arrays, small_shapes
 

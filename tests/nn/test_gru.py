@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from npdvae.nn.gru import GRU, init_gru
-from npdvae.operations import operations
+from npdvae.training.operations import operations
 from tests.gradcheck import assert_module_gradients
 
 

@@ -7,7 +7,7 @@ from npdvae.nn.activations import get_activation
 from npdvae.kernels import layers as kernels
 from npdvae.nn import layers as definitions
 from npdvae.nn.layers import affine_backward, affine_forward, build_mlp, init_mlp
-from npdvae.operations import operations
+from npdvae.training.operations import operations
 from tests.gradcheck import assert_module_gradients, check_vjp
 from tests.strategies import DTYPES
 

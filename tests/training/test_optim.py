@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from npdvae.kernels import optim as fast
-from npdvae.operations import operations
+from npdvae.training.operations import operations
 from npdvae.training.optim import Adam, NonFiniteGradientError, adam_update, pack_arrays
 from tests.strategies import DTYPES
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from npdvae.training.config import TrainConfig
-from npdvae.operations import operations
+from npdvae.training.operations import operations
 from npdvae.training.optim import Adam, clip_by_global_norm
 from npdvae.training.step import NonFiniteBoundError, train_step
 from npdvae.vae.corruption import Corruption

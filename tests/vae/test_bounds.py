@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from scipy.special import logsumexp
 
 from npdvae.kernels import bounds as fast
-from npdvae.operations import operations
+from npdvae.training.operations import operations
 from npdvae.vae import bounds
 from tests.gradcheck import check_vjp
 from tests.strategies import DTYPES

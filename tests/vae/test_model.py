@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from npdvae.vae.corruption import salt_and_pepper
-from npdvae.operations import operations
+from npdvae.training.operations import operations
 from npdvae.vae.model import DVAEModel, ModelConfig, default_activation
 from npdvae.vae.sampling import standard_normal
 from tests.gradcheck import assert_parameter_gradients

@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from npdvae.kernels import sampling as fast
-from npdvae.operations import operations
+from npdvae.training.operations import operations
 from npdvae.vae import sampling as definition
 from tests.strategies import DTYPES
 
