@@ -8,7 +8,7 @@ import click
 
 from npdvae.data import DataError
 from npdvae.training.config import TrainConfig
-from npdvae.training.runs import prepare_dataset
+from npdvae.run_folder.runs import prepare_dataset
 
 from .common import check_output_file, data_dir_option
 

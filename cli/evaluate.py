@@ -10,16 +10,16 @@ from pathlib import Path
 import click
 import numpy as np
 
-from npdvae.training.checkpoint import CheckpointError
+from npdvae.run_folder.checkpoint import CheckpointError
 from npdvae.vae.corruption import Corruption
 from npdvae.data import DataError
 from npdvae.data.datasets import SPLITS
 from npdvae.evaluation.evaluate import EVALUATION_BATCH, evaluate_run, results_to_dict
 from npdvae.training.config import TrainConfig
-from npdvae.training.runs import RunDirectoryError, load_trained, prepare_dataset
-from npdvae.training.model_file import is_model_file, load_model_file, model_from_run, save_model_file
-from npdvae.training.provenance import describe
-from npdvae.training.run_files import RunWriteError
+from npdvae.run_folder.runs import RunDirectoryError, load_trained, prepare_dataset
+from npdvae.run_folder.model_file import is_model_file, load_model_file, model_from_run, save_model_file
+from npdvae.run_folder.provenance import describe
+from npdvae.run_folder.run_files import RunWriteError
 from npdvae.training.loop import validation_bound
 from .progress import Progress
 from .stopping import StopRequests

@@ -16,9 +16,9 @@ from npdvae.evaluation.ais import STARTS, AISSettings
 from npdvae.evaluation.gaps import FIGURES, GAPS, GapSettings, inference_gaps, report_to_dict
 from npdvae.evaluation.gaps_record import REPORT_NAME, GapsRecord, GapsRecordError, params_digest
 from npdvae.evaluation.local_optimum import LocalOptimumSettings
-from npdvae.training.checkpoint import CheckpointError
-from npdvae.training.run_files import RunLockedError, RunWriteError
-from npdvae.training.runs import RunDirectoryError, load_trained, prepare_dataset
+from npdvae.run_folder.checkpoint import CheckpointError
+from npdvae.run_folder.run_files import RunLockedError, RunWriteError
+from npdvae.run_folder.runs import RunDirectoryError, load_trained, prepare_dataset
 from .common import data_dir_option, say_data
 from .progress import Progress
 from .stopping import StopRequests

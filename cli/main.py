@@ -46,7 +46,7 @@ class _Commands(click.Group):
 def _print_version(ctx, param, value):
     if not value or ctx.resilient_parsing:
         return
-    from npdvae.training.provenance import provenance
+    from npdvae.run_folder.provenance import provenance
     record = provenance()
     git = record["git"]
     commit = f", git {git['commit'][:12]}{' (with local changes)' if git['dirty'] else ''}" if git else ""

@@ -6,16 +6,16 @@ from pathlib import Path
 
 import click
 
-from npdvae.training.checkpoint import CheckpointError
+from npdvae.run_folder.checkpoint import CheckpointError
 from npdvae.vae.corruption import Corruption
 from npdvae.data import DataError
 from npdvae.data.datasets import SPLITS
 from npdvae.evaluation.pictures import MAX_IMAGES, PlotLibraryMissing, write_reconstructions, write_samples
-from npdvae.training.runs import RunDirectoryError, load_trained, prepare_dataset, read_metrics, read_run_config
+from npdvae.run_folder.runs import RunDirectoryError, load_trained, prepare_dataset, read_metrics, read_run_config
 from npdvae.evaluation.history import milestone_table
 from npdvae.training.config import TrainConfig
-from npdvae.training.model_file import is_model_file, load_model_file
-from npdvae.training.run_files import RunWriteError
+from npdvae.run_folder.model_file import is_model_file, load_model_file
+from npdvae.run_folder.run_files import RunWriteError
 
 from .common import check_output_file, data_dir_option, say_data
 

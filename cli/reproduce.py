@@ -14,16 +14,16 @@ import click
 import numpy as np
 from click.core import ParameterSource
 
-from npdvae.training.checkpoint import CheckpointError
+from npdvae.run_folder.checkpoint import CheckpointError
 from npdvae.data import DataError
 from npdvae.data.datasets import BINARIZATIONS
 from npdvae.experiments.time_left import TimeLeft
 from npdvae.experiments.reproduce import BINARY_NOISE_TYPES, EXPERIMENTS
 from npdvae.training.config import SCHEDULES
-from npdvae.training.runs import RunDirectoryError
+from npdvae.run_folder.runs import RunDirectoryError
 from npdvae.experiments.cluster import ClusterError, scheduler_address_problem
 from npdvae.experiments.executor import GridStopped, SharedStorageError
-from npdvae.training.run_files import RunLockedError, RunWriteError
+from npdvae.run_folder.run_files import RunLockedError, RunWriteError
 
 from .common import check_path_length, config_error, data_dir_option
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from npdvae.training.run_summary import RunSummary, find_runs, summarize_run
+from npdvae.run_folder.run_summary import RunSummary, find_runs, summarize_run
 
 COLUMNS = {   # --sort name: (heading, key); bounds sort best first
     "run": ("run", lambda s: s.path),

@@ -10,7 +10,7 @@ import click
 from click.core import ParameterSource
 
 from npdvae.vae.bounds import BOUNDS
-from npdvae.training.checkpoint import CheckpointError
+from npdvae.run_folder.checkpoint import CheckpointError
 from npdvae.vae.corruption import NOISE_TYPE_DESCRIPTIONS, NOISE_TYPES
 from npdvae.data import DataError
 from npdvae.data.datasets import BINARIZATIONS
@@ -18,10 +18,10 @@ from npdvae.nn.activations import HIDDEN_ACTIVATIONS
 from npdvae.vae.model import ENCODERS
 from npdvae.evaluation.pictures import PlotLibraryMissing, write_reconstructions, write_samples
 from npdvae.training.config import SCHEDULES, ConfigError, TrainConfig, settings_differences
-from npdvae.training.runs import (RunDirectoryError, default_run_dir, has_checkpoint, open_run, prepare_dataset,
+from npdvae.run_folder.runs import (RunDirectoryError, default_run_dir, has_checkpoint, open_run, prepare_dataset,
                                   read_run_config, resumed_config)
 from npdvae.kernels.cache import numba_cache_is_warm
-from npdvae.training.run_files import RunLockedError, RunWriteError
+from npdvae.run_folder.run_files import RunLockedError, RunWriteError
 from npdvae.training.loop import NonFiniteBoundError, TrainingInterrupted, warm_up_kernels
 from .progress import EpochProgress, Progress
 from .stopping import StopRequests

@@ -34,7 +34,7 @@ _LAZY = {"TrainedModel": "npdvae.api", "load": "npdvae.api", "train": "npdvae.ap
 
 def __getattr__(name):
     if name == "__version__":
-        from npdvae.training.provenance import npdvae_version
+        from npdvae.run_folder.provenance import npdvae_version
         globals()["__version__"] = npdvae_version()
         return globals()["__version__"]
     if name in _LAZY:

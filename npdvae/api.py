@@ -24,8 +24,8 @@ from npdvae.evaluation.evaluate import importance_sampled_bound
 from npdvae.evaluation.pictures import decoder_mean, sample_images
 from npdvae.training.config import TrainConfig
 from npdvae.training.loop import Trainer, warm_up_kernels
-from npdvae.training.run_summary import RunSummary, find_runs, summarize_run
-from npdvae.training.runs import load_trained, open_run, prepare_dataset
+from npdvae.run_folder.run_summary import RunSummary, find_runs, summarize_run
+from npdvae.run_folder.runs import load_trained, open_run, prepare_dataset
 from npdvae.vae.model import DVAEModel
 
 
@@ -47,7 +47,7 @@ def train(config: TrainConfig, out, data_dir=None, progress: Callable | None = N
         warm_up_kernels(trainer)
         trainer.run(progress, on_epoch)
     finally:   # the folder is left for others to read, resume or list (npdvae runs) at once
-        trainer.lock.release()
+        trainer.release()
     return trainer
 
 

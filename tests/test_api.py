@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import npdvae
-from npdvae.training.checkpoint import CheckpointError
+from npdvae.run_folder.checkpoint import CheckpointError
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

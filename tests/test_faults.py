@@ -22,8 +22,8 @@ import h5py
 import numpy as np
 import pytest
 
-from npdvae.training.checkpoint import load_checkpoint, save_checkpoint
-from npdvae.training.runs import read_metrics
+from npdvae.run_folder.checkpoint import load_checkpoint, save_checkpoint
+from npdvae.run_folder.runs import read_metrics
 from tests.data.conftest import REPO
 from tests.grids import runs_past_an_epoch
 

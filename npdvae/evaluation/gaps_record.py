@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from npdvae.training.checkpoint import array_checksum
-from npdvae.training.run_files import RunLock, RunWriteError, append_line, replace_file
+from npdvae.run_folder.checkpoint import array_checksum
+from npdvae.run_folder.run_files import RunLock, RunWriteError, append_line, replace_file
 
 RECORD_NAME = "gaps.jsonl"
 REPORT_NAME = "gaps.json"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from npdvae.training.run_files import replace_file
+from npdvae.run_folder.run_files import replace_file
 
 # formats a picture may be written in, by file suffix
 PICTURE_FORMATS = ("png", "pdf", "svg", "jpg", "jpeg")

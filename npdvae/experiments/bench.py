@@ -200,7 +200,7 @@ def bench_config(name, overrides, dataset: Dataset, epochs: int, batch_size=100,
     a slow phase of the host is compared with measurements from that phase."""
     say = progress or (lambda message: None)
     config = TrainConfig(dataset="mnist", batch_size=batch_size, epochs=epochs + 1, **overrides)
-    trainer = Trainer(config, dataset, run_dir="unused")
+    trainer = Trainer(config, dataset)
     n = dataset.num_examples("train")
     steps = -(-n // batch_size)
     shapes = matmul_shapes(config, dataset.input_dim, batch_size, dataset.likelihood)
@@ -308,7 +308,7 @@ def benchmark(dataset: Dataset, configs=None, epochs=3, eval_examples=200, eval_
     if eval_examples:
         say(f"evaluation: K={eval_samples} on {eval_examples} test images")
         config = TrainConfig(dataset="mnist", bound="iwae", k=5)
-        trainer = Trainer(config, dataset, run_dir="unused")
+        trainer = Trainer(config, dataset)
         images = dataset.batch("test", np.arange(min(eval_examples, dataset.num_examples("test"))))
         report.evaluation = bench_evaluation(trainer.model, trainer.params, images, eval_samples)
     if startup:

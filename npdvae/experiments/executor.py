@@ -41,7 +41,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable
 
-from npdvae.training.run_files import replace_file
+from npdvae.run_folder.run_files import replace_file
 
 TOKEN_NAME = ".npdvae-grid-token"
 BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")

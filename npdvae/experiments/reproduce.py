@@ -39,14 +39,14 @@ from pathlib import Path
 
 from npdvae.experiments import paper
 from npdvae.evaluation.evaluate import evaluate_run
-from npdvae.training.run_files import RunLock, replace_file
+from npdvae.run_folder.run_files import RunLock, replace_file
 from npdvae.experiments.executor import TOKEN_NAME, TaskSettings, local_executor, submit_grid, write_token
 from npdvae.training.config import TrainConfig
-from npdvae.training.checkpoint import trained_epochs
-from npdvae.training.evaluation_record import EVALUATION_NAME, evaluation_problem, read_evaluation
-from npdvae.training.identity import RUN_ID_KEY
-from npdvae.training.provenance import describe, provenance
-from npdvae.training.runs import RunDirectoryError, load_trained, open_run, prepare_dataset, read_metrics
+from npdvae.run_folder.checkpoint import trained_epochs
+from npdvae.run_folder.evaluation_record import EVALUATION_NAME, evaluation_problem, read_evaluation
+from npdvae.run_folder.identity import RUN_ID_KEY
+from npdvae.run_folder.provenance import describe, provenance
+from npdvae.run_folder.runs import RunDirectoryError, load_trained, open_run, prepare_dataset, read_metrics
 from npdvae.training.loop import validation_bound, warm_up_kernels
 
 EXPERIMENTS = ("table1", "table2", "table3", "figure1", "augmentation", "mean-image")
@@ -392,7 +392,7 @@ def run_one(config_dict: dict, run_dir: str, data_dir=None, is_samples=5000, is_
         replace_file(done_file, (json.dumps(result, indent=2) + "\n").encode())
         return {**result, "notes": notes} if notes else result
     finally:
-        trainer.lock.release()
+        trainer.release()
 
 
 def run_grid(specs, jobs=1, data_dir=None, is_samples=5000, is_examples=None, on_done=None,
@@ -415,11 +415,11 @@ def _run_grid(specs, out, jobs, data_dir, is_samples, is_examples, on_done, sche
     common = dict(out=str(out), data_dir=str(data_dir) if data_dir else None, is_samples=is_samples,
                   is_examples=is_examples)
     if scheduler:
-        from npdvae.training.checkpoint import CheckpointError
+        from npdvae.run_folder.checkpoint import CheckpointError
         from npdvae.experiments.cluster import dask_executor, describe_task_failure
         from npdvae.data import DataError
         from npdvae.experiments.executor import GridStopped, SharedStorageError
-        from npdvae.training.run_files import RunLockedError, RunWriteError
+        from npdvae.run_folder.run_files import RunLockedError, RunWriteError
         ours = (GridStopped, SharedStorageError, RunDirectoryError, CheckpointError, DataError, RunLockedError,
                 RunWriteError, KeyboardInterrupt)
         with dask_executor(scheduler) as (executor, stop_event, request_stop), _driver_lock(out):

@@ -1,2 +1,2 @@
-"""Training a model: its configuration, Adam, the schedule, the loop, and the run folder it
-writes (checkpoints, run files, the lock, model files)."""
+"""Training a model: its configuration, the table of operations, one step, Adam and its
+clipping, the schedule, and the loop over epochs with the state that continues it."""

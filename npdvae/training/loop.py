@@ -1,4 +1,4 @@
-"""Training: the loop over epochs and minibatches, validation, checkpoints.
+"""Training: the loop over epochs and minibatches, validation, and the state that continues it.
 
 Every random draw of a run (shuffling, dynamic binarization, corruption,
 eps) comes from one ``numpy.random.Generator`` seeded by ``config.seed``,
@@ -6,7 +6,8 @@ whose state is checkpointed before the first minibatch (step 0), at the end
 of each epoch, and at the minibatch where a stop was asked for (with the
 epoch's order and position). Resuming from a checkpoint therefore continues
 the exact stream: a run interrupted and resumed ends with the same
-parameters as one that never stopped.
+parameters as one that never stopped. :class:`Trainer` keeps that state in memory; the run
+folder's trainer (:class:`npdvae.run_folder.runs.RunFolderTrainer`) writes it to files.
 
 The validation bound is the training bound's estimator (same bound, same K)
 on the clean validation images, with eps from a fixed seed: the same noise
@@ -15,22 +16,19 @@ every epoch, so the curve moves only when the model does.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from npdvae.data import Dataset
 from npdvae.training.operations import operations
-from npdvae.training.checkpoint import Checkpoint, CheckpointError, EpochState, save_checkpoint
 from npdvae.training.config import ConfigError, TrainConfig, settings_differences
 from npdvae.training.optim import Adam, NonFiniteGradientError
-from npdvae.training.run_files import append_line
 from npdvae.training.schedule import staged_lr
+from npdvae.training.state import Checkpoint, CheckpointError, EpochState
 from npdvae.training.step import NonFiniteBoundError, train_step
 from npdvae.vae.corruption import Corruption
 from npdvae.vae.model import DVAEModel
@@ -86,19 +84,18 @@ def validation_bound(model, params, dataset: Dataset, config: TrainConfig, split
 
 
 class Trainer:
-    """Holds a run's model, parameters, optimizer and random stream, and the run folder's
-    ``lock`` when it was opened with one (:func:`npdvae.training.runs.open_run`).
+    """Holds a run's model, parameters, optimizer and random stream, in memory.
 
     ``progress(done, total)`` is called after each minibatch, ``on_epoch(record)``
-    after each epoch; the library itself never prints.
+    after each epoch; the library itself never prints. Checkpoints and epoch records go to
+    :meth:`keep` and :meth:`append_record`, which hold them here and write them to the run
+    folder in :class:`npdvae.run_folder.runs.RunFolderTrainer`.
     """
 
-    def __init__(self, config: TrainConfig, dataset: Dataset, run_dir: Path, run_id: str | None = None,
-                 lock=None):
-        self.config, self.dataset, self.run_dir = config, dataset, Path(run_dir)
-        self.run_id = run_id   # carried by every checkpoint (npdvae/training/identity.py)
-        self.lock = lock
-        self.notes: list[str] = []   # what opening the run folder did, to be told
+    def __init__(self, config: TrainConfig, dataset: Dataset, run_id: str | None = None):
+        self.config, self.dataset = config, dataset
+        self.run_id = run_id   # carried by every checkpoint (npdvae/run_folder/identity.py)
+        self.kept: dict[str, Checkpoint] = {}
         ops = operations(config.kernels)
         self.model = DVAEModel(config.model_config(dataset.input_dim, dataset.likelihood), ops)
         if config.batch_size > dataset.num_examples("train"):
@@ -123,10 +120,12 @@ class Trainer:
                           self.config.to_dict(), self.history, self.rng.bit_generator.state, epoch_state,
                           self.run_id)
 
-    def release(self):
-        """Release the run folder's lock (if held): the folder is then for others to read or resume."""
-        if self.lock is not None:
-            self.lock.release()
+    def keep(self, name: str, checkpoint: Checkpoint):
+        """Keep ``checkpoint`` as ``last`` (the latest state) or ``best`` (the best validation bound)."""
+        self.kept[name] = checkpoint
+
+    def append_record(self, record: dict):
+        """An epoch's record, once the epoch is done (the history holds it already)."""
 
     def restore(self, checkpoint: Checkpoint):
         differences = settings_differences(TrainConfig.from_dict(checkpoint.config), self.config)
@@ -198,12 +197,12 @@ class Trainer:
         return f"epoch {self.epoch + 1}, minibatch {position + 1} of {batches}"
 
     def _save_interrupted(self, state: EpochState):
-        save_checkpoint(self.run_dir / "last.h5", self.checkpoint(state))
+        self.keep("last", self.checkpoint(state))
 
     def save_start(self):
         """The step-0 checkpoint: initialized parameters, Adam's zero state and the generator,
         so that a run stopped before its first epoch ends can be resumed from its start."""
-        save_checkpoint(self.run_dir / "last.h5", self.checkpoint())
+        self.keep("last", self.checkpoint())
 
     def run(self, progress=None, on_epoch: Callable[[EpochRecord], None] | None = None) -> list[dict]:
         """Train up to ``config.epochs`` (counting epochs already done), with
@@ -212,8 +211,6 @@ class Trainer:
         A non-finite bound or gradient raises NonFiniteBoundError naming the
         quantity, the epoch and the minibatch; NumPy's own overflow warnings,
         which would only repeat it less precisely, are silenced."""
-        # the run's files go in run_dir; open_run (npdvae.train) adds the lock and the resume checks
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             return self._run(progress, on_epoch)
 
@@ -236,11 +233,11 @@ class Trainer:
             best = max(best, valid)
             record = EpochRecord(self.epoch, train_bound, valid, time.perf_counter() - start, is_best, lr)
             self.history.append(record.to_dict())
-            append_line(self.run_dir / "metrics.jsonl", json.dumps(record.to_dict()))
+            self.append_record(record.to_dict())
             state = self.checkpoint()
             if is_best:
-                save_checkpoint(self.run_dir / "best.h5", state)
-            save_checkpoint(self.run_dir / "last.h5", state)
+                self.keep("best", state)
+            self.keep("last", state)
             if on_epoch:
                 on_epoch(record)
         return self.history

@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from npdvae.cli.main import main
-from npdvae.training.checkpoint import load_checkpoint
-from npdvae.training.runs import read_metrics
+from npdvae.run_folder.checkpoint import load_checkpoint
+from npdvae.run_folder.runs import read_metrics
 from tests.data.conftest import REPO, dataset_root
 
 try:

@@ -9,7 +9,7 @@ from npdvae.evaluation import evaluate as evaluate_module
 from npdvae.evaluation.evaluate import Estimate, evaluate_model, importance_sampled_bound
 from npdvae.training.operations import operations
 from npdvae.training.config import TrainConfig
-from npdvae.training.runs import open_run, prepare_dataset
+from npdvae.run_folder.runs import open_run, prepare_dataset
 
 
 class StreamModel:

@@ -61,7 +61,7 @@ def test_the_digest_tells_parameters_apart():
 
 
 def test_bytes_that_are_no_text_and_a_folder_that_cannot_be_made_are_named(tmp_path):
-    from npdvae.training.run_files import RunWriteError
+    from npdvae.run_folder.run_files import RunWriteError
     (tmp_path / "gaps.jsonl").write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(GapsRecordError, match="cannot be read as a gaps record"):
         _record(tmp_path)

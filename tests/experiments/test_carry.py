@@ -47,7 +47,7 @@ def _git(folder, *args):
 
 
 def _params(run):
-    from npdvae.training.checkpoint import load_checkpoint
+    from npdvae.run_folder.checkpoint import load_checkpoint
     return load_checkpoint(run / "last.h5").params
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from npdvae.training.checkpoint import array_checksum, load_checkpoint
+from npdvae.run_folder.checkpoint import array_checksum, load_checkpoint
 from npdvae.experiments.reproduce import build_experiment, plan, run_grid, write_outputs
 from tests.data.conftest import REPO
 from tests.grids import runs_past_an_epoch

@@ -19,7 +19,7 @@ import pytest
 
 from npdvae.evaluation.gaps import report_to_dict, summarize
 from npdvae.evaluation.gaps_record import REPORT_NAME, finished_figures, params_digest
-from npdvae.training.runs import load_trained
+from npdvae.run_folder.runs import load_trained
 
 ROOT = Path(__file__).resolve().parents[2]
 FOLDERS = sorted(path.parent for path in (ROOT / "results").glob("*/gaps/*/gaps.jsonl"))

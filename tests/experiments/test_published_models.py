@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from npdvae.training.config import TrainConfig
-from npdvae.training.model_file import load_model_file
+from npdvae.run_folder.model_file import load_model_file
 from npdvae.experiments.reproduce import ROW_SETTINGS
-from npdvae.training.runs import load_trained, prepare_dataset
+from npdvae.run_folder.runs import load_trained, prepare_dataset
 from npdvae.training.loop import validation_bound
 from tests.data.conftest import require_dataset
 

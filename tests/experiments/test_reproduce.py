@@ -10,9 +10,9 @@ from hypothesis import given, strategies as st
 
 from npdvae.cli.main import main
 from npdvae.experiments.reproduce import RunSpec, build_experiment, busy_seconds, grid_protocol, plan, table_name, run_grid, write_outputs
-from npdvae.training.checkpoint import CheckpointError
+from npdvae.run_folder.checkpoint import CheckpointError
 from npdvae.training.config import TrainConfig
-from npdvae.training.runs import RunDirectoryError, open_run, prepare_dataset, read_metrics
+from npdvae.run_folder.runs import RunDirectoryError, open_run, prepare_dataset, read_metrics
 
 TINY = {"train_examples": 200, "eval_examples": 30, "latent": 4, "hidden": 16}
 
@@ -56,7 +56,7 @@ def test_finished_runs_are_skipped_and_interrupted_runs_resume(tmp_path, mnist_r
     config = TrainConfig(**dict(interrupted.config, epochs=1))
     trainer = open_run(config, interrupted.run_dir, prepare_dataset(config, mnist_root))
     trainer.run()                                                                    # stopped after epoch 1
-    trainer.lock.release()   # the grid's pool process takes it next
+    trainer.release()   # the grid's pool process takes it next
     first_epoch = read_metrics(interrupted.run_dir)[0]
     run_grid(specs, jobs=1, data_dir=mnist_root, is_samples=10)
     history = read_metrics(interrupted.run_dir)

@@ -18,9 +18,9 @@ import sys
 
 import pytest
 
-from npdvae.training.checkpoint import array_checksum
+from npdvae.run_folder.checkpoint import array_checksum
 from npdvae.training.config import TrainConfig
-from npdvae.training.runs import open_run
+from npdvae.run_folder.runs import open_run
 from tests.synthetic import synthetic_dataset, synthetic_real_dataset
 
 threadpoolctl = pytest.importorskip("threadpoolctl", reason="threadpoolctl (the cluster extra) pins BLAS threads")

@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from npdvae.training.checkpoint import CheckpointError, load_checkpoint
+from npdvae.run_folder.checkpoint import CheckpointError, load_checkpoint
 from npdvae.training.config import TrainConfig
-from npdvae.training.runs import RunDirectoryError, open_run, read_metrics
+from npdvae.run_folder.runs import RunDirectoryError, open_run, read_metrics
 from npdvae.training.loop import NonFiniteBoundError, Trainer, validation_bound, warm_up_kernels
 from tests.synthetic import synthetic_dataset
 
@@ -114,7 +114,7 @@ def test_early_stopping_waits_patience_epochs_after_the_best(tmp_path, monkeypat
 
 def test_batch_size_larger_than_the_training_set_is_refused():
     with pytest.raises(ValueError, match="batch_size 500 is larger than the training set"):
-        Trainer(small_config(batch_size=500), synthetic_dataset(n_train=300), "unused")
+        Trainer(small_config(batch_size=500), synthetic_dataset(n_train=300))
 
 
 @pytest.mark.parametrize("field, value, message", [
@@ -138,7 +138,7 @@ def test_config_json_records_every_setting(tmp_path):
     config = small_config()
     trainer = open_run(config, tmp_path / "run", synthetic_dataset())
     recorded = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert recorded.pop("provenance")["npdvae"]   # the code that created the run (tests/training/test_provenance.py)
+    assert recorded.pop("provenance")["npdvae"]   # the code that created the run (tests/run_folder/test_provenance.py)
     assert recorded == {**config.to_dict(), "run_id": trainer.run_id}
 
 
@@ -178,8 +178,8 @@ def test_reference_path_trains_to_the_same_numbers_as_the_kernels(tmp_path):
     its NumPy reference; on the same seed the two runs see the same noise and
     differ only by float32 rounding."""
     data = synthetic_dataset()
-    fast = Trainer(small_config(epochs=2), data, tmp_path / "fast")
-    slow = Trainer(small_config(epochs=2, kernels=False), data, tmp_path / "slow")
+    fast = Trainer(small_config(epochs=2), data)
+    slow = Trainer(small_config(epochs=2, kernels=False), data)
     assert fast.model.ops.kernels and not slow.model.ops.kernels
     assert fast.adam._update is fast.model.ops.adam_update and fast.corruption._fill is fast.model.ops.salt_and_pepper_from_uniforms
     assert slow.adam._update is slow.model.ops.adam_update and slow.corruption._fill is slow.model.ops.salt_and_pepper_from_uniforms
@@ -222,10 +222,21 @@ def test_a_new_run_writes_its_step_zero_checkpoint_before_training(tmp_path):
     assert resumed.epoch == 0 and resumed.rng.bit_generator.state == trainer.rng.bit_generator.state
 
 
-def test_a_trainer_on_a_new_folder_creates_it(tmp_path):
-    trainer = Trainer(small_config(epochs=1), synthetic_dataset(), tmp_path / "a" / "b")
+def test_a_trainer_in_memory_keeps_its_checkpoints_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    trainer = Trainer(small_config(epochs=2), synthetic_dataset())
+    history = trainer.run()
+    assert set(trainer.kept) == {"best", "last"} and trainer.kept["last"].epoch == 2
+    assert trainer.kept["best"].epoch == max(history, key=lambda h: h["valid_bound"])["epoch"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_folder_on_a_new_path_is_created(tmp_path):
+    trainer = open_run(small_config(epochs=1), tmp_path / "a" / "b", synthetic_dataset())
     trainer.run()
-    assert {p.name for p in (tmp_path / "a" / "b").iterdir()} == {"metrics.jsonl", "best.h5", "last.h5"}
+    trainer.release()
+    assert {p.name for p in (tmp_path / "a" / "b").iterdir()} == {"config.json", "metrics.jsonl", "best.h5",
+                                                                    "last.h5", ".lock"}
 
 
 @pytest.mark.parametrize("kernels", [True, False])

@@ -10,7 +10,7 @@ import time
 from click.testing import CliRunner
 
 from npdvae.cli.main import main
-from npdvae.training.run_summary import find_runs, summarize_run
+from npdvae.run_folder.run_summary import find_runs, summarize_run
 from tests.data.conftest import REPO
 
 TINY = ["--train-examples", "1000", "--eval-examples", "50", "--hidden", "64", "--latent", "8"]

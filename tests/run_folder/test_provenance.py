@@ -5,8 +5,8 @@ import subprocess
 
 import h5py
 
-from npdvae.training.provenance import PACKAGE_ROOT, describe, provenance
-from npdvae.training.runs import open_run
+from npdvae.run_folder.provenance import PACKAGE_ROOT, describe, provenance
+from npdvae.run_folder.runs import open_run
 from tests.synthetic import synthetic_dataset
 from tests.training.test_loop import small_config
 
@@ -30,7 +30,7 @@ def test_the_record_names_the_code_the_libraries_the_blas_the_host_and_the_date(
 def test_config_json_keeps_the_creators_provenance_and_each_checkpoint_its_writers(tmp_path):
     trainer = open_run(small_config(epochs=1), tmp_path / "run", synthetic_dataset())
     trainer.run()
-    trainer.lock.release()
+    trainer.release()
     created = json.loads((tmp_path / "run" / "config.json").read_text())["provenance"]
     with h5py.File(tmp_path / "run" / "best.h5") as f:
         written = json.loads(f.attrs["provenance"])

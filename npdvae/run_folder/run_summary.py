@@ -6,7 +6,7 @@
 * what it is: the model's label (as the paper's tables name it), the corruption and level;
 * how far it is: epochs done of those asked, the best validation bound and its epoch;
 * what it scored: the test bound and log p(x) of its ``eval.json``, only when that file is
-  this run's result (npdvae/training/evaluation_record.py);
+  this run's result (npdvae/run_folder/evaluation_record.py);
 * its state: ``finished``, ``interrupted`` (resumable from its last checkpoint), ``in use``
   (another process holds its lock: the pid is given) or ``damaged`` (with what is wrong).
 """
@@ -19,11 +19,11 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from npdvae.training.checkpoint import CheckpointError
+from npdvae.run_folder.checkpoint import CheckpointError
 from npdvae.training.config import TrainConfig
-from npdvae.training.evaluation_record import EVALUATION_NAME, evaluation_problem, read_evaluation
-from npdvae.training.run_files import LOCK_NAME
-from npdvae.training.runs import CHECKPOINTS, RunDirectoryError, load_run_checkpoint, read_run_config
+from npdvae.run_folder.evaluation_record import EVALUATION_NAME, evaluation_problem, read_evaluation
+from npdvae.run_folder.run_files import LOCK_NAME
+from npdvae.run_folder.runs import CHECKPOINTS, RunDirectoryError, load_run_checkpoint, read_run_config
 
 
 @dataclass

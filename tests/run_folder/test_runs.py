@@ -3,7 +3,7 @@
 from hypothesis import given, strategies as st
 
 from npdvae.training.config import TrainConfig
-from npdvae.training.runs import default_run_dir
+from npdvae.run_folder.runs import default_run_dir
 
 # one value other than the default for each setting a run is defined by
 OTHER_VALUES = {"dataset": "frey-face", "bound": "iwae", "noise": 0.1, "noise_type": "salt-pepper", "k": 5, "m": 2,

@@ -9,9 +9,9 @@ Layout of a checkpoint file::
     attrs: format, epoch, adam_step, config (JSON), history (JSON),
            rng_state (JSON of numpy's bit-generator state), checksums (JSON:
            SHA-256 of every array's dtype, shape and bytes), run_id (the run's
-           identity, npdvae/training/identity.py; absent in runs created before
+           identity, npdvae/run_folder/identity.py; absent in runs created before
            identities), provenance (JSON: the code and libraries that wrote it,
-           npdvae/training/provenance.py), and, mid-epoch, epoch_position (minibatches done),
+           npdvae/run_folder/provenance.py), and, mid-epoch, epoch_position (minibatches done),
            epoch_total, epoch_seconds
 
 A checkpoint written at an epoch's end has no ``epoch_order``; one written
@@ -19,7 +19,7 @@ when training was interrupted (SIGINT, SIGTERM) holds the epoch under way, so
 that resuming ends bit-identical to a run that never stopped.
 
 Writing: the whole HDF5 image is built in memory (h5py on a BytesIO) and put
-on disk by :func:`npdvae.training.run_files.replace_file` in one write, fsync and
+on disk by :func:`npdvae.run_folder.run_files.replace_file` in one write, fsync and
 rename. h5py therefore never writes into a file on a full disk (where it was
 seen to crash), and a process killed at any moment leaves the previous
 checkpoint or the new one, never a half-written file.
@@ -36,46 +36,17 @@ import hashlib
 import io
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from npdvae.training.provenance import provenance
-from npdvae.training.run_files import replace_file
+from npdvae.run_folder.provenance import provenance
+from npdvae.training.state import Checkpoint, CheckpointError, EpochState  # noqa: F401  (what the files hold)
+from npdvae.run_folder.run_files import replace_file
 
 FORMAT = "npdvae-checkpoint-2"
 READABLE_FORMATS = ("npdvae-checkpoint-1", FORMAT)   # format 1: no checksums, no mid-epoch state
-
-
-class CheckpointError(Exception):
-    """A checkpoint that cannot be read, or that belongs to another configuration."""
-
-
-@dataclass
-class EpochState:
-    """Where an interrupted epoch stood: its shuffled order, the minibatches done,
-    the sum of their bounds and the seconds spent on them."""
-
-    order: np.ndarray
-    position: int
-    total: float
-    seconds: float
-
-
-@dataclass
-class Checkpoint:
-    params: dict
-    adam_m: dict
-    adam_v: dict
-    adam_step: int
-    epoch: int
-    config: dict
-    history: list
-    rng_state: dict
-    epoch_state: EpochState | None = None
-    run_id: str | None = None
 
 
 def array_checksum(array: np.ndarray) -> str:

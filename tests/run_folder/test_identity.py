@@ -7,10 +7,10 @@ import h5py
 import pytest
 from hypothesis import given, strategies as st
 
-from npdvae.training.checkpoint import CheckpointError, load_checkpoint
+from npdvae.run_folder.checkpoint import CheckpointError, load_checkpoint
 from npdvae.training.config import RESUMABLE_CHANGES
-from npdvae.training.identity import identity_problem, is_run_id, new_run_id, settings_digest
-from npdvae.training.runs import RunDirectoryError, load_trained, open_run, read_metrics
+from npdvae.run_folder.identity import identity_problem, is_run_id, new_run_id, settings_digest
+from npdvae.run_folder.runs import RunDirectoryError, load_trained, open_run, read_metrics
 from tests.synthetic import synthetic_dataset
 from tests.training.test_loop import small_config
 
@@ -18,7 +18,7 @@ from tests.training.test_loop import small_config
 def trained(folder, **overrides):
     trainer = open_run(small_config(epochs=2, **overrides), folder, synthetic_dataset())
     trainer.run()
-    trainer.lock.release()
+    trainer.release()
     return trainer
 
 

@@ -10,11 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from npdvae.cli.main import main
-from npdvae.training.checkpoint import CheckpointError, load_checkpoint
-from npdvae.training.model_file import is_model_file, load_model_file, model_from_run, save_model_file
-from npdvae.training.provenance import PACKAGE_ROOT
+from npdvae.run_folder.checkpoint import CheckpointError, load_checkpoint
+from npdvae.run_folder.model_file import is_model_file, load_model_file, model_from_run, save_model_file
+from npdvae.run_folder.provenance import PACKAGE_ROOT
 from npdvae.experiments.reproduce import build_experiment, plan, run_grid
-from npdvae.training.runs import load_trained, read_metrics
+from npdvae.run_folder.runs import load_trained, read_metrics
 
 TINY = {"train_examples": 200, "eval_examples": 30, "latent": 4, "hidden": 16}
 
@@ -176,7 +176,7 @@ def test_evaluate_and_the_grid_share_one_protocol(scored_runs, mnist_root):
 
 
 def test_runs_shows_a_scored_runs_test_figures_and_not_a_foreign_ones(scored_runs, tmp_path):
-    from npdvae.training.run_summary import summarize_run
+    from npdvae.run_folder.run_summary import summarize_run
     clean, noisy = scored_runs
     scored = json.loads(open(f"{clean}/eval.json").read())
     summary = summarize_run(clean)

@@ -4,7 +4,7 @@ import textwrap
 
 import pytest
 
-from npdvae.training.run_files import (
+from npdvae.run_folder.run_files import (
     RunLock, RunLockedError, RunWriteError, append_line, remove_stale_temporaries, replace_file,
 )
 from tests.data.conftest import REPO
@@ -37,7 +37,7 @@ def test_append_line_refuses_a_symlink_naming_the_file(tmp_path):
 
 WRITER_PAST_THE_LIMIT = textwrap.dedent("""
     import resource, signal, sys
-    from npdvae.training.run_files import RunWriteError, replace_file
+    from npdvae.run_folder.run_files import RunWriteError, replace_file
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
     try:
@@ -65,7 +65,7 @@ def test_stale_temporaries_are_removed(tmp_path):
 
 HOLDER = textwrap.dedent("""
     import sys, time
-    from npdvae.training.run_files import RunLock
+    from npdvae.run_folder.run_files import RunLock
     RunLock(sys.argv[1]).acquire()
     print("locked", flush=True)
     time.sleep(60)

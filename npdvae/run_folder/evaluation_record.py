@@ -1,7 +1,7 @@
 """A run's ``eval.json``: its test figures, read only as the result of the run they belong to.
 
 ``npdvae reproduce`` writes it when a run is scored; ``npdvae export`` puts it in a model
-file. It records the run's configuration, its identity (npdvae/training/identity.py) and
+file. It records the run's configuration, its identity (npdvae/run_folder/identity.py) and
 the epoch of the checkpoint it scored. A file that cannot be read, or that is another
 run's (another identity, another configuration, another checkpoint), is never used: the
 reader is told why (:func:`evaluation_problem`) and scores the run again.
@@ -14,7 +14,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from npdvae.training.config import TrainConfig
-from npdvae.training.identity import RUN_ID_KEY, identity_problem
+from npdvae.run_folder.identity import RUN_ID_KEY, identity_problem
 
 EVALUATION_NAME = "eval.json"
 

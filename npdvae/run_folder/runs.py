@@ -3,12 +3,12 @@
 A run directory holds::
 
     config.json        the full TrainConfig (every hyperparameter, recorded), the run's
-                       identity, ``run_id`` (npdvae/training/identity.py), and the
+                       identity, ``run_id`` (npdvae/run_folder/identity.py), and the
                        ``provenance`` of the code that created it
     metrics.jsonl      a header line with the run's identity, then one JSON record per epoch
     best.h5, last.h5   checkpoints (best by validation bound, and latest)
     samples.png, reconstructions.png   pictures, written by the command line
-    .lock              the writer's lock (see npdvae.training.run_files)
+    .lock              the writer's lock (see npdvae.run_folder.run_files)
 
 A run folder is never a dead end. ``last.h5`` is written before the first
 minibatch (step 0), so a run can be resumed from its very start; a folder
@@ -25,16 +25,16 @@ from pathlib import Path
 
 import numpy as np
 
-from npdvae.training.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from npdvae.run_folder.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from npdvae.training.config import ConfigError, TrainConfig
-from npdvae.training.provenance import provenance
-from npdvae.training.identity import RUN_ID_KEY, UNKNOWN, identity_problem, new_run_id, recorded_run_id
+from npdvae.run_folder.provenance import provenance
+from npdvae.run_folder.identity import RUN_ID_KEY, UNKNOWN, identity_problem, new_run_id, recorded_run_id
 from npdvae.data import Dataset, load_dataset
 from npdvae.vae.likelihoods import BernoulliHead, GaussianHead
 from npdvae.vae.model import DVAEModel
 from npdvae.training.operations import operations
-from npdvae.training.model_file import is_model_file, load_model_file
-from npdvae.training.run_files import LOCK_NAME, TMP_SUFFIX, RunLock, remove_stale_temporaries, replace_file
+from npdvae.run_folder.model_file import is_model_file, load_model_file
+from npdvae.run_folder.run_files import LOCK_NAME, TMP_SUFFIX, RunLock, append_line, remove_stale_temporaries, replace_file
 from npdvae.training.loop import Trainer
 from npdvae.training.memory import keep_freed_memory
 
@@ -45,6 +45,28 @@ RUN_FILES = ("config.json", "metrics.jsonl", "samples.png", "reconstructions.png
 
 class RunDirectoryError(ValueError):
     pass
+
+
+class RunFolderTrainer(Trainer):
+    """A :class:`Trainer` whose checkpoints are ``last.h5`` and ``best.h5`` of ``run_dir`` and
+    whose epoch records are the lines of its ``metrics.jsonl``; it holds the folder's ``lock``
+    (:func:`open_run` takes it) until :meth:`release`. ``notes`` say what opening it did."""
+
+    def __init__(self, config: TrainConfig, dataset: Dataset, run_dir, run_id: str | None = None, lock=None):
+        super().__init__(config, dataset, run_id)
+        self.run_dir, self.lock = Path(run_dir), lock
+        self.notes: list[str] = []
+
+    def keep(self, name: str, checkpoint: Checkpoint):
+        save_checkpoint(self.run_dir / f"{name}.h5", checkpoint)
+
+    def append_record(self, record: dict):
+        append_line(self.run_dir / "metrics.jsonl", json.dumps(record))
+
+    def release(self):
+        """Let go of the folder: others may then read, list or resume it at once."""
+        if self.lock is not None:
+            self.lock.release()
 
 
 def prepare_dataset(config: TrainConfig, data_dir=None, progress=None, say=None) -> Dataset:
@@ -86,8 +108,8 @@ def _lock(run_dir: Path) -> RunLock:
     return lock
 
 
-def open_run(config: TrainConfig, run_dir, dataset: Dataset, resume: bool = False) -> Trainer:
-    """A Trainer for a new run directory, or for continuing one (``resume``).
+def open_run(config: TrainConfig, run_dir, dataset: Dataset, resume: bool = False) -> RunFolderTrainer:
+    """A trainer for a new run directory, or for continuing one (``resume``).
 
     Takes the folder's lock first (RunLockedError if another process holds it).
     A new run refuses a folder that holds a checkpoint or files that are not a
@@ -108,7 +130,7 @@ def open_run(config: TrainConfig, run_dir, dataset: Dataset, resume: bool = Fals
         checkpoint, note = load_run_checkpoint(run_dir, "last")
         if note:
             notes.append(note)
-        trainer = Trainer(config, dataset, run_dir, run_id=checkpoint.run_id, lock=lock)
+        trainer = RunFolderTrainer(config, dataset, run_dir, run_id=checkpoint.run_id, lock=lock)
         trainer.restore(checkpoint)
     else:
         if has_checkpoint(run_dir):
@@ -121,7 +143,7 @@ def open_run(config: TrainConfig, run_dir, dataset: Dataset, resume: bool = Fals
             notes.append(f"{run_dir} held no checkpoint (the run stopped before its first one): started afresh")
             for name in ("metrics.jsonl", "eval.json", "samples.png", "reconstructions.png"):
                 (run_dir / name).unlink(missing_ok=True)
-        trainer = Trainer(config, dataset, run_dir, run_id=new_run_id(config.to_dict()), lock=lock)
+        trainer = RunFolderTrainer(config, dataset, run_dir, run_id=new_run_id(config.to_dict()), lock=lock)
     recorded = config.to_dict() if trainer.run_id is None else {**config.to_dict(), RUN_ID_KEY: trainer.run_id}
     recorded["provenance"] = _created_by(run_dir) if resume and has_checkpoint(run_dir) else provenance()
     replace_file(run_dir / "config.json", (json.dumps(recorded, indent=2, sort_keys=True) + "\n").encode())
@@ -308,7 +330,7 @@ def checkpoint_path(run_or_checkpoint, which: str = "best") -> Path:
 
 def load_trained(run_or_checkpoint, which: str = "best", notes: list | None = None, fall_back: bool = True):
     """(config, model, params) of a trained run (a run directory, a checkpoint or a model
-    file, npdvae/training/model_file.py), for evaluation and pictures.
+    file, npdvae/run_folder/model_file.py), for evaluation and pictures.
 
     Given a run directory, a damaged ``which``.h5 falls back on the other
     checkpoint (unless not ``fall_back``); the note saying so is appended to ``notes``."""

@@ -10,14 +10,14 @@ training it (no optimizer state, no random stream)::
     attrs: format, epoch (of the best checkpoint), config (JSON, the run's full
            configuration), evaluation (JSON: the run's eval.json, or null if the
            run was never evaluated by a grid), provenance (JSON: the code and
-           libraries that exported it, see npdvae/training/provenance.py), trained_by
+           libraries that exported it, see npdvae/run_folder/provenance.py), trained_by
            (JSON: the same record of the code that trained it, as its best checkpoint
            says; null when that checkpoint records none), source (the run folder's name), run_id
-           (the run's identity, npdvae/training/identity.py; absent for a run from
+           (the run's identity, npdvae/run_folder/identity.py; absent for a run from
            before identities), checksums (JSON: SHA-256 of every array, as in
            checkpoints)
 
-Reading applies the checkpoint's checks (npdvae/training/checkpoint.py): checksums, finite
+Reading applies the checkpoint's checks (npdvae/run_folder/checkpoint.py): checksums, finite
 parameters, no external data or links, attributes of the right types.
 """
 
@@ -31,14 +31,14 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from npdvae.training.checkpoint import (CheckpointError, file_format, load_checkpoint, read_array,
+from npdvae.run_folder.checkpoint import (CheckpointError, file_format, load_checkpoint, read_array,
                                         read_attr, read_group, read_run_id, refuse_links,
                                         refuse_missing_or_linked, refuse_non_finite, write_checksummed)
 from npdvae.training.config import TrainConfig
-from npdvae.training.evaluation_record import EVALUATION_NAME, evaluation_problem, read_evaluation
-from npdvae.training.identity import UNKNOWN, identity_problem, recorded_run_id
-from npdvae.training.provenance import provenance
-from npdvae.training.run_files import replace_file
+from npdvae.run_folder.evaluation_record import EVALUATION_NAME, evaluation_problem, read_evaluation
+from npdvae.run_folder.identity import UNKNOWN, identity_problem, recorded_run_id
+from npdvae.run_folder.provenance import provenance
+from npdvae.run_folder.run_files import replace_file
 
 FORMAT = "npdvae-model-1"
 
@@ -77,7 +77,7 @@ def is_model_file(path) -> bool:
 def model_from_run(run_dir) -> ModelFile:
     """The model file of a run folder: its best checkpoint, curves and evaluation.
 
-    The checkpoint must be the run's (its identity, npdvae/training/identity.py), and the
+    The checkpoint must be the run's (its identity, npdvae/run_folder/identity.py), and the
     evaluation is taken only if it is the result of that checkpoint (same identity, same
     configuration, same best epoch); a missing one leaves ``evaluation`` None."""
     run_dir = Path(run_dir)

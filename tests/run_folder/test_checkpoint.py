@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from npdvae.training.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from npdvae.run_folder.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 
 
 def make_checkpoint(epoch=3, size=10):
@@ -46,7 +46,7 @@ def test_a_file_that_is_not_a_checkpoint_is_a_clear_error(tmp_path):
 WRITER = textwrap.dedent("""
     import sys
     import numpy as np
-    from npdvae.training.checkpoint import Checkpoint, save_checkpoint
+    from npdvae.run_folder.checkpoint import Checkpoint, save_checkpoint
     path = sys.argv[1]
     big = {f"p{i}": np.full((1000, 1000), i, dtype=np.float32) for i in range(8)}   # 32 MB per file
     epoch = 1
@@ -73,7 +73,7 @@ def test_sigkill_while_writing_leaves_a_loadable_checkpoint(tmp_path, delay):
 
 
 def test_a_mid_epoch_state_round_trips(tmp_path):
-    from npdvae.training.checkpoint import EpochState
+    from npdvae.run_folder.checkpoint import EpochState
     original = make_checkpoint()
     original.epoch_state = EpochState(np.random.default_rng(0).permutation(700), 4, -123.25, 1.5)
     save_checkpoint(tmp_path / "c.h5", original)
@@ -103,7 +103,7 @@ def test_a_format_1_checkpoint_without_checksums_still_loads(tmp_path):
 
 
 def test_an_array_of_another_shape_with_the_same_bytes_fails_its_checksum():
-    from npdvae.training.checkpoint import array_checksum
+    from npdvae.run_folder.checkpoint import array_checksum
     a = np.arange(6, dtype=np.float32)
     assert array_checksum(a) != array_checksum(a.reshape(2, 3))
     assert array_checksum(a) != array_checksum(a.astype(np.float64))
