@@ -18,7 +18,7 @@ from npdvae.run_folder.checkpoint import CheckpointError
 from npdvae.data import DataError
 from npdvae.data.datasets import BINARIZATIONS
 from npdvae.experiments.time_left import TimeLeft
-from npdvae.experiments.reproduce import BINARY_NOISE_TYPES, EXPERIMENTS
+from npdvae.experiments.grids import BINARY_NOISE_TYPES, EXPERIMENTS
 from npdvae.training.config import SCHEDULES
 from npdvae.run_folder.runs import RunDirectoryError
 from npdvae.experiments.cluster import ClusterError, scheduler_address_problem
@@ -67,14 +67,6 @@ class _ClipNorm(click.ParamType):
         if not (norm > 0 and np.isfinite(norm)):
             self.fail(f"{value}: a clipping norm must be a finite number > 0 (or 'none')", param, ctx)
         return norm
-
-
-def _count(number: int, word: str) -> str:
-    return f"{number} {word}" + ("" if number == 1 else "s")
-
-
-def _column_text(column):
-    return f"{column:g}%" if isinstance(column, (int, float)) else str(column)
 
 
 def _duration(seconds: float) -> str:
@@ -191,8 +183,9 @@ def reproduce(experiment, epochs, seeds, only_seeds, jobs, rows, columns, noise_
 
     Each run's folder under OUT/runs names its cell, its protocol and its seed;
     a folder trained with another protocol is never counted in the table."""
-    from npdvae.experiments.reproduce import (build_experiment, column_labels, grid_protocol, plan, run_grid,
-                                              table_name, write_outputs)
+    from npdvae.experiments.grids import build_experiment, column_label, column_labels, grid_protocol, plan
+    from npdvae.experiments.reproduce import run_grid
+    from npdvae.experiments.tables import plural, table_name, write_outputs
     selected = _parse_rows(rows)
     labels = column_labels(experiment)
     wanted = None
@@ -232,8 +225,8 @@ def reproduce(experiment, epochs, seeds, only_seeds, jobs, rows, columns, noise_
         check_path_length(Path(spec.run_dir) / f"metrics.jsonl.{os.getpid()}.tmp", "--out")
     rates = f" x {len(lrs)} learning rates" if len(lrs) > 1 else ""
     where = f"on the Dask cluster at {scheduler}" if scheduler else f"{jobs} at a time"
-    click.echo(f"{grid.title}: {_count(len(specs), 'run')} ({_count(len(grid.cells), 'cell')}{rates} x "
-               f"{_count(len(seeds) if only_seeds else seeds, 'seed')}), {_count(epochs, 'epoch')} each, {where}, in {out}")
+    click.echo(f"{grid.title}: {plural(len(specs), 'run')} ({plural(len(grid.cells), 'cell')}{rates} x "
+               f"{plural(len(seeds) if only_seeds else seeds, 'seed')}), {plural(epochs, 'epoch')} each, {where}, in {out}")
     finished = [0]
     # a cluster's slots are its own, unknown here: the estimate is made for local processes only
     time_left = None if scheduler else TimeLeft(len(specs), jobs, time.perf_counter())
@@ -243,7 +236,7 @@ def reproduce(experiment, epochs, seeds, only_seeds, jobs, rows, columns, noise_
         if time_left is not None:
             time_left.finished(time.perf_counter(), trained=not result.get("done_before"))
         where = (f"[{finished[0]}/{len(specs)}] {spec.cell.row}, {spec.cell.layers} layer"
-                 f"{'s' if spec.cell.layers > 1 else ''}, {_column_text(spec.cell.column)}, seed {spec.seed}, "
+                 f"{'s' if spec.cell.layers > 1 else ''}, {column_label(spec.cell.column)}, seed {spec.seed}, "
                  f"lr {spec.config['lr']:g}")
         # in the table's sign: MNIST's tables print -bound (lower is better)
         bound = (f"test -bound {-result['test_bound']:.2f}" if grid.negate

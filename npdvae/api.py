@@ -23,9 +23,9 @@ import numpy as np
 from npdvae.evaluation.evaluate import importance_sampled_bound
 from npdvae.evaluation.pictures import decoder_mean, sample_images
 from npdvae.training.config import TrainConfig
-from npdvae.training.loop import Trainer, warm_up_kernels
+from npdvae.training.loop import Trainer
 from npdvae.run_folder.run_summary import RunSummary, find_runs, summarize_run
-from npdvae.run_folder.runs import load_trained, open_run, prepare_dataset
+from npdvae.run_folder.runs import load_trained, prepare_dataset, training
 from npdvae.vae.model import DVAEModel
 
 
@@ -40,14 +40,8 @@ def train(config: TrainConfig, out, data_dir=None, progress: Callable | None = N
     the default folder). ``progress(done, total)`` is called after each minibatch and
     ``on_epoch(record)`` after each epoch; the returned Trainer holds ``history``,
     ``params`` and ``model``. The folder's lock is released when training ends."""
-    out = Path(out)
-    dataset = prepare_dataset(config, data_dir)
-    trainer = open_run(config, out, dataset, resume=(out / "last.h5").exists())
-    try:
-        warm_up_kernels(trainer)
-        trainer.run(progress, on_epoch)
-    finally:   # the folder is left for others to read, resume or list (npdvae runs) at once
-        trainer.release()
+    with training(config, Path(out), prepare_dataset(config, data_dir), progress, on_epoch) as trainer:
+        pass   # the folder is left for others to read, resume or list (npdvae runs) at once
     return trainer
 
 

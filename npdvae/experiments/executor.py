@@ -9,7 +9,7 @@ order), so a run ends with the same bits whichever executor trained it, or
 resumed it. No scheduling of our own is written.
 
 A task is idempotent: it resumes its run from the last checkpoint, or only
-reads ``eval.json`` when the run is done (``reproduce.run_one``), and the run
+reads ``eval.json`` when the run is done (``npdvae.experiments.task.run_one``), and the run
 folder's lock keeps two tasks from training one run at once. So a task that
 a cluster runs again, after the worker that had it died, continues where the
 checkpoint left it, and the run ends bit-identical to one never interrupted.

@@ -21,12 +21,13 @@ is said too.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from npdvae.run_folder.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
-from npdvae.training.config import ConfigError, TrainConfig
+from npdvae.training.config import ConfigError, TrainConfig, defining_settings
 from npdvae.run_folder.provenance import provenance
 from npdvae.run_folder.identity import RUN_ID_KEY, UNKNOWN, identity_problem, new_run_id, recorded_run_id
 from npdvae.data import Dataset, load_dataset
@@ -35,7 +36,7 @@ from npdvae.vae.model import DVAEModel
 from npdvae.training.operations import operations
 from npdvae.run_folder.model_file import is_model_file, load_model_file
 from npdvae.run_folder.run_files import LOCK_NAME, TMP_SUFFIX, RunLock, append_line, remove_stale_temporaries, replace_file
-from npdvae.training.loop import Trainer
+from npdvae.training.loop import Trainer, warm_up_kernels
 from npdvae.training.memory import keep_freed_memory
 
 CHECKPOINTS = ("last.h5", "best.h5")
@@ -155,6 +156,23 @@ def open_run(config: TrainConfig, run_dir, dataset: Dataset, resume: bool = Fals
     return trainer
 
 
+@contextmanager
+def training(config: TrainConfig, run_dir, dataset: Dataset, progress=None, on_epoch=None, stop_requested=None):
+    """Train ``config`` in the folder ``run_dir`` up to its epochs, continuing the run there if
+    it has one (:func:`open_run`), the kernels compiled first so that epoch 1's time is
+    training only; yields the trainer, which holds the folder's lock until the block ends.
+    ``npdvae.train`` and a grid's task both train this way."""
+    trainer = open_run(config, run_dir, dataset, resume=(Path(run_dir) / "last.h5").exists())
+    try:
+        if stop_requested is not None:
+            trainer.stop_requested = stop_requested
+        warm_up_kernels(trainer)
+        trainer.run(progress, on_epoch)
+        yield trainer
+    finally:
+        trainer.release()
+
+
 def _created_by(run_dir: Path):
     """The provenance ``config.json`` recorded when the run was created (None if it has none)."""
     try:
@@ -268,13 +286,13 @@ def default_run_dir(config: TrainConfig) -> Path:
     bound, K and noise, then every setting that differs from its default (the defaults of
     this data set and bound), then the seed; e.g. ``mnist-elbo-k5-noise0.05-enc2-staged-seed0``.
     Two runs of different settings never share it."""
-    values = config.to_dict()
+    values = defining_settings(config.to_dict())
     defaults = TrainConfig(dataset=config.dataset, bound=config.bound).to_dict()
     parts = [f"{config.dataset}-{config.bound}-k{config.k}-noise{_number(config.noise)}"]
     for name, prefix in _NAME_SETTINGS:
+        if name not in values or values[name] == defaults[name]:
+            continue
         value = values[name]
-        if value == defaults[name] or (name == "noise_type" and config.noise == 0):
-            continue   # a clean run has no corruption to name
         parts.append(f"{prefix}{_number(value)}" if isinstance(value, float) else f"{prefix}{value}")
     return Path("runs") / "-".join(parts + [f"seed{config.seed}"])
 

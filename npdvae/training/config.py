@@ -192,6 +192,15 @@ class TrainConfig:
 
 # Settings that may change when a run is resumed; everything else must match.
 RESUMABLE_CHANGES = ("epochs", "lr", "patience", "kernels")
+# ...except in a grid, where a run at another learning rate is another run, in a folder of its own
+GRID_RESUMABLE_CHANGES = tuple(name for name in RESUMABLE_CHANGES if name != "lr")
+
+
+def defining_settings(values: dict) -> dict:
+    """The settings that say what a run is: a clean run (noise 0) has no corruption, so its
+    ``noise_type`` says nothing and is left out (a clean run is shared by grids of every
+    corruption, and its folder name has none)."""
+    return {name: value for name, value in values.items() if not (name == "noise_type" and values.get("noise") == 0)}
 
 
 def settings_differences(stored: TrainConfig, requested: TrainConfig) -> list[str]:

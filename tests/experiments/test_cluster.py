@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 
 from npdvae.run_folder.checkpoint import array_checksum, load_checkpoint
-from npdvae.experiments.reproduce import build_experiment, plan, run_grid, write_outputs
+from npdvae.experiments.grids import build_experiment, plan
+from npdvae.experiments.reproduce import run_grid
+from npdvae.experiments.tables import write_outputs
 from tests.data.conftest import REPO
 from tests.grids import runs_past_an_epoch
 

@@ -14,7 +14,7 @@ import pytest
 
 from npdvae.training.config import TrainConfig
 from npdvae.run_folder.model_file import load_model_file
-from npdvae.experiments.reproduce import ROW_SETTINGS
+from npdvae.experiments.grids import ROW_SETTINGS
 from npdvae.run_folder.runs import load_trained, prepare_dataset
 from npdvae.training.loop import validation_bound
 from tests.data.conftest import require_dataset

@@ -9,7 +9,10 @@ from click.testing import CliRunner
 from hypothesis import given, strategies as st
 
 from npdvae.cli.main import main
-from npdvae.experiments.reproduce import RunSpec, build_experiment, busy_seconds, grid_protocol, plan, table_name, run_grid, write_outputs
+from npdvae.experiments.grids import RunSpec, build_experiment, grid_protocol, plan
+from npdvae.experiments.reproduce import run_grid
+from npdvae.experiments.tables import table_name, write_outputs
+from npdvae.experiments.task import busy_seconds
 from npdvae.run_folder.checkpoint import CheckpointError
 from npdvae.training.config import TrainConfig
 from npdvae.run_folder.runs import RunDirectoryError, open_run, prepare_dataset, read_metrics

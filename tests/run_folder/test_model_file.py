@@ -13,7 +13,8 @@ from npdvae.cli.main import main
 from npdvae.run_folder.checkpoint import CheckpointError, load_checkpoint
 from npdvae.run_folder.model_file import is_model_file, load_model_file, model_from_run, save_model_file
 from npdvae.run_folder.provenance import PACKAGE_ROOT
-from npdvae.experiments.reproduce import build_experiment, plan, run_grid
+from npdvae.experiments.grids import build_experiment, plan
+from npdvae.experiments.reproduce import run_grid
 from npdvae.run_folder.runs import load_trained, read_metrics
 
 TINY = {"train_examples": 200, "eval_examples": 30, "latent": 4, "hidden": 16}
