@@ -17,3 +17,14 @@ def test_every_regenerated_example_has_its_block():
     text = README.read_text()
     for command in COMMANDS:
         assert replace_block(text, command, "OUTPUT") != text
+
+
+def test_the_reading_tour_gives_each_files_line_count():
+    text = README.read_text()
+    tour = text[text.index("<!-- reading tour"):]
+    rows = re.findall(r"^\| \d+ \| `([^`]+)` \| (\d+) \|", tour[:tour.index("\n\n")], re.M)
+    assert len(rows) >= 10
+    for path, count in rows:
+        assert sum(1 for _ in open(README.parent / path)) == int(count), path
+    total = re.search(r"\((\d+) lines in all", text[text.index("## Reading the code"):]).group(1)
+    assert int(total) == sum(int(count) for _, count in rows)
