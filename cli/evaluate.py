@@ -17,6 +17,7 @@ from npdvae.data.datasets import SPLITS
 from npdvae.evaluation.evaluate import EVALUATION_BATCH, evaluate_run, results_to_dict
 from npdvae.training.config import TrainConfig
 from npdvae.run_folder.runs import RunDirectoryError, load_trained, prepare_dataset
+from npdvae.run_folder.model_card import card_path, write_model_card
 from npdvae.run_folder.model_file import is_model_file, load_model_file, model_from_run, save_model_file
 from npdvae.run_folder.provenance import describe
 from npdvae.run_folder.run_files import RunWriteError
@@ -129,11 +130,13 @@ def export(run, out):
     if out.suffix not in (".h5", ".hdf5"):
         raise click.BadParameter(f"{out}: a model file is HDF5; name it .h5", param_hint="--out")
     check_output_file(out, "--out", picture=False)
+    check_output_file(card_path(out), "--out", picture=False)
     if (run / "best.h5").resolve() == out.resolve() or (run / "last.h5").resolve() == out.resolve():
         raise click.BadParameter(f"{out} is one of the run's checkpoints", param_hint="--out")
     try:
         model = model_from_run(run)
         save_model_file(out, model)
+        card = write_model_card(out)
     except (RunDirectoryError, CheckpointError) as err:
         raise click.BadParameter(str(err), param_hint="RUN") from None
     except RunWriteError as err:
@@ -143,3 +146,4 @@ def export(run, out):
               else "no evaluation (the run was not scored by a grid)")
     click.echo(f"wrote {out} ({size:.1f} MB): {TrainConfig.from_dict(model.config).model_name}, "
                f"epoch {model.epoch}, {scored}")
+    click.echo(f"wrote its model card, {card}")

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from npdvae.training.config import TrainConfig
+from npdvae.run_folder.model_card import card_path, model_card
 from npdvae.run_folder.model_file import load_model_file
 from npdvae.experiments.grids import ROW_SETTINGS
 from npdvae.run_folder.runs import load_trained, prepare_dataset
@@ -74,3 +75,11 @@ def test_a_tables_cells_are_the_means_of_their_published_models(table):
         assert f"{mean:.2f}" == f"{float(row['bound_mean']):.2f}", cell
         checked += 1
     assert checked, f"no cell of {table} has all its seeds published"
+
+
+@pytest.mark.parametrize("path", MODELS, ids=[f"{p.parent.parent.name}/{p.name}" for p in MODELS])
+def test_a_published_model_has_the_card_its_file_gives(path):
+    card = card_path(path)
+    assert card.is_file(), f"{path} has no model card: python results/model_cards.py writes it"
+    assert card.read_text() == model_card(load_model_file(path), path.name), \
+        f"{card} is not its model file's card: python results/model_cards.py writes it again"

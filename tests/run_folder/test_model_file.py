@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from npdvae.cli.main import main
 from npdvae.run_folder.checkpoint import CheckpointError, load_checkpoint
+from npdvae.run_folder.model_card import model_card
 from npdvae.run_folder.model_file import is_model_file, load_model_file, model_from_run, save_model_file
 from npdvae.run_folder.provenance import PACKAGE_ROOT
 from npdvae.experiments.grids import build_experiment, plan
@@ -92,6 +93,9 @@ def test_evaluate_sample_and_reconstruct_take_a_model_file(scored_runs, tmp_path
     assert result.exit_code == 0, result.output
     recorded = json.loads(open(f"{run}/eval.json").read())
     assert f"test bound {recorded['test_bound']:.2f}" in result.output
+    card = (tmp_path / "m.md").read_text()   # the model card beside it, read from the model file
+    assert f"| {recorded['test_bound']:.2f} | all {recorded['test_examples']} test images |" in card
+    assert card == model_card(load_model_file(tmp_path / "m.h5"), "m.h5") and 'npdvae.load("m.h5")' in card
     config, _, params = load_trained(tmp_path / "m.h5")
     _, _, run_params = load_trained(run)
     assert all(np.array_equal(params[n], run_params[n]) for n in params)

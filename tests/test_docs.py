@@ -1,0 +1,66 @@
+"""The README and the pages under docs/ point only at what exists: every relative link, every
+`path` of the checkout they name, and every `path:function` (or `path:Class.method`) is
+defined there."""
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+TOP = ("npdvae/", "cli/", "tests/", "results/", "docs/", "datasets/")
+NAMED = re.compile(r"`((?:" + "|".join(map(re.escape, TOP)) + r")[\w./-]*)(?::([\w.]+))?`")
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+
+
+def _defined(path: Path, dotted: str) -> bool:
+    """Whether ``dotted`` (a function, a class, or Class.member) is defined at the top of ``path``."""
+    scope = ast.parse(path.read_text()).body
+    for part in dotted.split("."):
+        found = None
+        for node in scope:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == part:
+                found = node
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                if any(isinstance(t, ast.Name) and t.id == part for t in targets):
+                    found = node
+        if found is None:
+            return False
+        scope = getattr(found, "body", [])
+    return True
+
+
+def _references(page: Path):
+    text = page.read_text()
+    for match in NAMED.finditer(text):
+        yield match.group(1), match.group(2)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
+def test_every_path_and_function_a_page_names_exists(page):
+    missing = []
+    for path, name in _references(page):
+        target = ROOT / path.rstrip("/")
+        if "*" in path or "<" in path or any(re.fullmatch(r"[A-Z_]+", part) for part in path.split("/")):
+            continue   # a pattern or a placeholder (results/EXPERIMENT/), not a path
+        if not target.exists():
+            missing.append(path)
+        elif name and not (target.suffix == ".py" and _defined(target, name)):
+            missing.append(f"{path}:{name}")
+    assert not missing, f"{page.name} names what does not exist: {missing}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
+def test_every_relative_link_of_a_page_leads_somewhere(page):
+    broken = [link for link in LINK.findall(page.read_text())
+              if "://" not in link and not link.startswith("mailto:") and not (page.parent / link).exists()]
+    assert not broken, f"{page.name} links to what does not exist: {broken}"
+
+
+def test_the_checks_catch_a_missing_function(tmp_path):
+    assert _defined(ROOT / "npdvae/vae/bounds.py", "iwae_bound")
+    assert _defined(ROOT / "npdvae/vae/model.py", "DVAEModel.backward")
+    assert not _defined(ROOT / "npdvae/vae/bounds.py", "dvae_bound_forward")
