@@ -1,13 +1,13 @@
-"""Regenerate the README's example outputs from today's code.
+"""Regenerate the example outputs of the commands' page (docs/commands.md) from today's code.
 
-    python -m npdvae.cli.readme_examples            # run the examples, rewrite README.md
+    python -m npdvae.cli.readme_examples            # run the examples, rewrite docs/commands.md
     python -m npdvae.cli.readme_examples --list     # the commands it would run
 
-Each example in README.md is a fenced block whose first line is ``$ COMMAND``;
+Each example in docs/commands.md is a fenced block whose first line is ``$ COMMAND``;
 the lines after it, up to the closing fence, are what the command printed.
 This script runs the listed commands in order, in a temporary folder (so
 their run folders land there, and relative paths in the output read as in
-the README), and replaces each block's output with what they print now. Run
+the page), and replaces each block's output with what they print now. Run
 it after any change that moves a number; MNIST is found as npdvae finds it
 ($NPDVAE_DATA_DIR or the default data directory) and shown to the examples as
 ``datasets/mnist`` beside their run folders, as a checkout keeps it.
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from npdvae.data.files import ENV_VAR, find_file, get_spec
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[1] / "docs" / "commands.md"   # the page the examples live on
 
 # the examples to regenerate, in the order they must run (evaluate needs the trained run)
 COMMANDS = (
@@ -37,7 +37,7 @@ def run_example(command: str, folder: Path) -> str:
     """What ``command`` prints (stdout, then stderr's lines that are not progress), run in ``folder``."""
     args = [sys.executable, "-m", "npdvae.cli", *command.split()[1:]]
     result = subprocess.run(args, cwd=folder, capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(README.parent)})
+                            env={**os.environ, "PYTHONPATH": str(README.parents[1])})
     if result.returncode != 0:
         raise SystemExit(f"{command} failed with exit {result.returncode}:\n{result.stderr}")
     return result.stdout.rstrip("\n")
@@ -46,7 +46,7 @@ def run_example(command: str, folder: Path) -> str:
 def replace_block(text: str, command: str, output: str) -> str:
     pattern = re.compile(r"(```\n\$ " + re.escape(command) + r"\n)(.*?)(\n```)", re.S)
     if not pattern.search(text):
-        raise SystemExit(f"README.md has no example block starting with '$ {command}'")
+        raise SystemExit(f"{README.name} has no example block starting with '$ {command}'")
     return pattern.sub(lambda m: m.group(1) + output + m.group(3), text, count=1)
 
 

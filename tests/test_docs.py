@@ -64,3 +64,29 @@ def test_the_checks_catch_a_missing_function(tmp_path):
     assert _defined(ROOT / "npdvae/vae/bounds.py", "iwae_bound")
     assert _defined(ROOT / "npdvae/vae/model.py", "DVAEModel.backward")
     assert not _defined(ROOT / "npdvae/vae/bounds.py", "dvae_bound_forward")
+
+
+def _options(command) -> set[str]:
+    """Every option spelling of a click command, or of a group's subcommands."""
+    import click
+    commands = list(command.commands.values()) if isinstance(command, click.Group) else [command]
+    return {opt for cmd in commands for param in cmd.params for opt in (*param.opts, *param.secondary_opts)} \
+        | {"--help", "-h"}
+
+
+def test_every_option_docs_commands_names_is_an_option_of_its_command():
+    from npdvae.cli.main import main
+    text = (ROOT / "docs" / "commands.md").read_text()
+    sections = re.split(r"^## ", text, flags=re.M)[1:]
+    assert len(sections) >= 8
+    unknown = []
+    for section in sections:
+        heading = section.splitlines()[0]
+        names = re.findall(r"`npdvae ([\w-]+)", heading)
+        assert names and all(name in main.commands for name in names), heading
+        known = set().union(*(_options(main.commands[name]) for name in names),
+                            {opt for param in main.params for opt in param.opts})   # npdvae --version
+        for option in set(re.findall(r"(?<![\w-])(--[a-z][\w-]*)", section)):
+            if option not in known:
+                unknown.append(f"{heading}: {option}")
+    assert not unknown, unknown

@@ -1,20 +1,27 @@
-"""The README's examples against today's code."""
+"""The examples of the README and of docs/commands.md against today's code."""
 
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 from npdvae.cli.common import settings_line
-from npdvae.cli.readme_examples import COMMANDS, README, replace_block
+from npdvae.cli.readme_examples import COMMANDS, README as COMMANDS_PAGE, replace_block
 from npdvae.training.config import TrainConfig
 
 
-def test_the_quick_start_settings_line_is_what_train_prints_today():
-    block = re.search(r"```\n\$ npdvae train --dataset mnist --noise 0\.05 --k 5\n(.*?)\n```", README.read_text(), re.S)
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+
+
+def test_the_train_examples_settings_line_is_what_train_prints_today():
+    block = re.search(r"```\n\$ npdvae train --dataset mnist --noise 0\.05 --k 5\n(.*?)\n```", COMMANDS_PAGE.read_text(), re.S)
     lines = block.group(1).splitlines()
     assert lines[1] == settings_line(TrainConfig(dataset="mnist", noise=0.05, k=5))
 
 
 def test_every_regenerated_example_has_its_block():
-    text = README.read_text()
+    text = COMMANDS_PAGE.read_text()
     for command in COMMANDS:
         assert replace_block(text, command, "OUTPUT") != text
 
@@ -28,3 +35,11 @@ def test_the_reading_tour_gives_each_files_line_count():
         assert sum(1 for _ in open(README.parent / path)) == int(count), path
     total = re.search(r"\((\d+) lines in all", text[text.index("## Reading the code"):]).group(1)
     assert int(total) == sum(int(count) for _, count in rows)
+
+
+def test_the_readme_shows_what_results_reproduced_prints():
+    printed = subprocess.run([sys.executable, str(ROOT / "results" / "reproduced.py")], capture_output=True,
+                             text=True, check=True).stdout.strip()
+    text = README.read_text()
+    block = text[text.index("<!-- reproduced"):text.index("<!-- end reproduced -->")]
+    assert block.split("\n", 1)[1].strip() == printed
