@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from npdvae.cli.common import settings_line
 from npdvae.cli.readme_examples import COMMANDS, README as COMMANDS_PAGE, replace_block
 from npdvae.training.config import TrainConfig
@@ -37,9 +39,10 @@ def test_the_reading_tour_gives_each_files_line_count():
     assert int(total) == sum(int(count) for _, count in rows)
 
 
-def test_the_readme_shows_what_results_reproduced_prints():
+@pytest.mark.parametrize("page", [README, ROOT / "results" / "README.md"], ids=["README", "results"])
+def test_a_page_shows_what_results_reproduced_prints(page):
     printed = subprocess.run([sys.executable, str(ROOT / "results" / "reproduced.py")], capture_output=True,
                              text=True, check=True).stdout.strip()
-    text = README.read_text()
+    text = page.read_text()
     block = text[text.index("<!-- reproduced"):text.index("<!-- end reproduced -->")]
     assert block.split("\n", 1)[1].strip() == printed
