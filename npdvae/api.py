@@ -40,6 +40,8 @@ def train(config: TrainConfig, out, data_dir=None, progress: Callable | None = N
     the default folder). ``progress(done, total)`` is called after each minibatch and
     ``on_epoch(record)`` after each epoch; the returned Trainer holds ``history``,
     ``params`` and ``model``. The folder's lock is released when training ends."""
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig (npdvae.TrainConfig(**settings)), got {type(config).__name__}")
     with training(config, Path(out), prepare_dataset(config, data_dir), progress, on_epoch) as trainer:
         pass   # the folder is left for others to read, resume or list (npdvae runs) at once
     return trainer
@@ -58,7 +60,16 @@ class TrainedModel:
         x = np.asarray(x, dtype=self.params["decoder.hidden0.W"].dtype)
         if x.ndim != 2 or x.shape[1] != self.model.config.input_dim:
             raise ValueError(f"images must be (B, {self.model.config.input_dim}), got {x.shape}")
+        if not np.isfinite(x).all() or x.min(initial=0) < 0 or x.max(initial=0) > 1:
+            raise ValueError("images must hold pixels in [0, 1] (binary for MNIST), "
+                             f"got values from {x.min()} to {x.max()}")
         return x
+
+    @staticmethod
+    def _samples(k) -> int:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k must be an integer >= 1, got {k!r}")
+        return int(k)
 
     def encode(self, x):
         """mu, log_sigma2 (B, Z) of q(z | x)."""
@@ -78,7 +89,8 @@ class TrainedModel:
     def bound(self, x, k: int = 1, seed: int = 0):
         """The K-sample bound log 1/K sum_k p(x, z_k) / q(z_k | x) (B,) on clean x: the ELBO
         for K = 1, the IWAE bound (eq. 12 with M = 1) above."""
-        return importance_sampled_bound(self.model, self.params, self._images(x), k, np.random.default_rng(seed))
+        return importance_sampled_bound(self.model, self.params, self._images(x), self._samples(k),
+                                        np.random.default_rng(seed))
 
     def log_likelihood(self, x, k: int = 5000, seed: int = 0):
         """log p(x) estimated with ``k`` importance samples from q(z | x) (B,)."""
@@ -88,6 +100,8 @@ class TrainedModel:
 def load(path, which: str = "best") -> TrainedModel:
     """A trained model from a run folder (its ``which``.h5, falling back on the other
     checkpoint if it is damaged), a checkpoint file or a model file."""
+    if which not in ("best", "last"):
+        raise ValueError(f"which must be 'best' or 'last', got {which!r}")
     config, model, params = load_trained(path, which)
     return TrainedModel(config, model, params)
 

@@ -9,6 +9,7 @@ import pytest
 
 import npdvae
 from npdvae.run_folder.checkpoint import CheckpointError
+from npdvae.training.config import ConfigError
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -70,3 +71,33 @@ def test_the_distribution_claims_no_top_level_module_but_npdvae():
     assert "npdvae = npdvae.cli.entry:run" in setup["options.entry_points"]["console_scripts"]
     from npdvae.cli.main import main
     assert main.name == "main" and "export" in main.commands
+
+
+def test_the_api_refuses_bad_arguments_by_name(tmp_path):
+    """Issue 35: a bad argument is a ValueError or TypeError naming it, never a wrong number."""
+    with pytest.raises(TypeError, match="config must be a TrainConfig"):
+        npdvae.train({"dataset": "mnist"}, out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ConfigError, match="kernels must be true or false"):
+        npdvae.TrainConfig(kernels="yes")
+    with pytest.raises(ValueError, match="which must be 'best' or 'last'"):
+        npdvae.load(tmp_path, which="middle")
+
+
+def test_a_loaded_model_refuses_k_below_one_and_pixels_outside_the_unit_interval():
+    from npdvae.api import TrainedModel
+    from npdvae.training.operations import operations
+    from npdvae.vae.model import DVAEModel, ModelConfig
+    config = npdvae.TrainConfig(latent=2, hidden=4)
+    model = DVAEModel(ModelConfig(input_dim=784, latent=2, hidden=4), operations(kernels=True))
+    trained = TrainedModel(config, model, model.init_params(np.random.default_rng(0)))
+    x = np.zeros((2, 784))
+    assert np.isfinite(trained.bound(x, k=2)).all()
+    for k in (0, -1, 1.5):
+        with pytest.raises(ValueError, match="k must be an integer >= 1"):
+            trained.bound(x, k=k)
+    with pytest.raises(ValueError, match="k must be an integer >= 1"):
+        trained.log_likelihood(x, k=0)
+    for bad in (2.0, -1.0, np.nan):
+        with pytest.raises(ValueError, match=r"pixels in \[0, 1\]"):
+            trained.bound(np.full((2, 784), bad), k=1)

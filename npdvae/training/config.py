@@ -50,8 +50,8 @@ def _check_type(name, value, kind, optional):
     else:
         ok = isinstance(value, kind)
     if not ok:
-        raise ConfigError(name, f"{name} must be {'an integer' if kind is int else 'a number' if kind is float else 'text'}"
-                         f"{' or null' if optional else ''}, got {value!r}")
+        what = {int: "an integer", float: "a number", bool: "true or false"}.get(kind, "text")
+        raise ConfigError(name, f"{name} must be {what}{' or null' if optional else ''}, got {value!r}")
 
 
 def input_dim_of(dataset: str) -> int:
