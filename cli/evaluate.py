@@ -16,7 +16,7 @@ from npdvae.data import DataError
 from npdvae.data.datasets import SPLITS
 from npdvae.evaluation.evaluate import EVALUATION_BATCH, evaluate_run, results_to_dict
 from npdvae.training.config import TrainConfig
-from npdvae.run_folder.runs import RunDirectoryError, load_trained, prepare_dataset
+from npdvae.run_folder.runs import RunDirectoryError, is_run_folder, load_trained, prepare_dataset
 from npdvae.run_folder.model_card import card_path, write_model_card
 from npdvae.run_folder.model_file import is_model_file, load_model_file, model_from_run, save_model_file
 from npdvae.run_folder.provenance import describe
@@ -131,8 +131,9 @@ def export(run, out):
         raise click.BadParameter(f"{out}: a model file is HDF5; name it .h5", param_hint="--out")
     check_output_file(out, "--out", picture=False)
     check_output_file(card_path(out), "--out", picture=False)
-    if (run / "best.h5").resolve() == out.resolve() or (run / "last.h5").resolve() == out.resolve():
-        raise click.BadParameter(f"{out} is one of the run's checkpoints", param_hint="--out")
+    if is_run_folder(out.resolve().parent):
+        raise click.BadParameter(f"{out} is inside the run folder {out.parent}: write the model file outside every "
+                                 "run folder", param_hint="--out")
     try:
         model = model_from_run(run)
         save_model_file(out, model)

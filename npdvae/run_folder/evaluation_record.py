@@ -10,6 +10,7 @@ reader is told why (:func:`evaluation_problem`) and scores the run again.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import fields
 from pathlib import Path
 
@@ -59,6 +60,11 @@ def evaluation_problem(evaluation: dict, config: dict, run_id: str | None, epoch
         value = evaluation.get(key)
         if isinstance(value, bool) or not isinstance(value, float if key in ("test_bound", "log_likelihood") else int):
             return f"its {key!r} is missing or not a number"
+    for key in ("test_bound", "log_likelihood", "log_likelihood_stderr", "valid_bound"):
+        value = evaluation.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value)):
+            return f"its {key!r} is {value!r}, not a finite number: it is no result"
     if epoch is not None and evaluation["checkpoint_epoch"] != epoch:
         return f"it scored the checkpoint of epoch {evaluation['checkpoint_epoch']}, the best is of epoch {epoch}"
     return None

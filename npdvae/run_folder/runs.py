@@ -21,6 +21,7 @@ is said too.
 from __future__ import annotations
 
 import json
+import math
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -87,6 +88,12 @@ def _refuse_subsets_larger_than_the_data(config: TrainConfig, dataset: Dataset):
             where = f"the {splits[0]} split of {config.dataset} holds" if len(splits) == 1 else \
                 f"the {' and '.join(splits)} splits of {config.dataset} hold"
             raise ConfigError(field, f"{field} {asked} is more than {where} ({held} images)")
+
+
+def is_run_folder(folder) -> bool:
+    """Whether ``folder`` holds a run (its configuration, a checkpoint or its epoch records):
+    no command writes anything there but the run's own writer."""
+    return any((Path(folder) / name).exists() for name in ("config.json", "metrics.jsonl", *CHECKPOINTS))
 
 
 def has_checkpoint(run_dir) -> bool:
@@ -326,6 +333,8 @@ def read_metrics(run_dir) -> list[dict]:
                 continue
             if not all(isinstance(record.get(key), (int, float)) for key in ("epoch", "train_bound", "valid_bound")):
                 raise ValueError("epoch, train_bound and valid_bound must be numbers")
+            if not all(math.isfinite(record[key]) for key in ("train_bound", "valid_bound")):
+                raise ValueError("a bound that is not a finite number is no epoch's record")
         except (ValueError, AttributeError) as err:
             raise RunDirectoryError(f"{path}, line {number}: not an epoch record ({err})") from None
         records.append(record)

@@ -189,3 +189,43 @@ def test_runs_shows_a_scored_runs_test_figures_and_not_a_foreign_ones(scored_run
     shutil.copytree(clean, tmp_path / "run", ignore=shutil.ignore_patterns(".lock"))
     shutil.copy(f"{noisy}/eval.json", tmp_path / "run" / "eval.json")
     assert summarize_run(tmp_path / "run").test_bound is None    # another cell's figures are not shown
+
+
+@pytest.mark.parametrize("key, value", [("test_bound", float("nan")), ("log_likelihood", float("-inf"))])
+def test_a_non_finite_evaluation_is_no_result(scored_runs, tmp_path, key, value):
+    """Issue 35: an eval.json whose figure is NaN or infinite is listed by nobody, published by nobody."""
+    clean, _ = scored_runs
+    shutil.copytree(clean, tmp_path / "run", ignore=shutil.ignore_patterns(".lock"))
+    evaluation = json.loads((tmp_path / "run" / "eval.json").read_text())
+    evaluation[key] = value
+    (tmp_path / "run" / "eval.json").write_text(json.dumps(evaluation))
+    listed = _cli("runs", tmp_path / "run", "--json")
+    assert listed.exit_code == 0, listed.output
+    summary = json.loads(listed.output.splitlines()[0])
+    assert summary["test_bound"] is None and summary["log_likelihood"] is None, summary
+    result = _cli("export", tmp_path / "run", "--out", tmp_path / "m.h5")
+    assert result.exit_code == 2 and "not a finite number" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "m.h5").exists()
+
+
+def test_a_non_finite_bound_in_metrics_is_named_not_read(scored_runs, tmp_path):
+    clean, _ = scored_runs
+    shutil.copytree(clean, tmp_path / "run", ignore=shutil.ignore_patterns(".lock"))
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    record = json.loads(lines[-1])
+    record["valid_bound"] = float("nan")
+    (tmp_path / "run" / "metrics.jsonl").write_text("\n".join(lines[:-1] + [json.dumps(record)]) + "\n")
+    with pytest.raises(Exception, match=f"line {len(lines)}: not an epoch record .*finite"):
+        read_metrics(tmp_path / "run")
+
+
+def test_export_never_writes_into_another_run_folder(scored_runs, tmp_path):
+    """Issue 35: --out naming another run's checkpoint (or any file of a run folder) is refused,
+    and that run is left as it was."""
+    clean, noisy = scored_runs
+    for name in ("best.h5", "last.h5", "model.h5"):
+        before = (Path(noisy) / "best.h5").read_bytes()
+        result = _cli("export", clean, "--out", Path(noisy) / name)
+        assert result.exit_code == 2 and "run folder" in result.output and "Traceback" not in result.output, name
+        assert (Path(noisy) / "best.h5").read_bytes() == before
+    assert not (Path(noisy) / "model.h5").exists() and not (Path(noisy) / "model.md").exists()
