@@ -199,10 +199,11 @@ def reproduce(experiment, epochs, seeds, only_seeds, jobs, rows, columns, noise_
         grid = build_experiment(experiment, selected, noise_type, wanted)
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--noise-type") from None
-    if not grid.cells:
-        valid = sorted({f"{cell.row}/{cell.layers}" for cell in build_experiment(experiment).cells})
-        raise click.BadParameter(f"no row of {experiment} matches {', '.join(rows)}; its rows: "
-                                 + ", ".join(repr(v) for v in valid), param_hint="--row")
+    valid = sorted({f"{cell.row}/{cell.layers}" for cell in build_experiment(experiment).cells})
+    unknown_rows = [f"{name}/{layers}" for name, layers in sorted(selected or ()) if f"{name}/{layers}" not in valid]
+    if unknown_rows or not grid.cells:
+        raise click.BadParameter(f"{', '.join(map(repr, unknown_rows or rows))} is not a row of {experiment}; "
+                                 "its rows: " + ", ".join(repr(v) for v in valid), param_hint="--row")
     asked = {k: v for k, v in (("epochs", epochs), ("train_examples", train_examples),
                                ("eval_examples", eval_examples), ("binarize", binarize), ("schedule", schedule),
                                ("clip_grad_norm", clip_grad_norm)) if v is not None}

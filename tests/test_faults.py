@@ -25,6 +25,7 @@ import pytest
 from npdvae.run_folder.checkpoint import load_checkpoint, save_checkpoint
 from npdvae.run_folder.runs import read_metrics
 from tests.data.conftest import REPO
+from npdvae.experiments.executor import TOKEN_NAME
 from tests.grids import runs_past_an_epoch
 
 TINY = ["--train-examples", "600", "--eval-examples", "60", "--latent", "8", "--hidden", "32"]
@@ -414,6 +415,8 @@ BAD_INPUTS = [
     (["reconstruct", "{tmp}", "--n", "10000"], 2, "--n"),
     (["plot", "{tmp}", "--out", "{tmp}/missing/c.png"], 2, "does not exist"),
     (["bench", "--json", "{tmp}/missing/b.json"], 2, "does not exist"),
+    (["reproduce", "table1", "--row", "DVAE (K=1)/1", "--row", "NOPE/1", "--out", "{tmp}/g"], 2,
+     "'NOPE/1' is not a row of table1"),
 ]
 
 
@@ -520,6 +523,7 @@ def test_a_second_driver_on_the_same_grid_folder_is_refused_and_the_first_goes_o
     assert_one_line_error(second, 1, f"{out} is in use by another `npdvae reproduce` driving its grid "
                                      f"(pid {first.pid})")
     assert len((second.stdout + second.stderr).strip().splitlines()) == 2   # the header, then the refusal
+    assert (out / TOKEN_NAME).is_file()       # the refused driver left the first one's shared-storage token
     epoch = load_checkpoint(next(out.glob("runs/*/best.h5"))).epoch
     _wait_for(lambda: load_checkpoint(next(out.glob("runs/*/last.h5"))).epoch > epoch + 1, first)
     first.send_signal(signal.SIGINT)

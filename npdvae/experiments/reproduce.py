@@ -39,10 +39,7 @@ def run_grid(specs, jobs=1, data_dir=None, is_samples=5000, is_examples=None, on
         return []
     out = Path(specs[0].run_dir).parent.parent
     check_existing_runs(specs)
-    try:
-        return _run_grid(specs, out, jobs, data_dir, is_samples, is_examples, on_done, scheduler, threads_per_task)
-    finally:
-        (out / TOKEN_NAME).unlink(missing_ok=True)   # the grid's check is over; leave only the runs
+    return _run_grid(specs, out, jobs, data_dir, is_samples, is_examples, on_done, scheduler, threads_per_task)
 
 
 def _run_grid(specs, out, jobs, data_dir, is_samples, is_examples, on_done, scheduler, threads_per_task):
@@ -76,12 +73,15 @@ GRID_LOCK_NAME = ".npdvae-grid-lock"
 @contextmanager
 def _driver_lock(out: Path):
     """One driver per grid folder: a second ``reproduce`` on the same --out is refused at once,
-    told the holder's pid, before it writes the token the first one's tasks check."""
+    told the holder's pid, before it writes the token the first one's tasks check. The token
+    is the holder's: it is removed when the holder's grid ends (leaving only the runs), and a
+    refused driver never touches it."""
     out.mkdir(parents=True, exist_ok=True)
     lock = RunLock(out, GRID_LOCK_NAME, holder="another `npdvae reproduce` driving its grid").acquire()
     try:
         yield lock
     finally:
+        (out / TOKEN_NAME).unlink(missing_ok=True)
         lock.release()
 
 
