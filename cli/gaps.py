@@ -4,6 +4,7 @@ on training and test images (npdvae.evaluation.gaps)."""
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ from npdvae.evaluation.local_optimum import LocalOptimumSettings
 from npdvae.run_folder.checkpoint import CheckpointError
 from npdvae.run_folder.run_files import RunLockedError, RunWriteError
 from npdvae.run_folder.runs import RunDirectoryError, load_trained, prepare_dataset
+from npdvae.training.optim import NonFiniteGradientError
 from .common import data_dir_option, say_data
 from .progress import Progress
 from .stopping import StopRequests
@@ -80,6 +82,8 @@ def gaps(run, examples, is_samples, bound_samples, ais_steps, ais_chains, leapfr
     amortization gap (q* - encoder), and each one's generalization gap (train - test), all
     with standard errors over the images. Without --out nothing is written; with it, a stop
     loses at most the batch under way. An interrupt ends it in one line."""
+    if not math.isfinite(local_lr):
+        raise click.BadParameter(f"{local_lr}: a learning rate must be a finite number", param_hint="--local-lr")
     stops = StopRequests().install()
     try:
         settings = GapSettings(examples=examples, is_samples=is_samples, bound_samples=bound_samples,
@@ -119,7 +123,8 @@ def gaps(run, examples, is_samples, bound_samples, ais_steps, ais_chains, leapfr
     click.echo(f"{config.model_name} on {config.dataset}: gaps on the first {n['train']} training and "
                f"{n['test']} test images", err=True)
     try:
-        with stops:
+        # a diverging search says so below, in one line; NumPy's overflow warnings would only repeat it
+        with stops, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             report = inference_gaps(model, params, dataset, settings, progress=progress, record=record)
     except GapsStopped as stop:
         bar.clear()
@@ -129,6 +134,11 @@ def gaps(run, examples, is_samples, bound_samples, ais_steps, ais_chains, leapfr
         sys.exit(stops.exit_code)
     except RunWriteError as err:
         raise click.ClickException(f"{err}; the batches written before it are kept") from None
+    except NonFiniteGradientError as err:
+        bar.clear()
+        kept = "; the batches written before it are kept" if out is not None else ""
+        raise click.ClickException(f"the search for each image's best Gaussian diverged at --local-lr {local_lr} "
+                                   f"({err}): give a smaller --local-lr{kept}") from None
     bar.clear()
     if started["stage"] is not None:
         click.echo(f"  {started['stage']}: done in {time.perf_counter() - started['at']:.0f} s", err=True)

@@ -109,6 +109,10 @@ def plot(runs, out, linear, every, from_epoch):
     # two runs of one model (another seed, another folder) would share a legend entry
     series = [((f"{label} ({run.stem if run.is_file() else run})" if labels.count(label) > 1 else label), metrics)
               for (label, metrics), run in zip(series, runs)]
+    last = max(int(metrics[-1]["epoch"]) for _, metrics in series)
+    if from_epoch > last:
+        raise click.BadParameter(f"{from_epoch}: the runs end at epoch {last}, so nothing would be drawn",
+                                 param_hint="--from-epoch")
     if every:
         click.echo(milestone_table(series, every))
     try:

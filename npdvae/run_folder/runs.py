@@ -138,6 +138,10 @@ def open_run(config: TrainConfig, run_dir, dataset: Dataset, resume: bool = Fals
         checkpoint, note = load_run_checkpoint(run_dir, "last")
         if note:
             notes.append(note)
+        if config.epochs < checkpoint.epoch:   # before anything of the folder is rewritten
+            lock.release()
+            raise ConfigError("epochs", f"epochs {config.epochs} is fewer than the {checkpoint.epoch} epochs {run_dir} "
+                                        f"has trained; ask for at least {checkpoint.epoch}")
         trainer = RunFolderTrainer(config, dataset, run_dir, run_id=checkpoint.run_id, lock=lock)
         trainer.restore(checkpoint)
     else:
@@ -245,7 +249,7 @@ def read_run_config(run_dir, notes: list | None = None) -> TrainConfig:
     run_dir = Path(run_dir)
     path = run_dir / "config.json"
     if not run_dir.is_dir():
-        raise RunDirectoryError(f"{run_dir} does not exist: there is no run to resume; start it without --resume")
+        raise RunDirectoryError(f"{run_dir} does not exist: there is no run there")
     problem = None
     if path.is_file():
         try:
@@ -266,8 +270,7 @@ def read_run_config(run_dir, notes: list | None = None) -> TrainConfig:
             problem = f"{problem or f'{path} is missing'}, and {err}"
     if problem is None:
         if _only_run_files(run_dir):
-            raise RunDirectoryError(f"{run_dir} holds no run yet (no config.json, no checkpoint): "
-                                    "start it without --resume")
+            raise RunDirectoryError(f"{run_dir} holds no run yet (no config.json, no checkpoint)")
         raise RunDirectoryError(f"{run_dir}: no config.json, not a run directory")
     raise RunDirectoryError(f"{problem}; nothing of this run can be continued: move {run_dir} aside "
                             "and start it again")
@@ -308,7 +311,12 @@ def resumed_config(run_dir, changes: dict, notes: list | None = None) -> TrainCo
     """The configuration a resumed run continues with: the one it recorded (see
     read_run_config), with ``changes`` (settings given anew, e.g. more epochs) laid
     over it; whether a change is allowed is for the checkpoint to say on restore."""
-    stored = read_run_config(run_dir, notes).to_dict()
+    try:
+        stored = read_run_config(run_dir, notes).to_dict()
+    except RunDirectoryError as err:
+        if not Path(run_dir).is_dir() or _only_run_files(Path(run_dir)):   # nothing to resume: the way out
+            raise RunDirectoryError(f"{err}; there is no run to resume: start it without --resume") from None
+        raise
     return TrainConfig(**{**stored, **changes})
 
 

@@ -57,6 +57,7 @@ def test_gaps_reports_every_figure_and_gap_with_errors(trained):
     (["gaps", "RUN", "--ais-chains", "0"], "--ais-chains"),
     (["gaps", "RUN", "--local-steps", "5"], "--local-steps"),
     (["gaps", "RUN", "--ais-start", "middle"], "--ais-start"),
+    (["gaps", "RUN", "--local-lr", "nan"], "--local-lr"),
 ])
 def test_bad_gaps_input_is_a_usage_error_naming_it(trained, args, named):
     run, _ = trained
@@ -160,3 +161,13 @@ def test_gaps_compare_subtracts_two_models_analyses_image_by_image(trained, tmp_
     unfinished = CliRunner().invoke(main, ["gaps-compare", str(tmp_path / "a"), str(tmp_path / "b")])
     assert unfinished.exit_code == 2 and "no finished gaps analysis" in unfinished.output
     assert "Traceback" not in refused.output + unfinished.output
+
+
+def test_a_diverging_search_for_q_star_is_one_line_naming_local_lr(trained):
+    """Issue 35: --local-lr 100 makes Adam's search meet a non-finite gradient: one line and exit 1,
+    not a traceback."""
+    run, data = trained
+    args = [a if a != "0.05" else "1e6" for a in QUICK]
+    result = CliRunner().invoke(main, ["gaps", str(run), *args, "--data-dir", str(data)])
+    assert result.exit_code == 1 and "give a smaller --local-lr" in result.output, result.output
+    assert "Traceback" not in result.output

@@ -364,3 +364,23 @@ def test_the_compile_notice_comes_right_before_the_compilation_and_only_once(dat
     assert notice == header - 1, lines   # after the data and the run folder, just before the table
     assert max(i for i, line in enumerate(lines) if "data:" in line) < notice
     assert not any("compiling" in line for line in train("second"))   # cached now
+
+
+def test_a_finished_run_is_not_shrunk_nor_plotted_past_its_end_and_an_empty_folder_gets_no_resume_advice(
+        data_env, tmp_path):
+    """Issue 35: --resume --epochs below the epochs done is refused before config.json is touched;
+    --from-epoch past the last epoch is refused, not an empty picture; plot of a folder that holds
+    no run says so without telling to train."""
+    out = tmp_path / "run"
+    assert run("train", "--epochs", "2", *SMALL, "--out", out).exit_code == 0
+    recorded = (out / "config.json").read_bytes()
+    result = run("train", "--resume", "--epochs", "1", "--out", out)
+    assert result.exit_code == 2 and "epochs 1 is fewer than the 2 epochs" in result.output, result.output
+    assert (out / "config.json").read_bytes() == recorded
+    result = run("plot", out, "--from-epoch", "100", "--out", tmp_path / "c.png")
+    assert result.exit_code == 2 and "the runs end at epoch 2" in result.output and not (tmp_path / "c.png").exists()
+    (tmp_path / "empty").mkdir()
+    result = run("plot", tmp_path / "empty", "--out", tmp_path / "c.png")
+    assert result.exit_code == 2 and "holds no run yet" in result.output and "--resume" not in result.output
+    result = run("train", "--resume", "--out", tmp_path / "empty")
+    assert result.exit_code == 2 and "start it without --resume" in result.output
