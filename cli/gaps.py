@@ -14,7 +14,7 @@ import numpy as np
 
 from npdvae.data import DataError
 from npdvae.evaluation.ais import STARTS, AISSettings
-from npdvae.evaluation.gaps import FIGURES, GAPS, GapSettings, inference_gaps, report_to_dict
+from npdvae.evaluation.gaps import FIGURES, GAPS, GapSettings, analysed_images, inference_gaps, report_to_dict
 from npdvae.evaluation.gaps_record import REPORT_NAME, GapsRecord, GapsRecordError, params_digest
 from npdvae.evaluation.local_optimum import LocalOptimumSettings
 from npdvae.run_folder.checkpoint import CheckpointError
@@ -99,7 +99,8 @@ def gaps(run, examples, is_samples, bound_samples, ais_steps, ais_chains, leapfr
     record = None
     if out is not None:
         try:
-            record = GapsRecord(out, settings.to_dict(), params_digest(params))
+            record = GapsRecord(out, settings.to_dict(), params_digest(params),
+                                analysed_images(dataset, settings, params["decoder.hidden0.W"].dtype))
         except GapsRecordError as err:
             raise click.BadParameter(str(err), param_hint="--out") from None
         except (RunLockedError, RunWriteError) as err:

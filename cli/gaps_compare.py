@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from npdvae.evaluation.gaps import FIGURES, GAPS, paired_difference, report_to_dict
-from npdvae.evaluation.gaps_record import GapsRecordError, finished_figures
+from npdvae.evaluation.gaps_record import GapsRecordError, finished_figures, images_problem
 from .gaps import LABELS
 
 
@@ -38,6 +38,13 @@ def gaps_compare(first, second, as_json):
     if differences:
         raise click.UsageError(f"{first} and {second} were analysed with other settings ({'; '.join(differences)}); "
                                "only analyses of the same images with the same settings are compared")
+    problem = images_problem(header_a, header_b)
+    if problem:
+        raise click.UsageError(f"{first} and {second} are analyses of other images ({problem}); "
+                               "only analyses of the same images are compared")
+    if header_a["images"] is None or header_b["images"] is None:
+        click.echo("note: a record made before gaps records named their images; that both cover the same "
+                   "images is not checked", err=True)
     if header_a["model"] == header_b["model"]:
         raise click.UsageError(f"{first} and {second} are analyses of the same model")
     try:

@@ -27,6 +27,7 @@ which neither subset holds, and nothing is tuned on the test images.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import asdict, dataclass, field
 
@@ -117,6 +118,29 @@ def _train_minus_test(report: dict) -> dict:
             for name in (*FIGURES, *GAPS)}
 
 
+def _images(dataset, settings: GapSettings, subset: str, number: int, first: int, size: int, dtype):
+    """The images of one batch, as the analysis scores them (a dynamic binarization draws them
+    from the batch's own stream)."""
+    return dataset.batch(subset, np.arange(first, first + size), _stream(settings.seed, number, first, 1)) \
+        .astype(dtype, copy=False)
+
+
+def analysed_images(dataset, settings: GapSettings, dtype=np.float32) -> dict:
+    """What images an analysis of ``dataset`` with ``settings`` covers, so that two analyses are
+    compared only on the same images: the data set, its binarization and that binarization's
+    seed, and per subset the number of images and the SHA-256 of the images themselves."""
+    described = {"dataset": dataset.name, "binarization": dataset.binarization,
+                 "binarization_seed": dataset.binarization_seed}
+    for number, subset in enumerate(SUBSETS, start=1):
+        n = min(settings.examples, dataset.num_examples(subset))
+        digest = hashlib.sha256()
+        for first in range(0, n, settings.batch_size):
+            size = min(settings.batch_size, n - first)
+            digest.update(np.ascontiguousarray(_images(dataset, settings, subset, number, first, size, dtype)).tobytes())
+        described[subset] = {"images": n, "sha256": digest.hexdigest()}
+    return described
+
+
 def inference_gaps(model, params, dataset, settings: GapSettings, progress=None, record=None) -> dict:
     """The whole analysis of a trained model on ``dataset``: ``{"settings", "step_sizes",
     "train", "test", "generalization", "batches_done_before"}``. ``progress(stage, fraction)``
@@ -146,8 +170,7 @@ def inference_gaps(model, params, dataset, settings: GapSettings, progress=None,
                 batch, change = kept["figures"], kept["last_change"]
                 done_before += 1
             else:
-                images = _stream(settings.seed, number, first, 1)   # dynamic binarization draws here
-                x = dataset.batch(subset, np.arange(first, first + size), images).astype(dtype, copy=False)
+                x = _images(dataset, settings, subset, number, first, size, dtype)
                 batch, change = batch_figures(
                     model, params, x, settings, step_sizes, _stream(settings.seed, number, first, 0),
                     tick=lambda fraction, f=first, s=subset, n=n, b=size: say(s, (f + fraction * b) / n))

@@ -1,7 +1,9 @@
 """A gaps analysis kept in a folder, so that a long one can stop anywhere and continue.
 
-    FOLDER/gaps.jsonl   a header line: the model's parameter digest, every setting, and the
-                        AIS step sizes the warm-up settled; then one line per finished batch
+    FOLDER/gaps.jsonl   a header line: the model's parameter digest, every setting, the images
+                        it covers (data set, binarization and its seed, each subset's count and
+                        SHA-256; absent in records made before), and the AIS step sizes the
+                        warm-up settled; then one line per finished batch
                         of images: its subset, its first image, each figure per image
     FOLDER/gaps.json    the report, written once every batch is in
     FOLDER/.lock        the writer's lock
@@ -52,8 +54,9 @@ def finished_figures(folder) -> tuple[dict, dict]:
                 or not isinstance(header.get("model"), str):
             raise ValueError("its header is not a gaps header of this npdvae")
         by_subset: dict[str, list] = {}
-        for batch in sorted(batches, key=lambda b: (b["subset"], int(b["first"]))):
-            by_subset.setdefault(batch["subset"], []).append(batch)
+        unique = {(b["subset"], int(b["first"])): b for b in batches}   # a batch written twice counts once
+        for key in sorted(unique):
+            by_subset.setdefault(key[0], []).append(unique[key])
         figures = {}
         for subset, parts in by_subset.items():
             figures[subset] = {name: np.concatenate([np.asarray(b["figures"][name], dtype=np.float64) for b in parts])
@@ -61,7 +64,28 @@ def finished_figures(folder) -> tuple[dict, dict]:
             figures[subset]["q_star_last_change"] = np.array([float(b["last_change"]) for b in parts])
     except (OSError, UnicodeDecodeError, IndexError, json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
         raise GapsRecordError(f"{path} cannot be read as a finished gaps record ({err})") from None
-    return {"model": header.get("model"), "settings": header.get("settings")}, figures
+    return {"model": header.get("model"), "settings": header.get("settings"), "images": header.get("images")}, figures
+
+
+def _images_difference(a: dict, b: dict) -> str:
+    """How two records' images differ, in words."""
+    for key in ("dataset", "binarization", "binarization_seed"):
+        if a.get(key) != b.get(key):
+            return f"{key} {a.get(key)!r} against {b.get(key)!r}"
+    for subset in sorted(set(a) | set(b)):
+        if a.get(subset) != b.get(subset):
+            return f"other {subset} images"
+    return "other images"
+
+
+def images_problem(first: dict, second: dict) -> str | None:
+    """Why the analyses of headers ``first`` and ``second`` (as :func:`finished_figures` gives
+    them) do not cover the same images; None when they do, or when a record made before records
+    named their images cannot say."""
+    a, b = first.get("images"), second.get("images")
+    if a is None or b is None or a == b:
+        return None
+    return _images_difference(a, b)
 
 
 def params_digest(params: dict) -> str:
@@ -75,8 +99,9 @@ def params_digest(params: dict) -> str:
 class GapsRecord:
     """The batches of one analysis that are done, and the means to add the next."""
 
-    def __init__(self, folder, settings: dict, model_digest: str):
+    def __init__(self, folder, settings: dict, model_digest: str, images: dict | None = None):
         self.folder = Path(folder)
+        self.images = images
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -114,6 +139,9 @@ class GapsRecord:
         if differences:
             raise GapsRecordError(f"{self.folder} holds gaps of other settings ({'; '.join(differences)}); "
                                   "give the same options to continue it, or choose another --out")
+        if self.images is not None and header.get("images") not in (None, self.images):
+            raise GapsRecordError(f"{self.folder} holds gaps of other images ({_images_difference(header['images'], self.images)}); "
+                                  "choose another --out")
         self.step_sizes = np.asarray(header["step_sizes"], dtype=np.float64)
         for number, line in enumerate(lines[1:], start=2):
             try:
@@ -137,6 +165,8 @@ class GapsRecord:
         self.step_sizes = np.asarray(step_sizes, dtype=np.float64)
         header = {"format": FORMAT, "model": self.model_digest, "settings": self.settings,
                   "step_sizes": self.step_sizes.tolist()}
+        if self.images is not None:
+            header["images"] = self.images
         replace_file(self.path, (json.dumps(header) + "\n").encode())
 
     def add(self, subset: str, first: int, figures: dict, last_change: float):
@@ -151,4 +181,5 @@ class GapsRecord:
         self.lock.release()
 
 
-__all__ = ["GapsRecord", "GapsRecordError", "finished_figures", "params_digest", "RECORD_NAME", "REPORT_NAME"]
+__all__ = ["GapsRecord", "GapsRecordError", "finished_figures", "images_problem", "params_digest", "RECORD_NAME",
+           "REPORT_NAME"]

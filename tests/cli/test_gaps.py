@@ -171,3 +171,22 @@ def test_a_diverging_search_for_q_star_is_one_line_naming_local_lr(trained):
     result = CliRunner().invoke(main, ["gaps", str(run), *args, "--data-dir", str(data)])
     assert result.exit_code == 1 and "give a smaller --local-lr" in result.output, result.output
     assert "Traceback" not in result.output
+
+
+def test_gaps_compare_refuses_analyses_of_other_images(trained, tmp_path):
+    """Issue 35: two static-binarization models of different seeds binarize the training images
+    differently; their analyses are of other images and are not compared as if paired."""
+    _, data = trained
+    for seed in (1, 2):
+        run = tmp_path / f"static-{seed}"
+        result = CliRunner().invoke(main, ["train", "--epochs", "1", *SMALL, "--binarize", "static", "--seed",
+                                           str(seed), "--out", str(run), "--data-dir", str(data)])
+        assert result.exit_code == 0, result.output
+        result = CliRunner().invoke(main, ["gaps", str(run), *QUICK, "--out", str(tmp_path / f"gaps-{seed}"),
+                                           "--data-dir", str(data)])
+        assert result.exit_code == 0, result.output
+    header = json.loads((tmp_path / "gaps-1" / "gaps.jsonl").read_text().splitlines()[0])
+    assert header["images"]["dataset"] == "mnist" and header["images"]["binarization_seed"] == 1
+    refused = CliRunner().invoke(main, ["gaps-compare", str(tmp_path / "gaps-1"), str(tmp_path / "gaps-2")])
+    assert refused.exit_code == 2 and "other images (binarization_seed 1 against 2)" in refused.output, refused.output
+    assert "Traceback" not in refused.output

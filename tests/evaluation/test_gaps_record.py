@@ -4,7 +4,7 @@ left unreadable by a stop in the middle of a line."""
 import numpy as np
 import pytest
 
-from npdvae.evaluation.gaps_record import GapsRecord, GapsRecordError, finished_figures, params_digest
+from npdvae.evaluation.gaps_record import GapsRecord, GapsRecordError, finished_figures, images_problem, params_digest
 
 SETTINGS = {"examples": 4, "seed": 0, "ais": {"steps": 3}}
 
@@ -81,7 +81,7 @@ def test_a_finished_record_reads_back_its_images_in_order_and_an_unfinished_one_
     record.write_report({"done": True})
     record.close()
     header, figures = finished_figures(tmp_path)
-    assert header == {"model": "m" * 64, "settings": SETTINGS}
+    assert header == {"model": "m" * 64, "settings": SETTINGS, "images": None}   # a record without images
     np.testing.assert_array_equal(figures["train"]["log_px_ais"], [-1.0, -2.0, -3.0])
     np.testing.assert_array_equal(figures["test"]["log_px_ais"], [-5.0])
     np.testing.assert_array_equal(figures["train"]["q_star_last_change"], [0.25, 0.125])   # one per batch
@@ -92,3 +92,34 @@ def test_a_finished_folder_whose_header_is_not_a_gaps_header_is_named(tmp_path):
     (tmp_path / "gaps.json").write_text("{}\n")
     with pytest.raises(GapsRecordError, match="not a gaps header"):
         finished_figures(tmp_path)
+
+
+def test_a_batch_written_twice_counts_once(tmp_path):
+    """Issue 35: a record whose batch line appears twice (copied, or written again) is read
+    with each image once."""
+    record = _record(tmp_path)
+    record.begin(np.ones(3))
+    record.add("train", 0, {"log_px_ais": np.array([-1.0, -2.0])}, 0.25)
+    record.add("test", 0, {"log_px_ais": np.array([-5.0])}, 0.5)
+    record.write_report({"done": True})
+    record.close()
+    lines = (tmp_path / "gaps.jsonl").read_text().splitlines()
+    (tmp_path / "gaps.jsonl").write_text("\n".join(lines + [lines[1]]) + "\n")
+    _, figures = finished_figures(tmp_path)
+    np.testing.assert_array_equal(figures["train"]["log_px_ais"], [-1.0, -2.0])
+
+
+def test_records_of_other_images_are_named_and_refused(tmp_path):
+    images = {"dataset": "mnist", "binarization": "static", "binarization_seed": 0,
+              "train": {"images": 2, "sha256": "a" * 64}, "test": {"images": 1, "sha256": "b" * 64}}
+    record = GapsRecord(tmp_path, SETTINGS, "m" * 64, images)
+    record.begin(np.ones(3))
+    record.close()
+    with pytest.raises(GapsRecordError, match="other images .*binarization_seed 0 against 1"):
+        GapsRecord(tmp_path, SETTINGS, "m" * 64, {**images, "binarization_seed": 1})
+    assert images_problem({"images": images}, {"images": {**images, "dataset": "frey-face"}}) == \
+        "dataset 'mnist' against 'frey-face'"
+    assert images_problem({"images": images}, {"images": {**images, "test": {"images": 1, "sha256": "c" * 64}}}) \
+        == "other test images"
+    assert images_problem({"images": images}, {"images": None}) is None and \
+        images_problem({"images": images}, {"images": dict(images)}) is None
