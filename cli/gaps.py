@@ -90,7 +90,10 @@ def gaps(run, examples, is_samples, bound_samples, ais_steps, ais_chains, leapfr
                                warmup_examples=warmup_examples, batch_size=batch_size, seed=seed,
                                ais=AISSettings(steps=ais_steps, chains=ais_chains, leapfrog=leapfrog, start=ais_start),
                                local=LocalOptimumSettings(steps=local_steps, lr=local_lr, samples=local_samples))
-        config, model, params = load_trained(run)
+        notes = []
+        config, model, params = load_trained(run, notes=notes)   # best.h5, or what it fell back on, said below
+        for note in notes:
+            click.echo(f"note: {note}", err=True)
         dataset = prepare_dataset(config, data_dir, say=say_data)
     except (RunDirectoryError, CheckpointError) as err:
         raise click.BadParameter(str(err), param_hint="RUN") from None

@@ -113,6 +113,11 @@ def summarize_run(run_dir) -> RunSummary:
     if evaluation is not None and not evaluation_problem(evaluation, checkpoint.config, checkpoint.run_id,
                                                          summary.best_epoch):
         summary.test_bound, summary.log_likelihood = evaluation["test_bound"], evaluation["log_likelihood"]
+    if not note and history:   # the best checkpoint is what a finished run is used by: it must be there and the run's
+        try:
+            load_run_checkpoint(run_dir, "best", fall_back=False)
+        except (CheckpointError, RunDirectoryError) as err:
+            note = str(err)
     holder = lock_holder(run_dir)
     if holder is not None:
         summary.state, summary.detail = "in use", f"pid {holder}"

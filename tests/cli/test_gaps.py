@@ -2,6 +2,7 @@
 bad input, and an interrupt."""
 
 import json
+import shutil
 import os
 import signal
 import subprocess
@@ -190,3 +191,12 @@ def test_gaps_compare_refuses_analyses_of_other_images(trained, tmp_path):
     refused = CliRunner().invoke(main, ["gaps-compare", str(tmp_path / "gaps-1"), str(tmp_path / "gaps-2")])
     assert refused.exit_code == 2 and "other images (binarization_seed 1 against 2)" in refused.output, refused.output
     assert "Traceback" not in refused.output
+
+
+def test_gaps_says_when_it_analyses_last_h5_in_place_of_a_damaged_best(trained, tmp_path):
+    run, data = trained
+    shutil.copytree(run, tmp_path / "run", ignore=shutil.ignore_patterns(".lock"))
+    (tmp_path / "run" / "best.h5").write_bytes(b"not HDF5")
+    result = CliRunner().invoke(main, ["gaps", str(tmp_path / "run"), *QUICK, "--data-dir", str(data)])
+    assert result.exit_code == 0, result.output
+    assert "note:" in result.output and "last.h5" in result.output, result.output

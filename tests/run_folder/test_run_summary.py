@@ -74,3 +74,14 @@ def test_runs_names_a_missing_folder_and_says_when_there_is_none(tmp_path):
     assert result.exit_code == 2 and "nowhere: no such folder" in result.output
     empty = CliRunner().invoke(main, ["runs", str(tmp_path)])
     assert empty.exit_code == 0 and empty.output.startswith("no run folders under")
+
+
+def test_a_run_whose_best_checkpoint_is_another_runs_is_listed_as_damaged(mnist_root, tmp_path):
+    """Issue 35: a folder whose last.h5 is its own but whose best.h5 is not is not `finished`."""
+    for name, seed in (("a", "0"), ("b", "1")):
+        process = _train(mnist_root, tmp_path / name, "--epochs", "1", "--seed", seed)
+        assert process.wait(timeout=600) == 0, process.communicate()
+    assert summarize_run(tmp_path / "a").state == "finished"
+    shutil.copy(tmp_path / "b" / "best.h5", tmp_path / "a" / "best.h5")
+    summary = summarize_run(tmp_path / "a")
+    assert summary.state == "damaged" and "best.h5" in summary.detail, summary
