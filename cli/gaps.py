@@ -94,6 +94,9 @@ def gaps(run, examples, is_samples, bound_samples, ais_steps, ais_chains, leapfr
         config, model, params = load_trained(run, notes=notes)   # best.h5, or what it fell back on, said below
         for note in notes:
             click.echo(f"note: {note}", err=True)
+        problem = settings.memory_problem(model.config.input_dim, model.config.hidden, model.config.latent)
+        if problem:
+            raise click.BadParameter(problem[1], param_hint=problem[0])
         dataset = prepare_dataset(config, data_dir, say=say_data)
     except (RunDirectoryError, CheckpointError) as err:
         raise click.BadParameter(str(err), param_hint="RUN") from None

@@ -44,6 +44,8 @@ GAPS = {   # name: (minuend, subtrahend)
     "inference_gap": ("log_px_ais", "bound_encoder"),
 }
 SUBSETS = ("train", "test")
+# The most memory one decoder pass of an analysis may ask for, refused before anything is allocated
+MAX_PASS_BYTES = 8 * 1024 ** 3
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,28 @@ class GapSettings:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def memory_problem(self, input_dim: int, hidden: int, latent: int) -> tuple[str, str] | None:
+        """(the option to lower, why) when the largest decoder pass of the analysis would need
+        more than :data:`MAX_PASS_BYTES`, counting each row's activations, their gradients and
+        temporaries in float64; None when it fits. Checked before anything is allocated."""
+        passes = {  # option to lower: (decoder rows of its largest pass, how they come about)
+            "--ais-chains": (self.batch_size * self.ais.chains, f"--batch-size {self.batch_size} x --ais-chains "
+                                                                f"{self.ais.chains}"),
+            "--bound-samples": (self.batch_size * self.bound_samples, f"--batch-size {self.batch_size} x "
+                                                                      f"--bound-samples {self.bound_samples}"),
+            "--local-samples": (self.batch_size * self.local.samples, f"--batch-size {self.batch_size} x "
+                                                                      f"--local-samples {self.local.samples}"),
+            "--warmup-examples": (self.warmup_examples * self.ais.chains, f"--warmup-examples "
+                                                                          f"{self.warmup_examples} x --ais-chains "
+                                                                          f"{self.ais.chains}"),
+        }
+        option, (rows, why) = max(passes.items(), key=lambda item: item[1][0])
+        need = rows * 4 * 8 * (2 * hidden + 2 * input_dim + 4 * latent)
+        if need <= MAX_PASS_BYTES:
+            return None
+        return option, (f"{why} decoder rows need about {need / 1024 ** 3:.0f} GiB at once "
+                        f"(limit {MAX_PASS_BYTES / 1024 ** 3:.0f} GiB); lower {option} or --batch-size")
 
 
 def _stream(seed: int, *key: int) -> np.random.Generator:

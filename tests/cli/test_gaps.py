@@ -59,6 +59,9 @@ def test_gaps_reports_every_figure_and_gap_with_errors(trained):
     (["gaps", "RUN", "--local-steps", "5"], "--local-steps"),
     (["gaps", "RUN", "--ais-start", "middle"], "--ais-start"),
     (["gaps", "RUN", "--local-lr", "nan"], "--local-lr"),
+    (["gaps", "RUN", "--batch-size", "100000", "--ais-chains", "100000"], "--ais-chains"),
+    (["gaps", "RUN", "--bound-samples", "10000000"], "--bound-samples"),
+    (["gaps", "RUN", "--local-samples", "10000000"], "--local-samples"),
 ])
 def test_bad_gaps_input_is_a_usage_error_naming_it(trained, args, named):
     run, _ = trained
