@@ -417,6 +417,12 @@ BAD_INPUTS = [
     (["bench", "--json", "{tmp}/missing/b.json"], 2, "does not exist"),
     (["reproduce", "table1", "--row", "DVAE (K=1)/1", "--row", "NOPE/1", "--out", "{tmp}/g"], 2,
      "'NOPE/1' is not a row of table1"),
+    (["reproduce", "table1", "--train-examples", "1000000", "--out", "{tmp}/g"], 2,
+     "train_examples 1000000 is more than the train split of mnist holds (50000 images)"),
+    (["reproduce", "table1", "--train-examples", "50", "--out", "{tmp}/g"], 2,
+     "batch_size 100 is larger than the training set (50 examples)"),
+    (["reproduce", "table2", "--eval-examples", "200", "--out", "{tmp}/g"], 2,
+     "eval_examples 200 is more than the valid and test splits of frey-face hold (98 images)"),
 ]
 
 

@@ -38,6 +38,18 @@ BINARIZATIONS = ("dynamic", "static")
 SPLITS = ("train", "valid", "test")
 
 
+def split_sizes(name: str) -> dict:
+    """Images per split of a data set, known before any file is read: MNIST and Fashion-MNIST
+    train on the first 50,000 training images, validate on the rest and test on t10k; Frey
+    Face is split 1572 / 295 / 98."""
+    spec = get_spec(name)
+    if spec.files[0].kind != "idx-gz":
+        return dict(zip(SPLITS, FREY_SPLIT))
+    train, test = (next(f.shape[0] for f in spec.files if f.filename.startswith(stem))
+                   for stem in ("train-images", "t10k-images"))
+    return {"train": MNIST_TRAIN_SIZE, "valid": train - MNIST_TRAIN_SIZE, "test": test}
+
+
 def binarize(intensities: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """x_d ~ Bernoulli(intensity_d / 255) for uint8 intensities; float32 0/1 out.
 

@@ -393,4 +393,8 @@ def load_trained(run_or_checkpoint, which: str = "best", notes: list | None = No
     if expected != found:
         wrong = sorted(set(expected) ^ set(found)) or sorted(n for n in expected if expected[n] != found[n])
         raise CheckpointError(f"{path}: the parameters do not match the recorded configuration ({wrong[0]})")
+    other = sorted(name for name, value in params.items() if value.dtype != np.float32)
+    if other:   # npdvae trains and scores in float32; another precision would meet float32 images
+        raise CheckpointError(f"{path}: parameter {other[0]} is {params[other[0]].dtype}, not the float32 "
+                              "npdvae writes")
     return config, model, params

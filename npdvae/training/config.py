@@ -8,6 +8,7 @@ import numpy as np
 
 from npdvae.vae.bounds import BOUNDS
 from npdvae.vae.corruption import NOISE_TYPES, Corruption
+from npdvae.data.datasets import split_sizes
 from npdvae.data.files import DATASETS
 from npdvae.vae.model import ENCODERS, ModelConfig, default_activation
 
@@ -135,6 +136,22 @@ class TrainConfig:
         except ValueError as err:
             raise ConfigError("activation", str(err)) from None
         self._check_sizes()
+        self._check_subsets()
+
+    def _check_subsets(self):
+        """The first N images of a split must be there, and a minibatch must fit in the training
+        set: known from the data set's split sizes before any file is read."""
+        sizes = split_sizes(self.dataset)
+        for field, splits in (("train_examples", ("train",)), ("eval_examples", ("valid", "test"))):
+            asked, held = getattr(self, field), min(sizes[split] for split in splits)
+            if asked is not None and asked > held:
+                where = f"the {splits[0]} split of {self.dataset} holds" if len(splits) == 1 else \
+                    f"the {' and '.join(splits)} splits of {self.dataset} hold"
+                raise ConfigError(field, f"{field} {asked} is more than {where} ({held} images)")
+        train = self.train_examples or sizes["train"]
+        if self.batch_size > train:
+            raise ConfigError("batch_size", f"batch_size {self.batch_size} is larger than the training set "
+                                            f"({train} examples)")
 
     def parameter_count(self) -> int:
         """Entries of all parameter arrays (upper bound: the Gaussian decoder's two heads)."""

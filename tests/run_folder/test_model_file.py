@@ -229,3 +229,14 @@ def test_export_never_writes_into_another_run_folder(scored_runs, tmp_path):
         assert result.exit_code == 2 and "run folder" in result.output and "Traceback" not in result.output, name
         assert (Path(noisy) / "best.h5").read_bytes() == before
     assert not (Path(noisy) / "model.h5").exists() and not (Path(noisy) / "model.md").exists()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float16])
+def test_a_model_file_of_another_precision_is_named_not_a_traceback(scored_runs, tmp_path, mnist_root, dtype):
+    """Issue 35: parameters of another float type, with valid checksums, are refused in one line."""
+    model = model_from_run(scored_runs[0])
+    model.params = {name: value.astype(dtype) for name, value in model.params.items()}
+    save_model_file(tmp_path / "m.h5", model)
+    result = _cli("evaluate", tmp_path / "m.h5", "--is-samples", "2", "--data-dir", mnist_root)
+    assert result.exit_code == 2 and f"is {np.dtype(dtype).name}, not the float32" in result.output, result.output
+    assert "Traceback" not in result.output
