@@ -175,8 +175,14 @@ def _train_in(config, out, resume, data_dir, stops):
         bar.clear()
         where = (f"after epoch {trainer.epoch}" if trainer.epoch else "before the first epoch (the initial parameters)")
         click.echo(f"Error: {err}.", err=True)
-        click.echo(f"{out / 'last.h5'} keeps the run as it was {where}. Resume with a smaller learning rate:\n"
-                   f"  {continue_command} --lr {config.lr / 10:g}", err=True)
+        if trainer.epoch == 0 and config.noise > 0:   # no step has ever worked: the corruption, more than the rate
+            click.echo(f"{out / 'last.h5'} keeps the run as it was {where}. The bound was never finite with "
+                       f"this corruption ({config.noise_type}, noise {config.noise:g}); a smaller --noise is the "
+                       f"way out: start again with another --out, or try a smaller learning rate first:\n"
+                       f"  {continue_command} --lr {config.lr / 10:g}", err=True)
+        else:
+            click.echo(f"{out / 'last.h5'} keeps the run as it was {where}. Resume with a smaller learning rate:\n"
+                       f"  {continue_command} --lr {config.lr / 10:g}", err=True)
         sys.exit(1)
     except RunWriteError as err:
         bar.clear()

@@ -421,6 +421,7 @@ BAD_INPUTS = [
      "train_examples 1000000 is more than the train split of mnist holds (50000 images)"),
     (["reproduce", "table1", "--train-examples", "50", "--out", "{tmp}/g"], 2,
      "batch_size 100 is larger than the training set (50 examples)"),
+    (["train", "--dataset", "frey-face", "--noise", "1e308", "--out", "{tmp}/r"], 2, "no corruption to train with"),
     (["reproduce", "table2", "--eval-examples", "200", "--out", "{tmp}/g"], 2,
      "eval_examples 200 is more than the valid and test splits of frey-face hold (98 images)"),
 ]
@@ -546,3 +547,22 @@ def test_a_fifo_in_place_of_the_lock_is_named_not_waited_on(mnist_root, tmp_path
     assert_one_line_error(result, 1, f"cannot write {out / '.lock'}: it is not a regular file; remove it")
     (out / ".lock").unlink()
     assert npdvae(mnist_root, "train", *TINY, "--epochs", "1", "--out", out).returncode == 0
+
+
+@pytest.mark.parametrize("edit, code, fragment", [
+    (lambda config: config.update(noise_type=7), 1, "is not a valid configuration"),
+    (lambda config: config.pop("noise_type"), 0, "[1/1]"),
+])
+def test_a_grid_whose_clean_runs_config_was_edited_is_one_line_or_counted(mnist_root, tmp_path, edit, code, fragment):
+    """Issue 35: a clean run's config.json without noise_type, or with a noise_type that is no
+    corruption, ends in one line (or is counted as the run it is), never a traceback."""
+    args = ["reproduce", "table1", "--row", "DVAE (K=1)/1", "--column", "0", "--seeds", "1", "--epochs", "1",
+            "--train-examples", "600", "--eval-examples", "60", "--is-samples", "5", "--out", tmp_path / "g"]
+    assert npdvae(mnist_root, *args).returncode == 0
+    (path,) = (tmp_path / "g").glob("runs/*/config.json")
+    config = json.loads(path.read_text())
+    edit(config)
+    path.write_text(json.dumps(config))
+    result = npdvae(mnist_root, *args)
+    assert result.returncode == code and fragment in result.stdout + result.stderr, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr

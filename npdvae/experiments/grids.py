@@ -271,6 +271,10 @@ def run_problems(run_dir, config_dict: dict) -> tuple[dict | None, list[str]]:
             raise ValueError("not a JSON object")
     except (OSError, UnicodeDecodeError, ValueError) as err:
         return None, [f"{recorded_file} cannot be read ({err}); move the run folder aside"]
+    try:
+        recorded = {**recorded, **TrainConfig.from_dict(recorded).to_dict()}   # every setting, checked
+    except (TypeError, ValueError) as err:
+        return None, [f"{recorded_file} is not a valid configuration ({err})"]
     requested = TrainConfig(**config_dict).to_dict()
     diffs = [f"{k}: run has {recorded.get(k)!r}, grid asks {v!r}"
              for k, v in defining_settings(requested).items()

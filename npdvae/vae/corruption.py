@@ -148,6 +148,9 @@ def additive_gaussian(x, sigma: float, num_corruptions_m: int, rng: np.random.Ge
 # --------------------------------------------------------------------------
 
 NOISE_TYPES = ("salt-pepper-released", "salt-pepper", "gaussian", "mean-image")
+# The largest Gaussian standard deviation a run may train with: far beyond it the corrupted image
+# holds nothing of the clean one, and the encoder's float32 sums overflow (1e308 gave NaN at once)
+MAX_GAUSSIAN_NOISE = 1000.0
 
 NOISE_TYPE_DESCRIPTIONS = {
     "salt-pepper-released": "salt-and-pepper as the authors' released code draws it "
@@ -173,6 +176,9 @@ class Corruption:
         if noise_type == "gaussian":
             if not (noise >= 0 and np.isfinite(noise)):
                 raise ValueError(f"noise must be a finite number >= 0 for gaussian corruption, got {noise}")
+            if noise > MAX_GAUSSIAN_NOISE:
+                raise ValueError(f"noise {noise:g} is no corruption to train with: a Gaussian standard deviation "
+                                 f"on [0, 1] pixels must be at most {MAX_GAUSSIAN_NOISE:g}")
         elif not 0.0 <= noise < 1.0:
             raise ValueError(f"noise must be in [0, 1) for {noise_type} corruption, got {noise}")
         self.noise_type, self.noise = noise_type, noise
