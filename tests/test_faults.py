@@ -566,3 +566,20 @@ def test_a_grid_whose_clean_runs_config_was_edited_is_one_line_or_counted(mnist_
     result = npdvae(mnist_root, *args)
     assert result.returncode == code and fragment in result.stdout + result.stderr, result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("kind", ["directory", "link", "link loop"])
+def test_a_directory_or_link_in_place_of_the_lock_is_named_with_the_way_out(mnist_root, tmp_path, kind):
+    """Issue 35: not ELOOP or EISDIR alone, but what is there and what to do."""
+    out = tmp_path / "run"
+    out.mkdir()
+    if kind == "directory":
+        (out / ".lock").mkdir()
+    elif kind == "link":
+        (out / ".lock").symlink_to(tmp_path / "elsewhere")
+    else:
+        (out / ".lock").symlink_to(out / ".lock")
+    result = npdvae(mnist_root, "train", *TINY, "--epochs", "1", "--out", out)
+    what = "a directory" if kind == "directory" else "a symbolic link"
+    assert_one_line_error(result, 1, f"cannot write {out / '.lock'}: it is {what}, not a lock file; remove it")
+    assert not (tmp_path / "elsewhere").exists()

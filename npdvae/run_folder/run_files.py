@@ -151,6 +151,11 @@ class RunLock:
         try:   # O_NONBLOCK: a FIFO in the lock's place must not hang the open
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
         except OSError as err:
+            what = "a symbolic link" if os.path.islink(self.path) else "a directory" if os.path.isdir(self.path) \
+                else None
+            if what:   # never followed nor used: the way out is to remove it
+                raise RunWriteError(self.path, OSError(err.errno, f"it is {what}, not a lock file; remove it "
+                                                                  "(npdvae makes it again)")) from None
             raise RunWriteError(self.path, err) from None
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
