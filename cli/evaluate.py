@@ -20,7 +20,7 @@ from npdvae.run_folder.runs import RunDirectoryError, is_run_folder, load_traine
 from npdvae.run_folder.model_card import card_path, write_model_card
 from npdvae.run_folder.model_file import is_model_file, load_model_file, model_from_run, save_model_file
 from npdvae.run_folder.provenance import describe
-from npdvae.run_folder.run_files import RunWriteError
+from npdvae.run_folder.run_files import RunWriteError, remove_orphaned_temporaries
 from npdvae.training.loop import validation_bound
 from .progress import Progress
 from .stopping import StopRequests
@@ -134,14 +134,29 @@ def export(run, out):
     if is_run_folder(out.resolve().parent):
         raise click.BadParameter(f"{out} is inside the run folder {out.parent}: write the model file outside every "
                                  "run folder", param_hint="--out")
+    for path in (out, card_path(out)):   # left by an export that was killed while writing
+        remove_orphaned_temporaries(path)
+    stops = StopRequests().install()   # SIGTERM and SIGHUP end it in one line too, never half-written
     try:
         model = model_from_run(run)
+        if stops():
+            click.echo(f"{stops.name}: export stopped before writing; nothing was written", err=True)
+            sys.exit(stops.exit_code)
         save_model_file(out, model)
         card = write_model_card(out)
     except (RunDirectoryError, CheckpointError) as err:
         raise click.BadParameter(str(err), param_hint="RUN") from None
     except RunWriteError as err:
         raise click.ClickException(str(err)) from None
+    except KeyboardInterrupt:   # a second signal: stop at once; each file is whole or absent
+        click.echo(f"{stops.name}: export stopped; {out} and its card are each written whole or not at all",
+                   err=True)
+        sys.exit(stops.exit_code)
+    finally:
+        stops.uninstall()
+    if stops():
+        click.echo(f"{stops.name} arrived while writing: {out} and its card were written whole first", err=True)
+        sys.exit(stops.exit_code)
     size = out.stat().st_size / 1e6
     scored = ("test bound {:.2f}".format(model.evaluation["test_bound"]) if model.evaluation
               else "no evaluation (the run was not scored by a grid)")

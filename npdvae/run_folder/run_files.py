@@ -114,6 +114,26 @@ def append_line(path, line: str):
         os.close(fd)
 
 
+def remove_orphaned_temporaries(path) -> list[Path]:
+    """Delete the temporaries ``PATH.PID.tmp`` that a process killed while writing ``path``
+    left beside it (its pid is no longer alive); another live writer's are left alone."""
+    path, removed = Path(path), []
+    for tmp in path.parent.glob(f"{path.name}.*{TMP_SUFFIX}"):
+        pid = tmp.name[len(path.name) + 1:-len(TMP_SUFFIX)]
+        if not pid.isdigit() or not (tmp.is_file() or tmp.is_symlink()):
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue   # alive: its write is under way
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OverflowError):
+            continue
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
+
+
 def remove_stale_temporaries(folder) -> list[Path]:
     """Delete the ``*.tmp`` files a killed write left in ``folder``; call it holding the lock."""
     removed = []

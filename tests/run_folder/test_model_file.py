@@ -1,4 +1,5 @@
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -240,3 +241,18 @@ def test_a_model_file_of_another_precision_is_named_not_a_traceback(scored_runs,
     result = _cli("evaluate", tmp_path / "m.h5", "--is-samples", "2", "--data-dir", mnist_root)
     assert result.exit_code == 2 and f"is {np.dtype(dtype).name}, not the float32" in result.output, result.output
     assert "Traceback" not in result.output
+
+
+def test_export_removes_what_a_killed_export_left_and_nothing_of_a_live_one(scored_runs, tmp_path):
+    """Issue 35: a SIGKILL while writing leaves MODEL.h5.PID.tmp; the next export removes it,
+    and leaves a live writer's temporary alone."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    orphan = tmp_path / f"m.h5.{dead.pid}.tmp"
+    orphan_card = tmp_path / f"m.md.{dead.pid}.tmp"
+    live = tmp_path / f"m.h5.{os.getppid()}.tmp"   # our parent is alive
+    for path in (orphan, orphan_card, live):
+        path.write_bytes(b"half a file")
+    result = _cli("export", scored_runs[0], "--out", tmp_path / "m.h5")
+    assert result.exit_code == 0, result.output
+    assert not orphan.exists() and not orphan_card.exists() and live.exists()
