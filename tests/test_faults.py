@@ -275,6 +275,15 @@ def _external_dataset(path, outside):
                          external=[(str(outside / "raw.bin"), 0, values.nbytes)])
 
 
+def _huge_array(path):
+    """Issue 35: an array of 2^30 values that is a few kilobytes on disk (compressed zeros),
+    which reading whole would turn into 4 GiB."""
+    with h5py.File(path, "r+") as f:
+        del f["params/decoder.logits.b"]
+        f.create_dataset("params/decoder.logits.b", shape=(2 ** 30,), dtype=np.float32, chunks=(2 ** 20,),
+                         compression="gzip", fillvalue=0)
+
+
 def _attribute(name, value):
     def damage(path):
         with h5py.File(path, "r+") as f:
@@ -288,6 +297,7 @@ DAMAGES = {
     "NaN parameter": (_nan_parameter, "holds NaN or infinite values"),
     "external link": (_external_link, "is a ExternalLink"),
     "external dataset": (_external_dataset, "keeps its data outside the file"),
+    "huge array": (_huge_array, "more than a model of its configuration has"),
     "epoch 'two'": (_attribute("epoch", "two"), "attribute 'epoch' must be an integer >= 0"),
     "epoch -5": (_attribute("epoch", -5), "attribute 'epoch' must be an integer >= 0"),
     "bad JSON": (_attribute("config", "{not json"), "attribute 'config' is not valid JSON"),

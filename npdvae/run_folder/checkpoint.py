@@ -41,11 +41,14 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from npdvae.data.datasets import split_sizes
 from npdvae.run_folder.provenance import provenance
+from npdvae.training.config import TrainConfig
 from npdvae.training.state import Checkpoint, CheckpointError, EpochState  # noqa: F401  (what the files hold)
 from npdvae.run_folder.run_files import replace_file
 
 FORMAT = "npdvae-checkpoint-2"
+GENERIC_ARRAY_LIMIT = 2 ** 27   # the parameters of the largest configuration TrainConfig accepts
 READABLE_FORMATS = ("npdvae-checkpoint-1", FORMAT)   # format 1: no checksums, no mid-epoch state
 
 
@@ -171,8 +174,20 @@ def refuse_links(f, path):
         raise CheckpointError(f"{path}: refused, {bad[0]} (data must live inside the checkpoint)")
 
 
-def read_group(f, path, group, checksums):
-    """Every floating-point array of ``group``, each checked against ``checksums`` (None: unchecked)."""
+def array_limit(config: dict) -> int:
+    """The most values one array of a file of this configuration can hold (its model's parameter
+    count, or the training set's size for an epoch's order): checked before an array is read,
+    so that a file holding a huge array is refused by name instead of filling the memory."""
+    try:
+        parsed = TrainConfig.from_dict(config)
+    except (TypeError, ValueError):
+        return GENERIC_ARRAY_LIMIT
+    return max(parsed.parameter_count(), split_sizes(parsed.dataset)["train"])
+
+
+def read_group(f, path, group, checksums, limit: int = None):
+    """Every floating-point array of ``group``, each checked against ``checksums`` (None: unchecked)
+    and, before it is read, against ``limit`` values (:func:`array_limit`)."""
     if group not in f or not isinstance(f[group], h5py.Group):
         raise CheckpointError(f"{path}: group {group!r} is missing")
     arrays = {}
@@ -180,11 +195,15 @@ def read_group(f, path, group, checksums):
         item = f[group][name]
         if not isinstance(item, h5py.Dataset) or item.dtype.kind != "f":
             raise CheckpointError(f"{path}: {group}/{name} is not a floating-point array")
-        arrays[name] = read_array(item, path, f"{group}/{name}", checksums)
+        arrays[name] = read_array(item, path, f"{group}/{name}", checksums, limit)
     return arrays
 
 
-def read_array(dataset, path, where, checksums):
+def read_array(dataset, path, where, checksums, limit: int = None):
+    limit = GENERIC_ARRAY_LIMIT if limit is None else limit
+    if dataset.size > limit:
+        raise CheckpointError(f"{path}: {where} holds {dataset.size} values, more than a model of its "
+                              f"configuration has ({limit}); the file was damaged or made by hand")
     value = np.array(dataset)
     if checksums is not None:
         if where not in checksums:
@@ -235,20 +254,22 @@ def load_checkpoint(path) -> Checkpoint:
                 raise CheckpointError(f"{path}: not an npdvae checkpoint (format {fmt!r})")
             refuse_links(f, path)
             checksums = read_attr(f, path, "checksums", "json-dict") if fmt == FORMAT else None
-            params = read_group(f, path, "params", checksums)
+            config = read_attr(f, path, "config", "json-dict")
+            limit = array_limit(config)
+            params = read_group(f, path, "params", checksums, limit)
             refuse_non_finite(params, path)
             epoch_state = None
             if "epoch_order" in f:
                 epoch_state = EpochState(
-                    order=read_array(f["epoch_order"], path, "epoch_order", checksums).astype(np.int64),
+                    order=read_array(f["epoch_order"], path, "epoch_order", checksums, limit).astype(np.int64),
                     position=read_attr(f, path, "epoch_position", "int>=0"),
                     total=read_attr(f, path, "epoch_total", "float"),
                     seconds=read_attr(f, path, "epoch_seconds", "float"))
             return Checkpoint(
-                params=params, adam_m=read_group(f, path, "adam/m", checksums),
-                adam_v=read_group(f, path, "adam/v", checksums),
+                params=params, adam_m=read_group(f, path, "adam/m", checksums, limit),
+                adam_v=read_group(f, path, "adam/v", checksums, limit),
                 adam_step=read_attr(f, path, "adam_step", "int>=0"), epoch=read_attr(f, path, "epoch", "int>=0"),
-                config=read_attr(f, path, "config", "json-dict"), history=read_attr(f, path, "history", "json-list"),
+                config=config, history=read_attr(f, path, "history", "json-list"),
                 rng_state=read_attr(f, path, "rng_state", "json-dict"), epoch_state=epoch_state,
                 run_id=read_run_id(f, path),
             )

@@ -31,7 +31,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from npdvae.run_folder.checkpoint import (CheckpointError, file_format, load_checkpoint, read_array,
+from npdvae.run_folder.checkpoint import (CheckpointError, array_limit, file_format, load_checkpoint, read_array,
                                         read_attr, read_group, read_run_id, refuse_links,
                                         refuse_missing_or_linked, refuse_non_finite, write_checksummed)
 from npdvae.training.config import TrainConfig
@@ -168,7 +168,8 @@ def load_model_file(path) -> ModelFile:
                 raise CheckpointError(f"{path}: not a model file this version reads (format {fmt!r})")
             refuse_links(f, path)
             checksums = read_attr(f, path, "checksums", "json-dict")
-            params = read_group(f, path, "params", checksums)
+            config = read_attr(f, path, "config", "json-dict")
+            params = read_group(f, path, "params", checksums, array_limit(config))
             refuse_non_finite(params, path)
             if "curves" not in f or not isinstance(f["curves"], h5py.Dataset):
                 raise CheckpointError(f"{path}: the dataset 'curves' is missing")
@@ -181,7 +182,7 @@ def load_model_file(path) -> ModelFile:
             trained_text = f.attrs.get("trained_by", "null")   # absent from the first model files
             trained_by = None if trained_text in ("null", b"null") else read_attr(f, path, "trained_by", "json-dict")
             source = f.attrs.get("source", "")
-            model = ModelFile(params=params, config=read_attr(f, path, "config", "json-dict"),
+            model = ModelFile(params=params, config=config,
                               epoch=read_attr(f, path, "epoch", "int>=0"), curves=curves, evaluation=evaluation,
                               provenance=read_attr(f, path, "provenance", "json-dict"),
                               source=source.decode(errors="replace") if isinstance(source, bytes) else str(source),

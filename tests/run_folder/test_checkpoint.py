@@ -53,7 +53,7 @@ WRITER = textwrap.dedent("""
     while True:
         epoch += 1
         params = {k: v + epoch for k, v in big.items()}
-        save_checkpoint(path, Checkpoint(params, params, params, epoch, epoch, {}, [], {}))
+        save_checkpoint(path, Checkpoint(params, params, params, epoch, epoch, {"hidden": 2000}, [], {}))
 """)
 
 
@@ -61,7 +61,7 @@ WRITER = textwrap.dedent("""
 def test_sigkill_while_writing_leaves_a_loadable_checkpoint(tmp_path, delay):
     path = tmp_path / "last.h5"
     big = {f"p{i}": np.full((1000, 1000), i + 1, dtype=np.float32) for i in range(8)}
-    save_checkpoint(path, Checkpoint(big, big, big, 1, 1, {}, [], {}))
+    save_checkpoint(path, Checkpoint(big, big, big, 1, 1, {"hidden": 2000}, [], {}))   # arrays of its size
     writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path)])
     time.sleep(delay)
     os.kill(writer.pid, signal.SIGKILL)
