@@ -30,7 +30,8 @@ import numpy as np
 from npdvae.run_folder.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from npdvae.training.config import ConfigError, TrainConfig, defining_settings
 from npdvae.run_folder.provenance import provenance
-from npdvae.run_folder.identity import RUN_ID_KEY, UNKNOWN, identity_problem, new_run_id, recorded_run_id
+from npdvae.run_folder.identity import (RUN_ID_KEY, UNKNOWN, config_problem, identity_problem, new_run_id,
+                                       recorded_run_id)
 from npdvae.data import Dataset, load_dataset
 from npdvae.vae.likelihoods import BernoulliHead, GaussianHead
 from npdvae.vae.model import DVAEModel
@@ -250,8 +251,8 @@ def read_run_config(run_dir, notes: list | None = None) -> TrainConfig:
     path = run_dir / "config.json"
     if not run_dir.is_dir():
         raise RunDirectoryError(f"{run_dir} does not exist: there is no run there")
-    problem = None
-    if path.is_file():
+    problem = config_problem(run_dir)
+    if path.is_file() and not problem:
         try:
             values = json.loads(path.read_text())
             if not isinstance(values, dict):

@@ -10,7 +10,7 @@ from hypothesis import given, strategies as st
 from npdvae.run_folder.checkpoint import CheckpointError, load_checkpoint
 from npdvae.training.config import RESUMABLE_CHANGES
 from npdvae.run_folder.identity import identity_problem, is_run_id, new_run_id, settings_digest
-from npdvae.run_folder.runs import RunDirectoryError, load_trained, open_run, read_metrics
+from npdvae.run_folder.runs import RunDirectoryError, load_trained, open_run, read_metrics, read_run_config
 from tests.synthetic import synthetic_dataset
 from tests.training.test_loop import small_config
 
@@ -96,13 +96,43 @@ def test_a_checkpoint_whose_identity_and_configuration_disagree_is_refused(two_r
         load_trained(folder, "best", fall_back=False)
 
 
-def test_a_run_from_before_identities_is_read_by_its_configuration(tmp_path):
+def test_a_config_json_stripped_of_its_identity_is_not_taken_for_an_old_runs(tmp_path):
+    """Issue 35: its checkpoints and metrics.jsonl carry the identity, so config.json is not the
+    run's record: the checkpoints' own configuration is used, and the reader is told."""
     run = trained(tmp_path / "old")
     config = json.loads((run.run_dir / "config.json").read_text())
     del config["run_id"]
     (run.run_dir / "config.json").write_text(json.dumps(config))
-    with pytest.raises(CheckpointError, match="this run has no identity"):
-        load_trained(run.run_dir, "best", fall_back=False)   # its files carry one: not an old run's
+    _, _, params = load_trained(run.run_dir, "best", fall_back=False)
+    assert all((params[name] == value).all() for name, value in load_checkpoint(run.run_dir / "best.h5").params.items())
+    notes = []
+    assert read_run_config(run.run_dir, notes).to_dict() == small_config(epochs=2).to_dict()
+    assert "records no run identity" in notes[0] and "using the configuration stored in the checkpoint" in notes[0]
+
+
+@pytest.mark.parametrize("edit", ["delete k", "noise 0.5", "another run's copy", "a symbolic link"])
+def test_an_edited_or_foreign_config_json_is_named_and_the_checkpoints_configuration_used(two_runs, tmp_path, edit):
+    """Issue 35: config.json is held to its identity and to the run's own checkpoints, which
+    agree with each other and with metrics.jsonl: those are used, never refused for it."""
+    a, b = two_runs
+    folder = copy_run(a, tmp_path / "run")
+    config = json.loads((folder / "config.json").read_text())
+    if edit == "delete k":
+        del config["k"]
+    elif edit == "noise 0.5":
+        config["noise"] = 0.5
+    if edit == "another run's copy":
+        shutil.copy(b.run_dir / "config.json", folder / "config.json")
+    elif edit == "a symbolic link":
+        (folder / "config.json").unlink()
+        (folder / "config.json").symlink_to(b.run_dir / "config.json")
+    else:
+        (folder / "config.json").write_text(json.dumps(config))
+    notes = []
+    assert read_run_config(folder, notes).to_dict() == small_config(epochs=2).to_dict()
+    assert "using the configuration stored in the checkpoint" in notes[0], notes
+    _, _, params = load_trained(folder, "best", fall_back=False)   # the run's own checkpoints, not refused
+    assert all((params[name] == value).all() for name, value in load_checkpoint(a.run_dir / "best.h5").params.items())
 
 
 @given(st.sampled_from(RESUMABLE_CHANGES), st.sampled_from(["noise", "k", "hidden", "seed", "noise_type"]))
