@@ -593,3 +593,30 @@ def test_a_directory_or_link_in_place_of_the_lock_is_named_with_the_way_out(mnis
     what = "a directory" if kind == "directory" else "a symbolic link"
     assert_one_line_error(result, 1, f"cannot write {out / '.lock'}: it is {what}, not a lock file; remove it")
     assert not (tmp_path / "elsewhere").exists()
+
+
+IDLE_POOL_DRIVER = """
+import sys, time
+from npdvae.experiments.executor import local_executor
+with local_executor(2) as (pool, _):
+    for future in [pool.submit(time.sleep, 0.5) for _ in range(2)]:   # both processes start, then idle
+        future.result()
+    print("idle", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_killed_driver_leaves_no_idle_pool_process_behind(tmp_path):
+    """Issue 35: SIGKILL of a grid driver while a pool process waits for work: that process
+    (and so multiprocessing's resource tracker) ends, and the driver's output reaches its end."""
+    psutil = pytest.importorskip("psutil", reason="psutil (with the cluster extra) finds the pool processes")
+    driver = subprocess.Popen([sys.executable, "-c", IDLE_POOL_DRIVER], cwd=REPO, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+    assert driver.stdout.readline().strip() == "idle", driver.stderr.read()
+    children = _children(driver.pid)
+    assert len([p for p in children if "spawn_main" in " ".join(p.cmdline())]) == 2
+    driver.kill()
+    driver.wait(timeout=60)
+    gone, alive = psutil.wait_procs(children, timeout=120)
+    assert not alive, [p.cmdline() for p in alive]
+    assert driver.stdout.read() == ""        # end of file: nobody holds the driver's output any more

@@ -106,7 +106,7 @@ def check_token(out, token: str):
 # raised by a signal in a pool process, or by the driver on KeyboardInterrupt
 _LOCAL_STOP = threading.Event()
 # in a pool process: the driver's stop event and pid (None elsewhere)
-_POOL = {"stop": None, "driver": None}
+_POOL = {"stop": None, "driver": None, "busy": False}
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _PR_SET_PDEATHSIG = 1
@@ -128,10 +128,19 @@ def _pool_process_init(stop_event, driver_pid: int):
     driver's stop event, and so does the driver's death."""
     _POOL.update(stop=stop_event, driver=driver_pid)
     for sig in STOP_SIGNALS:
-        signal.signal(sig, lambda signum, frame: _LOCAL_STOP.set())
+        signal.signal(sig, _on_stop_signal)
     _die_with_the_driver()
     if os.getppid() != driver_pid:   # it died before the request above was in place
         _LOCAL_STOP.set()
+
+
+def _on_stop_signal(signum, frame):
+    """A pool process's handler: a running task stops at its next minibatch; an idle process
+    whose driver is gone ends at once, since nobody will ever send it work (else it would wait
+    on its pipe forever, holding the driver's output open)."""
+    _LOCAL_STOP.set()
+    if not _POOL["busy"] and os.getppid() != _POOL["driver"]:
+        os._exit(128 + signum)
 
 
 def _local_stop_requested() -> bool:
@@ -177,11 +186,13 @@ def run_task(task: Callable, config: dict, run_dir: str, settings: TaskSettings)
     if settings.token is not None:
         check_token(settings.out, settings.token)
     stop = _DaskStopFlag(settings.stop_event) if settings.stop_event else _local_stop_requested
+    _POOL["busy"] = True
     try:
         with _thread_limits(settings.threads):
             return task(config, run_dir, settings.data_dir, settings.is_samples, settings.is_examples,
                         stop_requested=stop)
     finally:
+        _POOL["busy"] = False
         if _POOL["driver"] is not None and os.getppid() != _POOL["driver"]:
             os._exit(128 + signal.SIGTERM)   # the driver is gone: the run is saved, nobody waits for a result
 
