@@ -262,6 +262,8 @@ def install_from_files(spec: DatasetSpec, sources, dest_dir: Path | None = None,
     only read. A source is matched to the data set's file of its name, or, for a data set of
     one file, to that file whatever its name. DataError names the first that does not fit."""
     say = say or (lambda message: None)
+    if dest_dir is None and data_dir is not None:
+        dest_dir = Path(data_dir) / spec.subdir
     dest_dir = Path(dest_dir) if dest_dir else download_dir(spec)
     by_name = {file.filename: file for file in spec.files}
     installed = {}
@@ -297,12 +299,15 @@ def fetch(spec: DatasetSpec, data_dir=None, mirrors=None, timeout=30.0, retries=
     """Paths of all of the data set's files, downloading the missing ones.
 
     ``mirrors`` overrides the built-in base URLs (tests serve their own);
-    ``dest_dir`` overrides where downloads go (the default data directory).
+    ``dest_dir`` overrides where downloads go: the folder ``data_dir`` names when it is given
+    (the data goes where the user said it is), else the default data directory.
     Files already present are returned as found: :func:`read_verified` checks
     them when they are loaded. ``say(message)`` hears each step that can take
     time: what is fetched from where, and into which folder.
     """
     say = say or (lambda message: None)
+    if dest_dir is None and data_dir is not None:
+        dest_dir = Path(data_dir) / spec.subdir
     dest_dir = Path(dest_dir) if dest_dir else download_dir(spec)
     found, failures = {}, []
     for file in spec.files:

@@ -263,3 +263,13 @@ def test_frey_face_comes_from_its_second_mirror_when_the_first_is_down(frey_data
         httpd.server_close()
     assert path == tmp_path / file.filename and read_verified(path, file).shape == (1965, 560)
     assert len(failures) == 1 and "HTTP 404" in failures[0] and mirrors[0] in failures[0]
+
+
+def test_a_named_data_folder_is_where_missing_files_go(server, isolated_data_dirs, tmp_path):
+    """Issue 35: with --data-dir given, nothing is written outside the folder it names."""
+    named = tmp_path / "mine"
+    named.mkdir()
+    paths = dl.fetch(get_spec("mnist"), data_dir=named, mirrors=[f"{server}/good/"], timeout=5,
+                     use_package_index=False)
+    assert all(p.parent == named / "mnist" for p in paths.values())
+    assert not isolated_data_dirs.exists()
