@@ -272,6 +272,10 @@ def reproduce(experiment, epochs, seeds, only_seeds, jobs, rows, columns, noise_
     all_rows = {(cell.row, cell.layers) for cell in every.cells}
     name = table_name(selected if selected and selected != all_rows else None,
                       wanted if wanted and wanted != set(labels) else None, only_seeds)
-    write_outputs(grid, specs, results, out, name)
+    try:
+        write_outputs(grid, specs, results, out, name)
+    except RunWriteError as err:
+        raise click.ClickException(f"{err}; every run is finished and kept: rerun the same command to write "
+                                   "the tables") from None
     click.echo(f"wrote {out / (name + '.md')} and {out / (name + '.csv')}"
                + (f" and {out / (name.replace('table', 'figure1', 1) + '.png')}" if experiment == "figure1" else ""))

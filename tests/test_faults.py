@@ -432,6 +432,10 @@ BAD_INPUTS = [
     (["reproduce", "table1", "--train-examples", "50", "--out", "{tmp}/g"], 2,
      "batch_size 100 is larger than the training set (50 examples)"),
     (["train", "--dataset", "frey-face", "--noise", "1e308", "--out", "{tmp}/r"], 2, "no corruption to train with"),
+    (["reproduce", "table1", *TINY[:4], "--row", "DVAE (K=1)/1", "--column", "0", "--seeds", "1", "--epochs", "1",
+      "--out", "/dev/null"], 1, "cannot write /dev/null: it is not a folder"),
+    (["reproduce", "table1", *TINY[:4], "--row", "DVAE (K=1)/1", "--column", "0", "--seeds", "1", "--epochs", "1",
+      "--out", "/proc/npdvae-grid"], 1, "cannot write /proc/npdvae-grid"),
     (["reproduce", "table2", "--eval-examples", "200", "--out", "{tmp}/g"], 2,
      "eval_examples 200 is more than the valid and test splits of frey-face hold (98 images)"),
 ]

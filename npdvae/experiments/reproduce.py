@@ -19,10 +19,11 @@ bound (model selection on the validation set, as the paper does for its hyper-pa
 
 from __future__ import annotations
 
+import errno
 from contextlib import contextmanager
 from pathlib import Path
 
-from npdvae.run_folder.run_files import RunLock
+from npdvae.run_folder.run_files import RunLock, RunWriteError
 from npdvae.experiments.executor import TOKEN_NAME, TaskSettings, local_executor, submit_grid, write_token
 from npdvae.run_folder.runs import RunDirectoryError
 from npdvae.experiments.grids import check_existing_runs
@@ -76,7 +77,12 @@ def _driver_lock(out: Path):
     told the holder's pid, before it writes the token the first one's tasks check. The token
     is the holder's: it is removed when the holder's grid ends (leaving only the runs), and a
     refused driver never touches it."""
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise RunWriteError(out, OSError(errno.ENOTDIR, "it is not a folder; --out names the grid's folder"))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise RunWriteError(out, err) from None
     lock = RunLock(out, GRID_LOCK_NAME, holder="another `npdvae reproduce` driving its grid").acquire()
     try:
         yield lock

@@ -130,7 +130,9 @@ def _whole_history(run_dir: Path, best) -> list[dict]:
             a["epoch"] != b["epoch"] or not np.isclose(a["valid_bound"], b["valid_bound"], rtol=0, atol=1e-9)
             for a, b in zip(shared, best.history)):
         raise CheckpointError(f"{path} does not continue {run_dir / 'best.h5'} (another run, or another history); "
-                              "a model file's curves come from the run's last checkpoint")
+                              "a model file's curves come from the run's last checkpoint. If the run stopped "
+                              "between writing the two (a full disk), `npdvae train --resume --out "
+                              f"{run_dir}` writes both again; then export")
     return last.history
 
 
