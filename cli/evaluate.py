@@ -21,7 +21,7 @@ from npdvae.run_folder.model_card import card_path, write_model_card
 from npdvae.run_folder.model_file import is_model_file, load_model_file, model_from_run, save_model_file
 from npdvae.run_folder.provenance import describe
 from npdvae.run_folder.run_files import RunWriteError, remove_orphaned_temporaries
-from npdvae.training.loop import validation_bound
+from npdvae.training.loop import split_bound
 from .progress import Progress
 from .stopping import StopRequests
 from .common import check_output_file, data_dir_option, say_data
@@ -83,7 +83,7 @@ def evaluate(run, split, k, is_samples, examples, batch_size, which, seed, as_js
         with stops:
             results = evaluate_run(model, params, dataset, config, split, n, k=k, is_samples=is_samples, seed=seed,
                                    batch_size=batch_size, corruption=corruption, progress=progress)
-        table_bound = validation_bound(model, params, dataset, config, split=split, num_examples=n)
+        table_bound = split_bound(model, params, dataset, config, split=split, num_examples=n)
     except EvaluationStopped as stop:
         bar.clear()
         click.echo(f"{stops.name}: {stop}", err=True)

@@ -15,7 +15,7 @@ from npdvae.run_folder.evaluation_record import EVALUATION_NAME, evaluation_prob
 from npdvae.run_folder.identity import RUN_ID_KEY
 from npdvae.run_folder.provenance import provenance
 from npdvae.run_folder.runs import RunDirectoryError, load_trained, prepare_dataset, training
-from npdvae.training.loop import validation_bound
+from npdvae.training.loop import split_bound
 from npdvae.experiments.grids import run_problems
 
 
@@ -66,7 +66,7 @@ def run_one(config_dict: dict, run_dir: str, data_dir=None, is_samples=5000, is_
         best = max(history, key=lambda h: h["valid_bound"])
         n_test = dataset.num_examples("test") if not is_examples else min(is_examples, dataset.num_examples("test"))
         start = time.perf_counter()
-        test_bound = validation_bound(model, params, dataset, config, split="test")
+        test_bound = split_bound(model, params, dataset, config, split="test")
         ll = evaluate_run(model, params, dataset, config, "test", n_test, is_samples=is_samples)
         result = {
             "config": config.to_dict(), RUN_ID_KEY: trainer.run_id, "epochs": trainer.epoch,

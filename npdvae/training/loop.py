@@ -68,11 +68,11 @@ def minibatches_of(order: np.ndarray, batch_size: int, first: int = 0):
         yield order[start:start + batch_size]
 
 
-def validation_bound(model, params, dataset: Dataset, config: TrainConfig, split="valid",
-                     batch_size=500, num_examples=None) -> float:
-    """Mean of the training bound's estimator (same bound and K) on clean images: the figure
-    early stopping selects by and the tables report (on the test split), over the first
-    ``num_examples`` images of the split (default: all)."""
+def split_bound(model, params, dataset: Dataset, config: TrainConfig, split="valid",
+                batch_size=500, num_examples=None) -> float:
+    """Mean of the training bound's estimator (same bound and K) on the clean images of a
+    split: on the validation split, the figure model selection goes by; on the test split, the
+    figure the tables report. Over the first ``num_examples`` images (default: all)."""
     rng = np.random.default_rng(VALIDATION_SEED)
     n = dataset.num_examples(split) if num_examples is None else min(num_examples, dataset.num_examples(split))
     total = 0.0
@@ -225,7 +225,7 @@ class Trainer:
             self._epoch_start = start
             lr = self.learning_rate()
             train_bound = self.train_epoch(progress)
-            valid = validation_bound(self.model, self.params, self.dataset, c)
+            valid = split_bound(self.model, self.params, self.dataset, c)
             if not math.isfinite(valid):
                 raise NonFiniteBoundError(f"the validation bound became {valid} after epoch {self.epoch + 1}")
             self.epoch += 1
@@ -266,4 +266,4 @@ def warm_up_kernels(trainer: Trainer):
                    lr=trainer.learning_rate(), clip_grad_norm=c.clip_grad_norm)
     except (NonFiniteBoundError, NonFiniteGradientError):
         pass   # the first real minibatch says so, with where
-    validation_bound(trainer.model, trainer.params, trainer.dataset, c, num_examples=2)
+    split_bound(trainer.model, trainer.params, trainer.dataset, c, num_examples=2)

@@ -1,6 +1,6 @@
 """The model files committed under results/EXPERIMENT/models/ give back the figures of their table.
 
-Each model is scored on the real test set as the tables score it (npdvae.training.loop.validation_bound
+Each model is scored on the real test set as the tables score it (npdvae.training.loop.split_bound
 on the test split), and must match its own recorded evaluation and its table's cell (the mean
 over the cell's published seeds, when every seed of the cell is published) to the printed
 precision, two decimals."""
@@ -17,7 +17,7 @@ from npdvae.run_folder.model_card import card_path, model_card
 from npdvae.run_folder.model_file import load_model_file
 from npdvae.experiments.grids import ROW_SETTINGS
 from npdvae.run_folder.runs import load_trained, prepare_dataset
-from npdvae.training.loop import validation_bound
+from npdvae.training.loop import split_bound
 from tests.data.conftest import require_dataset
 
 RESULTS = Path(__file__).resolve().parents[2] / "results"
@@ -52,7 +52,7 @@ def test_a_published_model_gives_back_its_recorded_test_bound(path):
     assert model_file.evaluation is not None, f"{path} was published without its evaluation"
     data_dir = require_dataset(config.dataset)
     dataset = prepare_dataset(config, data_dir)
-    bound = validation_bound(model, params, dataset, config, split="test")
+    bound = split_bound(model, params, dataset, config, split="test")
     assert round(bound, 2) == round(model_file.evaluation["test_bound"], 2)
     assert model_file.evaluation["test_examples"] == dataset.num_examples("test")
 

@@ -6,7 +6,7 @@ import pytest
 from npdvae.run_folder.checkpoint import CheckpointError, load_checkpoint
 from npdvae.training.config import TrainConfig
 from npdvae.run_folder.runs import RunDirectoryError, open_run, read_metrics
-from npdvae.training.loop import NonFiniteBoundError, Trainer, validation_bound, warm_up_kernels
+from npdvae.training.loop import NonFiniteBoundError, Trainer, split_bound, warm_up_kernels
 from tests.synthetic import synthetic_dataset
 
 
@@ -41,7 +41,7 @@ def test_training_improves_the_validation_bound(tmp_path):
     data = synthetic_dataset()
     config = small_config(epochs=15)
     trainer = open_run(config, tmp_path / "run", data)
-    before = validation_bound(trainer.model, trainer.params, data, config)
+    before = split_bound(trainer.model, trainer.params, data, config)
     history = trainer.run()
     assert history[-1]["valid_bound"] > before + 3, (before, history[-1])
 
@@ -105,7 +105,7 @@ def test_a_non_finite_gradient_stops_training_without_an_update(tmp_path, monkey
 
 def test_early_stopping_waits_patience_epochs_after_the_best(tmp_path, monkeypatch):
     scores = iter([-10.0, -9.0, -9.5, -9.7, -8.0, -7.0])
-    monkeypatch.setattr("npdvae.training.loop.validation_bound", lambda *a, **k: next(scores))
+    monkeypatch.setattr("npdvae.training.loop.split_bound", lambda *a, **k: next(scores))
     trainer = open_run(small_config(epochs=6, patience=2), tmp_path / "run", synthetic_dataset())
     history = trainer.run()
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]   # best at 2, then 2 epochs without improvement
