@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
 
 from npdvae.data import DataError
-from npdvae.training.config import TrainConfig
+from npdvae.run_folder.run_files import RunWriteError, replace_file
 from npdvae.run_folder.runs import prepare_dataset
+from npdvae.training.config import TrainConfig
 
 from .common import check_output_file, data_dir_option
 
@@ -28,6 +30,13 @@ def bench(epochs, configs, train_examples, eval_examples, json_path, data_dir):
     from npdvae.experiments.bench import CONFIGS, benchmark, format_report
     if json_path:
         check_output_file(json_path, "--json", picture=False)
+        probe = json_path.with_name(f".{json_path.name}.{os.getpid()}.probe")
+        try:   # before minutes of timing: a folder that takes no file (/proc, a read-only mount) is named now
+            probe.open("x").close()
+            probe.unlink()
+        except OSError as err:
+            raise click.BadParameter(f"{json_path}: cannot write in {json_path.parent} ({err.strerror})",
+                                     param_hint="--json") from None
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
         raise click.BadParameter(f"unknown configuration {unknown[0]!r}; known: {', '.join(CONFIGS)}",
@@ -40,6 +49,9 @@ def bench(epochs, configs, train_examples, eval_examples, json_path, data_dir):
                        progress=lambda message: click.echo(f"... {message}", err=True))
     click.echo(format_report(report))
     if json_path:
-        json_path.write_text(report.to_json() + "\n")
+        try:   # atomically: a full disk leaves no half-written report
+            replace_file(json_path, (report.to_json() + "\n").encode())
+        except RunWriteError as err:
+            raise click.ClickException(f"{err}; the figures are printed above") from None
         click.echo(f"wrote {json_path}")
 

@@ -425,6 +425,7 @@ BAD_INPUTS = [
     (["reconstruct", "{tmp}", "--n", "10000"], 2, "--n"),
     (["plot", "{tmp}", "--out", "{tmp}/missing/c.png"], 2, "does not exist"),
     (["bench", "--json", "{tmp}/missing/b.json"], 2, "does not exist"),
+    (["bench", "--json", "/proc/npdvae-bench.json"], 2, "/proc/npdvae-bench.json: cannot write in /proc"),
     (["reproduce", "table1", "--row", "DVAE (K=1)/1", "--row", "NOPE/1", "--out", "{tmp}/g"], 2,
      "'NOPE/1' is not a row of table1"),
     (["reproduce", "table1", "--train-examples", "1000000", "--out", "{tmp}/g"], 2,
