@@ -26,7 +26,7 @@ def datasets_list(verify, data_dir):
     for name in DATASET_NAMES:
         click.echo(name)
         for row in describe(get_spec(name), data_dir, verify=verify):
-            status = "missing" if row["path"] is None else row["path"]
+            status = (row["problem"] or "missing") if row["path"] is None else row["path"]
             if row["verified"] is not None:
                 status += "  [verified]" if row["verified"] else f"  [BAD: {row['problem']}]"
             click.echo(f"  {row['file']:28s} {status}")
@@ -61,7 +61,9 @@ def datasets_verify(name, data_dir):
     bad = 0
     for dataset_name in ([name] if name else DATASET_NAMES):
         for row in describe(get_spec(dataset_name), data_dir, verify=True):
-            if row["path"] is None:
+            if row["path"] is None and row["problem"]:
+                state, bad = f"BAD ({row['problem']})", bad + 1
+            elif row["path"] is None:
                 # missing is an error only for a data set asked for by name
                 state, bad = "missing", bad + (1 if name else 0)
             elif row["verified"]:

@@ -167,9 +167,12 @@ def load_dataset(name: str, data_dir=None, binarization: str = "dynamic", binari
         try:
             arrays[file.filename] = read_verified(paths[file.filename], file)
         except DataError:
-            if say:
+            if say and not paths[file.filename].exists():   # it was moved aside (a read-only folder keeps it)
                 say(f"{spec.name}: {paths[file.filename]} failed its check and was moved aside; "
                     "the next run fetches a replacement")
+            elif say:
+                say(f"{spec.name}: {paths[file.filename]} failed its check and could not be moved aside "
+                    "(a read-only folder?): replace or remove it by hand")
             raise
     folders = sorted({str(path.parent) for path in paths.values()})
     if say:

@@ -283,10 +283,16 @@ def read_verified(path: Path, file: DataFile) -> np.ndarray:
 
 
 def find_file(spec: DatasetSpec, file: DataFile, data_dir=None) -> Path | None:
+    """The first of the candidate folders that holds the file; DataError naming a symbolic link
+    in its place that leads nowhere (a loop, or a missing target), which is not a missing file
+    to download over."""
     for folder in candidate_dirs(spec, data_dir):
         path = folder / file.filename
         if path.is_file():
             return path
+        if path.is_symlink():
+            raise DataError(f"{path} is a symbolic link that leads to no file (a loop, or a target that is "
+                            "gone): remove it or point it at the file")
     return None
 
 
@@ -295,7 +301,12 @@ def describe(spec: DatasetSpec, data_dir=None, verify: bool = False) -> list[dic
     its content matches the pin (read-only: nothing is moved)."""
     rows = []
     for file in spec.files:
-        path = find_file(spec, file, data_dir)
+        try:
+            path = find_file(spec, file, data_dir)
+        except DataError as err:   # a link that leads nowhere: there, but no file
+            rows.append({"dataset": spec.name, "file": file.filename, "path": None, "verified": False,
+                         "problem": str(err)})
+            continue
         row = {"dataset": spec.name, "file": file.filename, "path": str(path) if path else None,
                "verified": None, "problem": None}
         if path and verify:

@@ -273,3 +273,16 @@ def test_a_named_data_folder_is_where_missing_files_go(server, isolated_data_dir
                      use_package_index=False)
     assert all(p.parent == named / "mnist" for p in paths.values())
     assert not isolated_data_dirs.exists()
+
+
+@pytest.mark.parametrize("kind", ["loop", "dangling"])
+def test_a_data_file_link_that_leads_nowhere_is_named_not_downloaded_over(isolated_data_dirs, tmp_path, kind):
+    """Issue 35: a symbolic link loop (or a dangling link) in a data file's place is not a
+    missing file."""
+    folder = tmp_path / "data" / "mnist"
+    folder.mkdir(parents=True)
+    link = folder / get_spec("mnist").files[0].filename
+    link.symlink_to(link if kind == "loop" else tmp_path / "gone.gz")
+    with pytest.raises(DataError, match="symbolic link that leads to no file"):
+        dl.fetch(get_spec("mnist"), data_dir=tmp_path / "data", mirrors=[], timeout=1, use_package_index=False)
+    assert link.is_symlink() and not isolated_data_dirs.exists()
