@@ -6,7 +6,8 @@ The public API:
 - :class:`TrainConfig`: every setting of a run (model, bound, K, M, noise, schedule, ...);
 - :func:`train`: train a configuration into a run folder, resuming it if it is there;
 - :func:`load`: a trained model from a run folder, checkpoint or model file, with
-  ``encode``, ``decode``, ``sample``, ``bound(x, k)`` and ``log_likelihood(x, k)``;
+  ``encode``, ``decode``, ``sample``, ``bound(x, k)``, ``log_likelihood(x, k)`` and
+  ``denoising_bound(x)`` (eq. 11 or 12 under its training corruption, or another);
 - :class:`Corruption`: the corruption samplers p(x~ | x) (salt-and-pepper in the
   released code's and the textbook form, additive Gaussian, mean-image rates);
 - :func:`load_dataset`: MNIST and Frey Face, found or downloaded and verified;

@@ -20,12 +20,13 @@ from typing import Callable
 
 import numpy as np
 
-from npdvae.evaluation.evaluate import importance_sampled_bound
+from npdvae.evaluation.evaluate import denoising_bound, importance_sampled_bound
 from npdvae.evaluation.pictures import decoder_mean, sample_images
 from npdvae.training.config import TrainConfig
 from npdvae.training.loop import Trainer
 from npdvae.run_folder.run_summary import RunSummary, find_runs, summarize_run
 from npdvae.run_folder.runs import load_trained, prepare_dataset, training
+from npdvae.vae.corruption import Corruption
 from npdvae.vae.model import DVAEModel
 
 
@@ -95,6 +96,24 @@ class TrainedModel:
     def log_likelihood(self, x, k: int = 5000, seed: int = 0):
         """log p(x) estimated with ``k`` importance samples from q(z | x) (B,)."""
         return self.bound(x, k, seed)
+
+    def denoising_bound(self, x, corruption: Corruption | None = None, k: int | None = None, m: int | None = None,
+                        seed: int = 0, mean_image=None):
+        """The denoising bound the model was trained with, per image (B,) nats: eq. 11 (elbo) or
+        eq. 12 (iwae) with ``m`` corrupted copies of each clean image in ``x`` and ``k`` samples
+        of z per copy (default: the model's own M and K), the corruption the model's own
+        (``noise_type`` and ``noise`` of its configuration; a mean-image one needs
+        ``mean_image``, the mean training image) or the ``corruption`` given. Draws come from
+        ``seed`` in the training step's order (corruption, then eps), so a minibatch and a
+        stream give the number the training loop climbed."""
+        c = self.config
+        k, m = self._samples(c.k if k is None else k), self._samples(c.m if m is None else m)
+        if corruption is None:
+            if c.noise_type == "mean-image" and mean_image is None:
+                raise ValueError("a mean-image corruption needs the mean training image (mean_image=...)")
+            corruption = Corruption(c.noise_type, c.noise, mean_image, ops=self.model.ops)
+        return denoising_bound(self.model, self.params, self._images(x), corruption, c.bound, m, k,
+                               np.random.default_rng(seed))
 
 
 def load(path, which: str = "best") -> TrainedModel:

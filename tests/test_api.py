@@ -101,3 +101,30 @@ def test_a_loaded_model_refuses_k_below_one_and_pixels_outside_the_unit_interval
     for bad in (2.0, -1.0, np.nan):
         with pytest.raises(ValueError, match=r"pixels in \[0, 1\]"):
             trained.bound(np.full((2, 784), bad), k=1)
+
+
+@pytest.mark.parametrize("bound, k, m", [("elbo", 1, 1), ("iwae", 5, 2)])
+def test_the_denoising_bound_of_a_loaded_model_is_the_bound_the_training_step_climbs(tmp_path, bound, k, m):
+    """Issue 36: TrainedModel.denoising_bound draws as train_step does (corruption, then eps),
+    so on one minibatch and one stream it gives the step's per-image bound to the bit."""
+    from npdvae.api import TrainedModel
+    from npdvae.training.operations import operations
+    from npdvae.training.optim import Adam
+    from npdvae.training.step import train_step
+    from npdvae.vae.corruption import Corruption
+    from npdvae.vae.model import DVAEModel, ModelConfig
+    config = npdvae.TrainConfig(bound=bound, k=k, m=m, noise=0.1, latent=3, hidden=8)
+    ops = operations(kernels=True)
+    model = DVAEModel(ModelConfig(input_dim=784, latent=3, hidden=8, activation=config.activation), ops)
+    params = model.init_params(np.random.default_rng(0))
+    x = (np.random.default_rng(1).random((6, 784)) < 0.3).astype(np.float32)
+    trained = TrainedModel(config, model, params)
+    per_image = trained.denoising_bound(x, seed=7)
+    assert per_image.shape == (6,)
+    adam = Adam({name: value.copy() for name, value in params.items()}, ops=ops)
+    total = train_step(model, adam, Corruption("salt-pepper-released", 0.1, ops=ops), x, np.random.default_rng(7),
+                       bound=bound, k=k, m=m, lr=1e-3)
+    assert float(per_image.astype(np.float32).sum()) == total   # the same float32 numbers, summed alike
+    # another corruption, given: none at all, one copy and one sample, is the plain ELBO on clean images
+    clean = trained.denoising_bound(x, corruption=Corruption("salt-pepper-released", 0.0), k=1, m=1, seed=3)
+    np.testing.assert_allclose(clean, trained.bound(x, k=1, seed=3), rtol=1e-6)
