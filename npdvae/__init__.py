@@ -21,6 +21,12 @@ likelihoods, corruption, bounds, the model), ``data``, ``training``, ``evaluatio
 ``experiments`` (the paper's grids).
 """
 
+import logging
+
+# a library does not print: what it says goes to the "npdvae" logger, heard only where the caller
+# configures logging (logging.basicConfig(level=logging.INFO), say)
+logging.getLogger("npdvae").addHandler(logging.NullHandler())
+
 __all__ = ["AISSettings", "Corruption", "GapSettings", "LocalOptimumSettings", "TrainConfig", "TrainedModel",
            "__version__", "inference_gaps", "load", "load_dataset", "runs", "train"]
 

@@ -22,11 +22,36 @@ def readme_python_example() -> str:
 def test_the_readme_python_example_runs_as_written(tmp_path, mnist_root, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NPDVAE_DATA_DIR", str(mnist_root))
-    exec(compile(readme_python_example(), "README.md", "exec"), {})
+    first = {}
+    exec(compile(readme_python_example(), "README.md", "exec"), first)
     printed = capsys.readouterr().out.splitlines()
     assert len(eval(printed[0])) == 2 and printed[-1] == npdvae.__version__
-    exec(compile(readme_python_example(), "README.md", "exec"), {})     # again: resumes, trains nothing
+    assert first["run"].opened == "created" and not first["run"].already_done
+    again = {}
+    with caplog_at_info() as records:
+        exec(compile(readme_python_example(), "README.md", "exec"), again)     # again: resumes, trains nothing
     assert capsys.readouterr().out.splitlines()[0] == printed[0]
+    run = again["run"]   # issue 36: what the library knows reaches the caller, and its log
+    assert (run.opened, run.resumed_at, run.already_done) == ("resumed", 2, True)
+    assert any("already finished at epoch 2" in message for message in records), records
+
+
+class caplog_at_info:
+    """The messages of the ``npdvae`` logger while the block runs, at INFO."""
+
+    def __enter__(self):
+        import logging
+        self.messages, self.logger = [], logging.getLogger("npdvae")
+        self.handler = logging.Handler(level=logging.INFO)
+        self.handler.emit = lambda record: self.messages.append(record.getMessage())
+        self.level = self.logger.level
+        self.logger.setLevel(logging.INFO)
+        self.logger.addHandler(self.handler)
+        return self.messages
+
+    def __exit__(self, *exc):
+        self.logger.removeHandler(self.handler)
+        self.logger.setLevel(self.level)
 
 
 def test_train_and_load_give_one_model(tmp_path, mnist_root):

@@ -21,6 +21,7 @@ is said too.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,6 +43,7 @@ from npdvae.training.loop import Trainer, warm_up_kernels
 from npdvae.training.memory import keep_freed_memory
 
 CHECKPOINTS = ("last.h5", "best.h5")
+log = logging.getLogger("npdvae")
 # files a run writes; a folder holding only these (and no checkpoint) may be restarted
 RUN_FILES = ("config.json", "metrics.jsonl", "samples.png", "reconstructions.png", "eval.json", LOCK_NAME)
 
@@ -53,12 +55,20 @@ class RunDirectoryError(ValueError):
 class RunFolderTrainer(Trainer):
     """A :class:`Trainer` whose checkpoints are ``last.h5`` and ``best.h5`` of ``run_dir`` and
     whose epoch records are the lines of its ``metrics.jsonl``; it holds the folder's ``lock``
-    (:func:`open_run` takes it) until :meth:`release`. ``notes`` say what opening it did."""
+    (:func:`open_run` takes it) until :meth:`release`. What opening and training it did reaches
+    a Python caller: ``opened`` ("created", "restarted" or "resumed"), ``resumed_at`` (the
+    epochs done when it was resumed, else None), ``already_done`` (set by :func:`training`:
+    nothing was left to train) and ``notes`` (what was said, a checkpoint fallen back on among
+    them); each is also logged on the ``npdvae`` logger, which is silent unless the caller
+    configures logging."""
 
     def __init__(self, config: TrainConfig, dataset: Dataset, run_dir, run_id: str | None = None, lock=None):
         super().__init__(config, dataset, run_id)
         self.run_dir, self.lock = Path(run_dir), lock
         self.notes: list[str] = []
+        self.opened: str | None = None
+        self.resumed_at: int | None = None
+        self.already_done = False
 
     def keep(self, name: str, checkpoint: Checkpoint):
         save_checkpoint(self.run_dir / f"{name}.h5", checkpoint)
@@ -135,7 +145,8 @@ def open_run(config: TrainConfig, run_dir, dataset: Dataset, resume: bool = Fals
                                         f"({dataset.num_examples('train')} examples)")
     lock = _lock(run_dir)
     notes = []
-    if resume and has_checkpoint(run_dir):
+    resumed = resume and has_checkpoint(run_dir)
+    if resumed:
         checkpoint, note = load_run_checkpoint(run_dir, "last")
         if note:
             notes.append(note)
@@ -164,6 +175,15 @@ def open_run(config: TrainConfig, run_dir, dataset: Dataset, resume: bool = Fals
     if not has_checkpoint(run_dir):
         trainer.save_start()
     trainer.notes = notes
+    if resumed:
+        trainer.opened, trainer.resumed_at = "resumed", trainer.epoch
+        log.info("%s: resumed after epoch %d%s", run_dir, trainer.epoch, "" if trainer.epoch_state is None
+                 else f", in epoch {trainer.epoch + 1} at minibatch {trainer.epoch_state.position}")
+    else:
+        trainer.opened = "restarted" if notes and "started afresh" in notes[-1] else "created"
+        log.info("%s: %s", run_dir, trainer.opened)
+    for note in notes:
+        log.info("%s: %s", run_dir, note)
     keep_freed_memory()   # a training process frees and reallocates the same buffers every step
     return trainer
 
@@ -178,8 +198,12 @@ def training(config: TrainConfig, run_dir, dataset: Dataset, progress=None, on_e
     try:
         if stop_requested is not None:
             trainer.stop_requested = stop_requested
-        warm_up_kernels(trainer)
-        trainer.run(progress, on_epoch)
+        trainer.already_done = trainer.epoch >= config.epochs and trainer.epoch_state is None
+        if trainer.already_done:
+            log.info("%s: already finished at epoch %d; nothing to train", run_dir, trainer.epoch)
+        else:
+            warm_up_kernels(trainer)
+            trainer.run(progress, on_epoch)
         yield trainer
     finally:
         trainer.release()
