@@ -221,6 +221,8 @@ def reproduce(experiment, epochs, seeds, only_seeds, jobs, rows, columns, noise_
     try:
         specs = plan(grid, out, epochs, seeds, overrides, lrs=lrs)
     except ValueError as err:
+        if getattr(err, "field", None) == "batch_size":   # a grid's minibatch is the paper's: --train-examples made it too small
+            raise click.BadParameter(str(err), param_hint="--train-examples") from None
         raise config_error(err) from None
     for spec in specs:   # every run folder, and the longest file name a run writes in it
         check_path_length(Path(spec.run_dir) / f"metrics.jsonl.{os.getpid()}.tmp", "--out")

@@ -43,12 +43,14 @@ import numpy as np
 
 from npdvae.data.datasets import split_sizes
 from npdvae.run_folder.provenance import provenance
-from npdvae.training.config import TrainConfig
+from npdvae.training.config import MAX_PARAMETER_BYTES, TrainConfig
 from npdvae.training.state import Checkpoint, CheckpointError, EpochState  # noqa: F401  (what the files hold)
 from npdvae.run_folder.run_files import replace_file
 
 FORMAT = "npdvae-checkpoint-2"
-GENERIC_ARRAY_LIMIT = 2 ** 27   # the parameters of the largest configuration TrainConfig accepts
+# the most parameter values any configuration TrainConfig accepts (4 float32 arrays of each: values,
+# gradients, and Adam's two moments)
+GENERIC_ARRAY_LIMIT = MAX_PARAMETER_BYTES // (4 * 4)
 READABLE_FORMATS = ("npdvae-checkpoint-1", FORMAT)   # format 1: no checksums, no mid-epoch state
 
 

@@ -29,11 +29,12 @@ from pathlib import Path
 import numpy as np
 
 from npdvae.run_folder.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
-from npdvae.training.config import ConfigError, TrainConfig, defining_settings
+from npdvae.training.config import ConfigError, TrainConfig, check_data_sizes, defining_settings
 from npdvae.run_folder.provenance import provenance
 from npdvae.run_folder.identity import (RUN_ID_KEY, UNKNOWN, config_problem, identity_problem, new_run_id,
                                        recorded_run_id)
 from npdvae.data import Dataset, load_dataset
+from npdvae.data.datasets import SPLITS
 from npdvae.vae.likelihoods import BernoulliHead, GaussianHead
 from npdvae.vae.model import DVAEModel
 from npdvae.training.operations import operations
@@ -92,15 +93,6 @@ def prepare_dataset(config: TrainConfig, data_dir=None, progress=None, say=None)
     return dataset
 
 
-def _refuse_subsets_larger_than_the_data(config: TrainConfig, dataset: Dataset):
-    for field, splits in (("train_examples", ("train",)), ("eval_examples", ("valid", "test"))):
-        asked, held = getattr(config, field), min(dataset.num_examples(split) for split in splits)
-        if asked is not None and asked > held:
-            where = f"the {splits[0]} split of {config.dataset} holds" if len(splits) == 1 else \
-                f"the {' and '.join(splits)} splits of {config.dataset} hold"
-            raise ConfigError(field, f"{field} {asked} is more than {where} ({held} images)")
-
-
 def is_run_folder(folder) -> bool:
     """Whether ``folder`` holds a run (its configuration, a checkpoint or its epoch records):
     no command writes anything there but the run's own writer."""
@@ -138,11 +130,9 @@ def open_run(config: TrainConfig, run_dir, dataset: Dataset, resume: bool = Fals
     checkpoint at all it restarts. ``trainer.notes`` says what was done.
     """
     run_dir = Path(run_dir)
-    if not has_checkpoint(run_dir):   # a new run must not record a size it does not use
-        _refuse_subsets_larger_than_the_data(config, dataset)
-    if config.batch_size > dataset.num_examples("train"):   # before anything is created
-        raise ConfigError("batch_size", f"batch_size {config.batch_size} is larger than the training set "
-                                        f"({dataset.num_examples('train')} examples)")
+    # before anything is created; a new run must not record a size it does not use
+    check_data_sizes(config, {split: dataset.num_examples(split) for split in SPLITS},
+                     subsets=not has_checkpoint(run_dir))
     lock = _lock(run_dir)
     notes = []
     resumed = resume and has_checkpoint(run_dir)
@@ -336,11 +326,13 @@ def resumed_config(run_dir, changes: dict, notes: list | None = None) -> TrainCo
     """The configuration a resumed run continues with: the one it recorded (see
     read_run_config), with ``changes`` (settings given anew, e.g. more epochs) laid
     over it; whether a change is allowed is for the checkpoint to say on restore."""
+    if not Path(run_dir).is_dir():
+        raise RunDirectoryError(f"{run_dir} does not exist: there is no run to resume; start it without --resume")
     try:
         stored = read_run_config(run_dir, notes).to_dict()
     except RunDirectoryError as err:
-        if not Path(run_dir).is_dir() or _only_run_files(Path(run_dir)):   # nothing to resume: the way out
-            raise RunDirectoryError(f"{err}; there is no run to resume: start it without --resume") from None
+        if _only_run_files(Path(run_dir)):   # nothing to resume: the way out
+            raise RunDirectoryError(f"{err}: there is no run to resume; start it without --resume") from None
         raise
     return TrainConfig(**{**stored, **changes})
 

@@ -139,19 +139,8 @@ class TrainConfig:
         self._check_subsets()
 
     def _check_subsets(self):
-        """The first N images of a split must be there, and a minibatch must fit in the training
-        set: known from the data set's split sizes before any file is read."""
-        sizes = split_sizes(self.dataset)
-        for field, splits in (("train_examples", ("train",)), ("eval_examples", ("valid", "test"))):
-            asked, held = getattr(self, field), min(sizes[split] for split in splits)
-            if asked is not None and asked > held:
-                where = f"the {splits[0]} split of {self.dataset} holds" if len(splits) == 1 else \
-                    f"the {' and '.join(splits)} splits of {self.dataset} hold"
-                raise ConfigError(field, f"{field} {asked} is more than {where} ({held} images)")
-        train = self.train_examples or sizes["train"]
-        if self.batch_size > train:
-            raise ConfigError("batch_size", f"batch_size {self.batch_size} is larger than the training set "
-                                            f"({train} examples)")
+        """Against the data set's split sizes, known before any file is read."""
+        check_data_sizes(self, split_sizes(self.dataset))
 
     def parameter_count(self) -> int:
         """Entries of all parameter arrays (upper bound: the Gaussian decoder's two heads)."""
@@ -205,6 +194,24 @@ class TrainConfig:
             raise ValueError(f"a configuration must be a JSON object, got {type(values).__name__}")
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def check_data_sizes(config: TrainConfig, sizes: dict, subsets: bool = True):
+    """ConfigError, naming the setting, when a minibatch does not fit in the training set or
+    (with ``subsets``) when ``train_examples`` or ``eval_examples`` asks for more images than a
+    split holds. ``sizes``: images per split ("train", "valid", "test"), of the whole data set
+    or of the subset a run trains on (they agree wherever the request can be met)."""
+    if subsets:
+        for field, splits in (("train_examples", ("train",)), ("eval_examples", ("valid", "test"))):
+            asked, held = getattr(config, field), min(sizes[split] for split in splits)
+            if asked is not None and asked > held:
+                where = f"the {splits[0]} split of {config.dataset} holds" if len(splits) == 1 else \
+                    f"the {' and '.join(splits)} splits of {config.dataset} hold"
+                raise ConfigError(field, f"{field} {asked} is more than {where} ({held} images)")
+    train = min(config.train_examples or sizes["train"], sizes["train"])
+    if config.batch_size > train:
+        raise ConfigError("batch_size", f"batch_size {config.batch_size} is larger than the training set "
+                                        f"({train} examples)")
 
 
 # Settings that may change when a run is resumed; everything else must match.

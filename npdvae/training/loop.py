@@ -24,8 +24,9 @@ from typing import Callable
 import numpy as np
 
 from npdvae.data import Dataset
+from npdvae.data.datasets import SPLITS
 from npdvae.training.operations import operations
-from npdvae.training.config import ConfigError, TrainConfig, settings_differences
+from npdvae.training.config import TrainConfig, check_data_sizes, settings_differences
 from npdvae.training.optim import Adam, NonFiniteGradientError
 from npdvae.training.schedule import staged_lr
 from npdvae.training.state import Checkpoint, CheckpointError, EpochState
@@ -98,9 +99,7 @@ class Trainer:
         self.kept: dict[str, Checkpoint] = {}
         ops = operations(config.kernels)
         self.model = DVAEModel(config.model_config(dataset.input_dim, dataset.likelihood), ops)
-        if config.batch_size > dataset.num_examples("train"):
-            raise ConfigError("batch_size", f"batch_size {config.batch_size} is larger than the training set "
-                                            f"({dataset.num_examples('train')} examples)")
+        check_data_sizes(config, {split: dataset.num_examples(split) for split in SPLITS}, subsets=False)
         self.rng = np.random.default_rng(config.seed)
         mean_image = dataset.pixel_mean("train")
         self.adam = Adam(self.model.init_params(self.rng, np.float32, data_mean=mean_image), lr=config.lr, ops=ops)
