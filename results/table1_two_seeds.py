@@ -1,5 +1,5 @@
 """Print Table 1's DVAE (K=1), 1-layer row over the seeds that finished at the authors' protocol, with
-the paper beside it, from the committed tables (seed 0: section 3's; seed 1: section 2's), and seed 0
+the paper beside it, from the committed tables (seed 0: experiment E1 of results/README.md; seed 1: E2), and seed 0
 trained again (the rerun: the same seed and settings on another processor, at the ablation's commit)."""
 import csv
 import statistics
