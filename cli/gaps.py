@@ -140,7 +140,8 @@ def gaps(run, examples, is_samples, bound_samples, ais_steps, ais_chains, leapfr
         click.echo(f"{stops.name}: {str(stop).replace('; nothing was written', '')}{kept}", err=True)
         sys.exit(stops.exit_code)
     except RunWriteError as err:
-        raise click.ClickException(f"{err}; the batches written before it are kept") from None
+        raise click.ClickException(f"{err}; the batches written before it are kept, whole: once the file can be "
+                                   f"written, the same command continues") from None
     except NonFiniteGradientError as err:
         bar.clear()
         kept = "; the batches written before it are kept" if out is not None else ""

@@ -126,13 +126,19 @@ def _occupied(out, config) -> str:
 
 
 def _train_in(config, out, resume, data_dir, stops):
+    continue_command = f"npdvae train --resume --out {shlex.quote(str(out))}" + (
+        f" --data-dir {shlex.quote(str(data_dir))}" if data_dir is not None else "")
     try:
         dataset = prepare_dataset(config, data_dir, progress=Progress.for_download(),
                                   say=lambda message: click.echo(f"  data: {message}"))
         stops.install()
         trainer = open_run(config, out, dataset, resume=resume)
-    except (DataError, RunLockedError, RunWriteError) as err:
+    except (DataError, RunLockedError) as err:
         raise click.ClickException(str(err)) from None
+    except RunWriteError as err:
+        # the folder may hold what was written before the failure: a resume takes it from there
+        way_out = f". Once the cause is fixed, continue with: {continue_command}" if out.is_dir() else ""
+        raise click.ClickException(f"{err}{way_out}") from None
     except (CheckpointError, RunDirectoryError) as err:
         raise click.UsageError(str(err)) from None
     except ConfigError as err:
@@ -143,8 +149,6 @@ def _train_in(config, out, resume, data_dir, stops):
         click.echo(f"  resumed in epoch {trainer.epoch + 1} at minibatch {trainer.epoch_state.position}")
     elif resume and trainer.history:
         click.echo(f"  resumed after epoch {trainer.epoch}")
-    continue_command = f"npdvae train --resume --out {shlex.quote(str(out))}" + (
-        f" --data-dir {shlex.quote(str(data_dir))}" if data_dir is not None else "")
     if resume and trainer.epoch >= config.epochs and trainer.epoch_state is None:
         click.echo(f"already finished at epoch {trainer.epoch}; give a larger --epochs to train further")
         return

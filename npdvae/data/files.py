@@ -24,7 +24,9 @@ Where files are looked for, in order:
 
 In each directory a data set lives in its own sub-folder (``mnist/``,
 ``frey_face/``, ``fashion-mnist/``); a directory that holds the files
-directly is accepted too. Downloads go into the default data directory.
+directly is accepted too. Downloads go into the first folder the user named
+(``--data-dir``, else ``NPDVAE_DATA_DIR``), else into the default data directory:
+nothing is written outside a data folder that was named.
 """
 
 from __future__ import annotations
@@ -178,8 +180,11 @@ def candidate_dirs(spec: DatasetSpec, data_dir=None) -> list[Path]:
     return unique
 
 
-def download_dir(spec: DatasetSpec) -> Path:
-    return default_data_dir() / spec.subdir
+def download_dir(spec: DatasetSpec, data_dir=None) -> Path:
+    """Where missing files go: the data set's sub-folder of the folder the user named, else of
+    the default data directory."""
+    root = data_dir or os.environ.get(ENV_VAR) or default_data_dir()
+    return Path(root) / spec.subdir
 
 
 # --------------------------------------------------------------------------

@@ -103,15 +103,33 @@ def append_line(path, line: str):
         if err.errno == errno.ELOOP:
             err = OSError(errno.ELOOP, "it is a symbolic link, which is never followed for writing")
         raise RunWriteError(path, err) from None
+    start = None
     try:
+        start = os.fstat(fd).st_size
         data = (line.rstrip("\n") + "\n").encode()
-        if os.write(fd, data) != len(data):
-            raise OSError(errno.EIO, "short write")
+        written = 0
+        while written < len(data):
+            # A short write is retried: the next write raises what stopped it (ENOSPC, EFBIG).
+            count = os.write(fd, data[written:])
+            if count == 0:
+                raise OSError(errno.EIO, "the file system took no bytes")
+            written += count
         os.fsync(fd)
     except OSError as err:
+        if start is not None:
+            _truncate_quietly(fd, start)
         raise RunWriteError(path, err) from None
     finally:
         os.close(fd)
+
+
+def _truncate_quietly(fd, size: int):
+    """Cut a failed append back to the lines before it: a reader never meets half a line.
+    Shrinking a file needs no new block, so it works on a full disk."""
+    try:
+        os.ftruncate(fd, size)
+    except OSError:
+        pass   # the write's own error is the one to report
 
 
 def remove_orphaned_temporaries(path) -> list[Path]:

