@@ -11,7 +11,7 @@ import click
 from npdvae.data import DATASETS
 from npdvae.data.files import ENV_VAR
 from npdvae.evaluation.pictures import picture_format
-from npdvae.training.config import TrainConfig
+from npdvae.training.config import TrainConfig, UnregisteredCorruptionError
 
 
 DATASET_NAMES = sorted(DATASETS)
@@ -41,8 +41,11 @@ TRAIN_FIELDS = ("dataset", "bound", "noise", "noise_type", "k", "m", "encoder", 
                 "seed", "patience", "train_examples", "eval_examples", "kernels")
 
 
-def config_error(err: ValueError) -> click.BadParameter:
-    """A configuration's error as the option it names (ConfigError.field)."""
+def config_error(err: ValueError) -> click.ClickException:
+    """A configuration's error as the option it names (ConfigError.field); a corruption this
+    process has not registered is no bad option but a missing import (exit 1)."""
+    if isinstance(err, UnregisteredCorruptionError):
+        return click.ClickException(str(err))
     field = getattr(err, "field", None)
     hint = f"--{field.replace('_', '-')}" if field in TRAIN_FIELDS else None
     return click.BadParameter(str(err), param_hint=hint)
@@ -50,7 +53,7 @@ def config_error(err: ValueError) -> click.BadParameter:
 
 def settings_line(config: TrainConfig) -> str:
     """Every setting of a run, as the header of ``train`` shows it."""
-    return "  " + "  ".join(f"{k}={v}" for k, v in config.to_dict().items() if v is not None)
+    return "  " + "  ".join(f"{k}={v}" for k, v in config.to_dict().items() if v is not None and k != "noise_source")
 
 
 def check_path_length(path: Path, option: str):

@@ -11,7 +11,6 @@ import click
 import numpy as np
 
 from npdvae.run_folder.checkpoint import CheckpointError
-from npdvae.vae.corruption import Corruption
 from npdvae.data import DataError
 from npdvae.data.datasets import SPLITS
 from npdvae.evaluation.evaluate import EVALUATION_BATCH, evaluate_run, results_to_dict
@@ -64,7 +63,10 @@ def evaluate(run, split, k, is_samples, examples, batch_size, which, seed, as_js
     for note in notes:
         click.echo(f"note: {note}", err=True)
     n = min(examples or dataset.num_examples(split), dataset.num_examples(split))
-    corruption = Corruption(config.noise_type, config.noise, dataset.pixel_mean("train"))
+    try:
+        corruption = config.corruption(dataset.pixel_mean("train"))
+    except ValueError as err:   # a corruption this process has not registered: what to import
+        raise click.ClickException(str(err)) from None
     bar = Progress("evaluate", enabled=not as_json)
     if stops():
         click.echo(f"{stops.name}: evaluation stopped before its first example; nothing was written", err=True)

@@ -7,13 +7,13 @@ from pathlib import Path
 import click
 
 from npdvae.run_folder.checkpoint import CheckpointError
-from npdvae.vae.corruption import Corruption
+from npdvae.vae.corruption_registry import make_corruption
 from npdvae.data import DataError
 from npdvae.data.datasets import SPLITS
 from npdvae.evaluation.pictures import MAX_IMAGES, PlotLibraryMissing, write_reconstructions, write_samples
 from npdvae.run_folder.runs import RunDirectoryError, load_trained, prepare_dataset, read_metrics, read_run_config
 from npdvae.evaluation.history import milestone_table
-from npdvae.training.config import TrainConfig
+from npdvae.training.config import ConfigError, TrainConfig
 from npdvae.run_folder.model_file import is_model_file, load_model_file
 from npdvae.run_folder.run_files import RunWriteError
 
@@ -62,10 +62,14 @@ def reconstruct(run, num_images, split, noise, out, seed, data_dir):
             click.echo(f"note: {note}", err=True)
         dataset = prepare_dataset(config, data_dir, say=say_data)
         level = config.noise if noise is None else noise
-        corruption = Corruption(config.noise_type, level, dataset.pixel_mean("train"))
+        config.corruption()   # registered in this process, or one line saying what to import
+        corruption = make_corruption(config.noise_type, level, config.noise_params,
+                                     mean_image=dataset.pixel_mean("train"))
         write_reconstructions(out, model, params, dataset, corruption, split, num_images, seed)
     except (RunDirectoryError, CheckpointError) as err:
         raise click.BadParameter(str(err), param_hint="RUN") from None
+    except ConfigError as err:
+        raise click.ClickException(str(err)) from None
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--noise") from None
     except (DataError, PlotLibraryMissing, RunWriteError) as err:

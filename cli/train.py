@@ -11,7 +11,7 @@ from click.core import ParameterSource
 
 from npdvae.vae.bounds import BOUNDS
 from npdvae.run_folder.checkpoint import CheckpointError
-from npdvae.vae.corruption import NOISE_TYPE_DESCRIPTIONS, NOISE_TYPES
+from npdvae.vae.corruption_registry import BUILT_IN_CORRUPTIONS
 from npdvae.data import DataError
 from npdvae.data.datasets import BINARIZATIONS
 from npdvae.nn.activations import HIDDEN_ACTIVATIONS
@@ -34,7 +34,7 @@ from .common import DATASET_NAMES, check_path_length, check_writable, config_err
               help="elbo: VAE/DVAE (eq. 11); iwae: IWAE/DIWAE (eq. 12).")
 @click.option("--noise", type=float, default=0.0, show_default=True,
               help="Corruption level: salt-and-pepper rate in [0, 1), or Gaussian std on [0, 1] pixels. 0 is the plain VAE/IWAE.")
-@click.option("--noise-type", type=click.Choice(NOISE_TYPES),
+@click.option("--noise-type", type=click.Choice(BUILT_IN_CORRUPTIONS),
               help="Default: salt-pepper-released for binary data (the authors' released code: a hit pixel "
                    "becomes Bernoulli(noise)), gaussian for frey-face. salt-pepper: the textbook form "
                    "(a hit pixel becomes 0 or 1 with equal chance).")
@@ -99,8 +99,8 @@ def train(ctx, out, resume, data_dir, **options):
         raise click.BadParameter(_occupied(out, config), param_hint="--out")
 
     click.echo(f"{config.model_name} on {config.dataset}"
-               + (f"; corruption {config.noise_type}: {NOISE_TYPE_DESCRIPTIONS[config.noise_type]}"
-                  if config.noise > 0 else ""))
+               + (f"; corruption {config.noise_type}: {config.corruption_description}"
+                  if config.corrupted else ""))
     click.echo(settings_line(config))
     click.echo(f"  run directory: {out}")
     # from here to the end of training a signal only asks to stop (see cli/stopping.py); the
@@ -179,7 +179,7 @@ def _train_in(config, out, resume, data_dir, stops):
         bar.clear()
         where = (f"after epoch {trainer.epoch}" if trainer.epoch else "before the first epoch (the initial parameters)")
         click.echo(f"Error: {err}.", err=True)
-        if trainer.epoch == 0 and config.noise > 0:   # no step has ever worked: the corruption, more than the rate
+        if trainer.epoch == 0 and config.corrupted:   # no step has ever worked: the corruption, more than the rate
             click.echo(f"{out / 'last.h5'} keeps the run as it was {where}. The bound was never finite with "
                        f"this corruption ({config.noise_type}, noise {config.noise:g}); a smaller --noise is the "
                        f"way out: start again with another --out, or try a smaller learning rate first:\n"

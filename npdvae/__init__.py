@@ -8,8 +8,9 @@ The public API:
 - :func:`load`: a trained model from a run folder, checkpoint or model file, with
   ``encode``, ``decode``, ``sample``, ``bound(x, k)``, ``log_likelihood(x, k)`` and
   ``denoising_bound(x)`` (eq. 11 or 12 under its training corruption, or another);
-- :class:`Corruption`: the corruption samplers p(x~ | x) (salt-and-pepper in the
-  released code's and the textbook form, additive Gaussian, mean-image rates);
+- :func:`make_corruption` and :func:`register_corruption`: the corruptions p(x~ | x) by name,
+  the four built in (salt-and-pepper in the released code's and the textbook form, additive
+  Gaussian, mean-image rates) and any of one's own, trained and recorded under its name;
 - :func:`load_dataset`: MNIST and Frey Face, found or downloaded and verified;
 - :func:`runs`: the run folders one has, each with its model, progress, scores and state;
 - :func:`inference_gaps` with :class:`GapSettings` (and its :class:`AISSettings` and
@@ -27,14 +28,16 @@ import logging
 # configures logging (logging.basicConfig(level=logging.INFO), say)
 logging.getLogger("npdvae").addHandler(logging.NullHandler())
 
-__all__ = ["AISSettings", "Corruption", "GapSettings", "LocalOptimumSettings", "TrainConfig", "TrainedModel",
-           "__version__", "inference_gaps", "load", "load_dataset", "runs", "train"]
+__all__ = ["AISSettings", "GapSettings", "LocalOptimumSettings", "TrainConfig", "TrainedModel",
+           "__version__", "inference_gaps", "load", "load_dataset", "make_corruption", "register_corruption",
+           "runs", "train"]
 
 # Imported on first use: ``import npdvae`` (and so every ``python -m npdvae.cli``) stays light
 # until a name is asked for, which keeps an interrupt during start-up a one-line affair.
 _LAZY = {"TrainedModel": "npdvae.api", "load": "npdvae.api", "train": "npdvae.api", "runs": "npdvae.api",
          "load_dataset": "npdvae.data", "TrainConfig": "npdvae.training.config",
-         "Corruption": "npdvae.vae.corruption", "inference_gaps": "npdvae.evaluation.gaps",
+         "make_corruption": "npdvae.vae.corruption_registry", "register_corruption": "npdvae.vae.corruption_registry",
+         "inference_gaps": "npdvae.evaluation.gaps",
          "GapSettings": "npdvae.evaluation.gaps", "AISSettings": "npdvae.evaluation.ais",
          "LocalOptimumSettings": "npdvae.evaluation.local_optimum"}
 

@@ -26,7 +26,6 @@ from npdvae.training.config import TrainConfig
 from npdvae.training.loop import Trainer
 from npdvae.run_folder.run_summary import RunSummary, find_runs, summarize_run
 from npdvae.run_folder.runs import load_trained, prepare_dataset, training
-from npdvae.vae.corruption import Corruption
 from npdvae.vae.model import DVAEModel
 
 
@@ -97,13 +96,14 @@ class TrainedModel:
         """log p(x) estimated with ``k`` importance samples from q(z | x) (B,)."""
         return self.bound(x, k, seed)
 
-    def denoising_bound(self, x, corruption: Corruption | None = None, k: int | None = None, m: int | None = None,
+    def denoising_bound(self, x, corruption=None, k: int | None = None, m: int | None = None,
                         seed: int = 0, mean_image=None):
         """The denoising bound the model was trained with, per image (B,) nats: eq. 11 (elbo) or
         eq. 12 (iwae) with ``m`` corrupted copies of each clean image in ``x`` and ``k`` samples
         of z per copy (default: the model's own M and K), the corruption the model's own
-        (``noise_type`` and ``noise`` of its configuration; a mean-image one needs
-        ``mean_image``, the mean training image) or the ``corruption`` given. Draws come from
+        (``noise_type``, ``noise`` and ``noise_params`` of its configuration, made by the
+        registered factory; a mean-image one needs ``mean_image``, the mean training image) or
+        the ``corruption`` given (any object with ``sample(x, m, rng)``). Draws come from
         ``seed`` in the training step's order (corruption, then eps), so a minibatch and a
         stream give the number the training loop climbed."""
         c = self.config
@@ -111,7 +111,7 @@ class TrainedModel:
         if corruption is None:
             if c.noise_type == "mean-image" and mean_image is None:
                 raise ValueError("a mean-image corruption needs the mean training image (mean_image=...)")
-            corruption = Corruption(c.noise_type, c.noise, mean_image, ops=self.model.ops)
+            corruption = c.corruption(mean_image, ops=self.model.ops)
         return denoising_bound(self.model, self.params, self._images(x), corruption, c.bound, m, k,
                                np.random.default_rng(seed))
 

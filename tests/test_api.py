@@ -136,7 +136,7 @@ def test_the_denoising_bound_of_a_loaded_model_is_the_bound_the_training_step_cl
     from npdvae.training.operations import operations
     from npdvae.training.optim import Adam
     from npdvae.training.step import train_step
-    from npdvae.vae.corruption import Corruption
+    from npdvae.vae.corruption_registry import make_corruption
     from npdvae.vae.model import DVAEModel, ModelConfig
     config = npdvae.TrainConfig(bound=bound, k=k, m=m, noise=0.1, latent=3, hidden=8)
     ops = operations(kernels=True)
@@ -147,9 +147,9 @@ def test_the_denoising_bound_of_a_loaded_model_is_the_bound_the_training_step_cl
     per_image = trained.denoising_bound(x, seed=7)
     assert per_image.shape == (6,)
     adam = Adam({name: value.copy() for name, value in params.items()}, ops=ops)
-    total = train_step(model, adam, Corruption("salt-pepper-released", 0.1, ops=ops), x, np.random.default_rng(7),
+    total = train_step(model, adam, make_corruption("salt-pepper-released", 0.1, ops=ops), x, np.random.default_rng(7),
                        bound=bound, k=k, m=m, lr=1e-3)
     assert float(per_image.astype(np.float32).sum()) == total   # the same float32 numbers, summed alike
     # another corruption, given: none at all, one copy and one sample, is the plain ELBO on clean images
-    clean = trained.denoising_bound(x, corruption=Corruption("salt-pepper-released", 0.0), k=1, m=1, seed=3)
+    clean = trained.denoising_bound(x, corruption=make_corruption("salt-pepper-released", 0.0), k=1, m=1, seed=3)
     np.testing.assert_allclose(clean, trained.bound(x, k=1, seed=3), rtol=1e-6)

@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from npdvae.vae.corruption import Corruption
 
 
 @dataclass
@@ -75,7 +74,7 @@ def importance_sampled_bound(model, params, x, num_samples, rng, chunk_k=500):
     return running - math.log(num_samples)
 
 
-def denoising_bound(model, params, x, corruption: Corruption, bound, num_corruptions_m, num_samples_k, rng):
+def denoising_bound(model, params, x, corruption, bound, num_corruptions_m, num_samples_k, rng):
     """The training objective (eq. 11 or 12) on x with fresh corruption and eps."""
     x_tilde = corruption.sample(x, num_corruptions_m, rng)
     eps = model.ops.standard_normal(rng, (x.shape[0], num_corruptions_m, num_samples_k, model.config.latent),

@@ -279,11 +279,11 @@ def startup_seconds() -> float:
             "from npdvae.training.operations import operations\n"
             "from npdvae.vae.model import DVAEModel, ModelConfig\n"
             "from npdvae.training.optim import Adam\n"
-            "from npdvae.vae.corruption import Corruption\n"
+            "from npdvae.vae.corruption import SaltAndPepper\n"
             "ops = operations(kernels=True)\n"
             "m = DVAEModel(ModelConfig(784, activation='tanh'), ops); rng = np.random.default_rng(0)\n"
             "p = m.init_params(rng); x = (rng.random((100, 784)) < .3).astype(np.float32)\n"
-            "xt = Corruption('salt-pepper', .05, ops=ops).sample(x, 1, rng)\n"
+            "xt = SaltAndPepper(.05, released=False, ops=ops).sample(x, 1, rng)\n"
             "e = rng.standard_normal((100, 1, 5, 50), dtype=np.float32)\n"
             "Adam(p, ops=ops).step(m.bound_and_gradients(p, x, xt, e, 'iwae').grads)\n"
             "print(time.perf_counter() - t)\n")

@@ -77,7 +77,7 @@ def plural(count: int, word: str) -> str:
 def protocol_lines(specs) -> list[str]:
     """The training protocol of a grid's runs, as the table's header states it: the corruption
     of each column and every setting the grid shares (or its values, where runs differ)."""
-    from npdvae.vae.corruption import NOISE_TYPE_DESCRIPTIONS
+    from npdvae.vae.corruption_registry import registered_corruption
     corruption = {}
     for spec in specs:
         if spec.config["noise"] > 0:
@@ -85,7 +85,7 @@ def protocol_lines(specs) -> list[str]:
     lines = []
     for noise_type, labels in corruption.items():
         columns = ", ".join(dict.fromkeys(labels))
-        lines.append(f"- corruption ({columns}): `{noise_type}`, {NOISE_TYPE_DESCRIPTIONS[noise_type]}")
+        lines.append(f"- corruption ({columns}): `{noise_type}`, {registered_corruption(noise_type).description}")
 
     def values(name):
         return ", ".join(str(v) for v in dict.fromkeys(spec.config[name] for spec in specs))

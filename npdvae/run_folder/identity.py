@@ -31,7 +31,7 @@ from pathlib import Path
 
 import h5py
 
-from npdvae.training.config import RESUMABLE_CHANGES, TrainConfig
+from npdvae.training.config import LATER_SETTINGS, RESUMABLE_CHANGES, TrainConfig
 
 RUN_ID_KEY = "run_id"
 _PATTERN = re.compile(r"[0-9a-f]{16}-[0-9a-f]{12}")
@@ -39,7 +39,8 @@ _PATTERN = re.compile(r"[0-9a-f]{16}-[0-9a-f]{12}")
 
 def settings_digest(config: dict) -> str:
     """12 hex digits of the SHA-256 of the settings a resume must keep, as canonical JSON."""
-    fixed = {name: value for name, value in config.items() if name not in RESUMABLE_CHANGES}
+    fixed = {name: value for name, value in config.items() if name not in RESUMABLE_CHANGES
+             and not (name in LATER_SETTINGS and value == LATER_SETTINGS[name])}   # older runs keep their identity
     return hashlib.sha256(json.dumps(fixed, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -11,7 +11,6 @@ from npdvae.run_folder.model_file import ModelFile, load_model_file
 from npdvae.run_folder.provenance import describe
 from npdvae.run_folder.run_files import replace_file
 from npdvae.training.config import TrainConfig
-from npdvae.vae.corruption import NOISE_TYPE_DESCRIPTIONS
 
 CARD_SUFFIX = ".md"
 
@@ -40,11 +39,13 @@ def _architecture(config: TrainConfig, likelihood: str) -> str:
 
 
 def _corruption(config: TrainConfig) -> str:
-    if config.noise == 0:
+    if not config.corrupted:
         return "none (the plain VAE or IWAE)"
     level = f"standard deviation {config.noise:g} on [0, 1] pixels" if config.noise_type == "gaussian" \
-        else f"rate {100 * config.noise:g}%"
-    return f"`{config.noise_type}`, {level}: {NOISE_TYPE_DESCRIPTIONS[config.noise_type]}"
+        else f"rate {100 * config.noise:g}%" if config.noise_level.endswith("%") else \
+        f"level {config.noise_level}" if config.noise else "no level"
+    params = "".join(f", {k} {v}" for k, v in sorted((config.noise_params or {}).items()))
+    return f"`{config.noise_type}`, {level}{params}: {config.corruption_description}"
 
 
 def _protocol(config: TrainConfig) -> str:

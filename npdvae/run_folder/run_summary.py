@@ -83,10 +83,11 @@ def lock_holder(run_dir) -> int | None:
 
 
 def _corruption(config: TrainConfig) -> str:
-    if config.noise == 0:
+    if not config.corrupted:
         return "none"
-    level = f"sigma {config.noise:g}" if config.noise_type == "gaussian" else f"{100 * config.noise:g}%"
-    return f"{config.noise_type} {level}"
+    params = "".join(f" {k}={v}" for k, v in sorted((config.noise_params or {}).items()))
+    level = f" {config.noise_level}" if config.noise or config.noise_source is None else ""
+    return f"{config.noise_type}{level}{params}"
 
 
 def summarize_run(run_dir) -> RunSummary:

@@ -21,6 +21,7 @@ is said too.
 from __future__ import annotations
 
 import json
+import re
 import logging
 import math
 from contextlib import contextmanager
@@ -295,7 +296,7 @@ def read_run_config(run_dir, notes: list | None = None) -> TrainConfig:
 # order, each with the short prefix it is written with (epochs, patience and kernels may
 # change on resume, and the seed always ends the name)
 _NAME_SETTINGS = (("m", "m"), ("encoder", ""), ("encoder_layers", "enc"), ("latent", "z"), ("hidden", "h"),
-                  ("activation", ""), ("noise_type", ""), ("lr", "lr"), ("schedule", ""),
+                  ("activation", ""), ("noise_type", ""), ("noise_params", ""), ("lr", "lr"), ("schedule", ""),
                   ("clip_grad_norm", "clip"), ("binarize", ""), ("batch_size", "bs"),
                   ("train_examples", "train"), ("eval_examples", "eval"))
 
@@ -318,6 +319,10 @@ def default_run_dir(config: TrainConfig) -> Path:
         if name not in values or values[name] == defaults[name]:
             continue
         value = values[name]
+        if isinstance(value, dict):   # a corruption's parameters: size7 for {"size": 7}
+            parts += [re.sub(r"[^A-Za-z0-9._=-]", "_", f"{key}{_number(v) if isinstance(v, float) else v}")
+                      for key, v in sorted(value.items())]
+            continue
         parts.append(f"{prefix}{_number(value)}" if isinstance(value, float) else f"{prefix}{value}")
     return Path("runs") / "-".join(parts + [f"seed{config.seed}"])
 

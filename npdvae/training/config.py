@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
 from npdvae.vae.bounds import BOUNDS
-from npdvae.vae.corruption import NOISE_TYPES, Corruption
+from npdvae.vae.corruption_registry import (describe_level, is_identity, is_registered, make_corruption,
+                                            registered_corruption)
 from npdvae.data.datasets import split_sizes
 from npdvae.data.files import DATASETS
 from npdvae.vae.model import ENCODERS, ModelConfig, default_activation
@@ -25,6 +28,14 @@ class ConfigError(ValueError):
 
     def __str__(self):
         return self.message
+
+class UnregisteredCorruptionError(ConfigError):
+    """A run's corruption is not registered in this process: the message says what to import."""
+
+    def __init__(self, message: str):
+        super().__init__("noise_type", message)
+        self.args = (message,)   # rebuilt from the message alone when it crosses a process boundary
+
 
 # The type of every setting, checked before anything else: a config.json edited by hand
 # (or damaged) must fail with the setting's name, not deep inside NumPy.
@@ -88,6 +99,11 @@ class TrainConfig:
     train_examples: int | None = None  # use only the first N training examples (quick runs)
     eval_examples: int | None = None   # likewise for validation and test
     kernels: bool = True              # False: the plain NumPy references throughout (slow; to read and check)
+    noise_params: dict | None = None  # a registered corruption's parameters beyond the level (a JSON object)
+    # filled in for a corruption registered outside npdvae: the module that registered it, its
+    # description, how its level reads and whether it is the identity, so that the run can be
+    # named and listed where that module is not imported (npdvae/vae/corruption_registry.py)
+    noise_source: dict | None = None
 
     def __post_init__(self):
         for names, kind, optional in ((_INTS, int, False), (_OPTIONAL_INTS, int, True), (_FLOATS, float, False),
@@ -105,12 +121,7 @@ class TrainConfig:
             self.noise_type = "gaussian" if self.dataset == "frey-face" else "salt-pepper-released"
         if self.activation is None:
             self.activation = default_activation(self.bound)
-        if self.noise_type not in NOISE_TYPES:
-            raise ConfigError("noise_type", f"noise_type must be one of {NOISE_TYPES}, got {self.noise_type!r}")
-        try:
-            Corruption(self.noise_type, self.noise, mean_image=np.zeros(1))  # validates the level
-        except ValueError as err:
-            raise ConfigError("noise", str(err)) from None
+        self._check_corruption()
         for name in ("k", "m", "encoder_layers", "latent", "hidden", "epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(name, f"{name} must be >= 1, got {getattr(self, name)}")
@@ -137,6 +148,79 @@ class TrainConfig:
             raise ConfigError("activation", str(err)) from None
         self._check_sizes()
         self._check_subsets()
+
+    def _check_corruption(self):
+        """The corruption is made once, which validates its level and parameters, and what a
+        reader needs without it is recorded in ``noise_source``. A recorded configuration (see
+        :func:`reading_records`) of a corruption this process has not registered is accepted as
+        recorded: it can be named and listed, and training under it says what to import."""
+        if not np.isfinite(self.noise):
+            raise ConfigError("noise", f"noise must be a finite number, got {self.noise}")
+        if self.noise_params is not None:
+            if not isinstance(self.noise_params, dict) or not all(isinstance(k, str) for k in self.noise_params):
+                raise ConfigError("noise_params", f"noise_params must be a JSON object, got {self.noise_params!r}")
+            try:
+                json.dumps(self.noise_params, allow_nan=False)
+            except (TypeError, ValueError) as err:
+                raise ConfigError("noise_params", f"noise_params must be a JSON object ({err})") from None
+        if self.noise_source is not None and not (isinstance(self.noise_source, dict) and
+                                                  {"module", "description", "level", "is_identity"} <= set(self.noise_source)):
+            raise ConfigError("noise_source", f"noise_source must record module, description, level and is_identity, "
+                                              f"got {self.noise_source!r}")
+        if not is_registered(self.noise_type):
+            if _READING_RECORDS.get() and self.noise_source is not None:
+                return
+            module = (self.noise_source or {}).get("module")
+            try:
+                registered_corruption(self.noise_type, module)
+            except ValueError as err:
+                raise UnregisteredCorruptionError(f"noise_type: {err}") from None
+        kind = registered_corruption(self.noise_type)
+        if kind.built_in and self.noise_params:
+            raise ConfigError("noise_params", f"{self.noise_type} takes no parameters beyond noise, "
+                                              f"got {self.noise_params!r}")
+        try:
+            corruption = make_corruption(self.noise_type, self.noise, self.noise_params,
+                                         mean_image=np.zeros(input_dim_of(self.dataset)))
+        except ValueError as err:
+            raise ConfigError("noise", str(err)) from None
+        if kind.built_in:
+            self.noise_source = None
+        else:
+            self.noise_source = {"module": kind.module, "description": str(getattr(corruption, "description", None)
+                                                                           or kind.description),
+                                 "level": kind.level, "is_identity": is_identity(corruption)}
+
+    def corruption(self, mean_image=None, ops=None):
+        """The run's corruption p(x~ | x), made by its registered factory (``mean_image``: the
+        mean training image, which a mean-image corruption needs; ``ops``: the kernels).
+        ConfigError saying what to import when the name is not registered in this process."""
+        try:
+            registered_corruption(self.noise_type, (self.noise_source or {}).get("module"))
+        except ValueError as err:
+            raise UnregisteredCorruptionError(f"noise_type: {err}") from None
+        return make_corruption(self.noise_type, self.noise, self.noise_params, mean_image=mean_image, ops=ops)
+
+    @property
+    def corrupted(self) -> bool:
+        """Whether the corruption changes the images: False makes the run the plain VAE or IWAE."""
+        if self.noise_source is not None:
+            return not self.noise_source["is_identity"]
+        return self.noise > 0   # every built-in is the identity at noise 0, and only there
+
+    @property
+    def corruption_description(self) -> str:
+        """One line saying what the corruption is, from the record when its module is not here."""
+        if self.noise_source is not None:
+            return self.noise_source["description"]
+        return registered_corruption(self.noise_type).description
+
+    @property
+    def noise_level(self) -> str:
+        """The level as a run's name says it: "5%", "sigma 0.1", or the number."""
+        level = self.noise_source["level"] if self.noise_source is not None else \
+            registered_corruption(self.noise_type).level
+        return describe_level(level, self.noise)
 
     def _check_subsets(self):
         """Against the data set's split sizes, known before any file is read."""
@@ -170,12 +254,15 @@ class TrainConfig:
     def model_name(self) -> str:
         """As in the paper's tables, e.g. "DIWAE (K=5), 1 hidden layer, noise 5%"."""
         family = "IWAE" if self.bound == "iwae" else "VAE"
-        name = ("D" if self.noise > 0 else "") + family + (" (GRU)" if self.encoder == "gru" else "")
+        name = ("D" if self.corrupted else "") + family + (" (GRU)" if self.encoder == "gru" else "")
         layers = f"{self.encoder_layers} hidden layer" + ("s" if self.encoder_layers > 1 else "")
         text = f"{name} (K={self.k})" + (f", {layers}" if self.encoder == "mlp" else "")
-        if self.noise > 0:
-            level = f"{100 * self.noise:g}%" if self.noise_type != "gaussian" else f"sigma {self.noise:g}"
-            text += f", noise {level}" + (" (mean image)" if self.noise_type == "mean-image" else "")
+        if self.corrupted and self.noise_source is None:   # a built-in, named by its level
+            text += f", noise {self.noise_level}" + (" (mean image)" if self.noise_type == "mean-image" else "")
+        elif self.corrupted:   # a corruption of one's own, named by its name
+            params = ", ".join(f"{k}={v}" for k, v in sorted((self.noise_params or {}).items()))
+            text += f", {self.noise_type}" + (f" {self.noise_level}" if self.noise else "") + \
+                (f" ({params})" if params else "")
         if self.m > 1:
             text += f", M={self.m}"
         return text
@@ -190,10 +277,20 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
+        """A configuration as a run recorded it: one of a corruption not registered in this
+        process is accepted as recorded (see _check_corruption)."""
         if not isinstance(values, dict):
             raise ValueError(f"a configuration must be a JSON object, got {type(values).__name__}")
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        token = _READING_RECORDS.set(True)
+        try:
+            return cls(**{k: v for k, v in values.items() if k in known})
+        finally:
+            _READING_RECORDS.reset(token)
+
+
+# True while a recorded configuration is read (TrainConfig.from_dict)
+_READING_RECORDS: ContextVar[bool] = ContextVar("npdvae_reading_records", default=False)
 
 
 def check_data_sizes(config: TrainConfig, sizes: dict, subsets: bool = True):
@@ -214,17 +311,24 @@ def check_data_sizes(config: TrainConfig, sizes: dict, subsets: bool = True):
                                         f"({train} examples)")
 
 
-# Settings that may change when a run is resumed; everything else must match.
-RESUMABLE_CHANGES = ("epochs", "lr", "patience", "kernels")
+# Settings that may change when a run is resumed; everything else must match. (noise_source
+# records where a corruption came from, which may move; noise_params defines it.)
+RESUMABLE_CHANGES = ("epochs", "lr", "patience", "kernels", "noise_source")
+# Settings added after runs began to record their identities: at its default such a setting
+# is left out of what identifies a run, so every earlier run keeps its identity and its name.
+LATER_SETTINGS = {"noise_params": None}
 # ...except in a grid, where a run at another learning rate is another run, in a folder of its own
 GRID_RESUMABLE_CHANGES = tuple(name for name in RESUMABLE_CHANGES if name != "lr")
 
 
 def defining_settings(values: dict) -> dict:
-    """The settings that say what a run is: a clean run (noise 0) has no corruption, so its
-    ``noise_type`` says nothing and is left out (a clean run is shared by grids of every
-    corruption, and its folder name has none)."""
-    return {name: value for name, value in values.items() if not (name == "noise_type" and values.get("noise") == 0)}
+    """The settings that say what a run is: a clean run (noise 0 of a built-in corruption) has
+    no corruption, so its ``noise_type`` says nothing and is left out (a clean run is shared by
+    grids of every corruption, and its folder name has none); a setting of LATER_SETTINGS at
+    its default is left out too."""
+    clean = values.get("noise") == 0 and values.get("noise_source") is None
+    return {name: value for name, value in values.items()
+            if not (name == "noise_type" and clean) and not (name in LATER_SETTINGS and value == LATER_SETTINGS[name])}
 
 
 def settings_differences(stored: TrainConfig, requested: TrainConfig) -> list[str]:

@@ -31,7 +31,6 @@ from npdvae.training.optim import Adam, NonFiniteGradientError
 from npdvae.training.schedule import staged_lr
 from npdvae.training.state import Checkpoint, CheckpointError, EpochState
 from npdvae.training.step import NonFiniteBoundError, train_step
-from npdvae.vae.corruption import Corruption
 from npdvae.vae.model import DVAEModel
 
 VALIDATION_SEED = 1234
@@ -104,7 +103,7 @@ class Trainer:
         mean_image = dataset.pixel_mean("train")
         self.adam = Adam(self.model.init_params(self.rng, np.float32, data_mean=mean_image), lr=config.lr, ops=ops)
         self.params = self.adam.params   # Adam holds them (in one buffer, for its one-pass update)
-        self.corruption = Corruption(config.noise_type, config.noise, mean_image, ops=ops)
+        self.corruption = config.corruption(mean_image, ops=ops)   # by its registered name
         self.epoch = 0
         self.history: list[dict] = []
         self.epoch_state: EpochState | None = None   # an interrupted epoch to continue

@@ -22,7 +22,6 @@ import math
 import numpy as np
 
 from npdvae.training.optim import Adam, clip_by_global_norm
-from npdvae.vae.corruption import Corruption
 from npdvae.vae.model import DVAEModel
 
 
@@ -30,7 +29,7 @@ class NonFiniteBoundError(ArithmeticError):
     """The bound became NaN or infinite; no parameter was updated."""
 
 
-def train_step(model: DVAEModel, adam: Adam, corruption: Corruption, x: np.ndarray, rng: np.random.Generator, *,
+def train_step(model: DVAEModel, adam: Adam, corruption, x: np.ndarray, rng: np.random.Generator, *,
                bound: str, k: int, m: int, lr: float, clip_grad_norm: float | None = None) -> float:
     """Steps 1 to 5 above on the parameters ``adam`` holds, every draw from ``rng`` and every
     element-wise operation from ``model.ops``; returns the sum over the minibatch of the

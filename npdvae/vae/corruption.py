@@ -144,57 +144,78 @@ def additive_gaussian(x, sigma: float, num_corruptions_m: int, rng: np.random.Ge
 
 
 # --------------------------------------------------------------------------
-# A corruption chosen by name, as a run's configuration records it
+# The built-in corruptions as objects: sample(x, m, rng) with a description, the
+# parameters that define them beyond the level (none) and whether they leave x as it
+# is. npdvae/vae/corruption_registry.py registers them by name, as a user's are.
 # --------------------------------------------------------------------------
 
-NOISE_TYPES = ("salt-pepper-released", "salt-pepper", "gaussian", "mean-image")
 # The largest Gaussian standard deviation a run may train with: far beyond it the corrupted image
 # holds nothing of the clean one, and the encoder's float32 sums overflow (1e308 gave NaN at once)
 MAX_GAUSSIAN_NOISE = 1000.0
 
-NOISE_TYPE_DESCRIPTIONS = {
-    "salt-pepper-released": "salt-and-pepper as the authors' released code draws it "
-                            "(a hit pixel becomes Bernoulli(p))",
-    "salt-pepper": "textbook salt-and-pepper (a hit pixel becomes 0 or 1 with equal chance)",
-    "gaussian": "additive Gaussian (noise = standard deviation on [0, 1] pixels)",
-    "mean-image": "textbook salt-and-pepper with per-pixel rates from the mean image",
-}
+
+def _check_rate(noise, kind):
+    if not 0.0 <= noise < 1.0:
+        raise ValueError(f"noise must be in [0, 1) for {kind} corruption, got {noise}")
 
 
-class Corruption:
-    """p(x~ | x) by name: ``salt-pepper-released`` (rate ``noise``, a hit pixel
-    becomes Bernoulli(noise): the authors' released code), ``salt-pepper``
-    (rate ``noise``, a hit pixel becomes 0 or 1 with equal chance), ``gaussian``
-    (standard deviation ``noise`` on [0, 1] pixels) or ``mean-image``
-    (textbook salt-and-pepper with per-pixel rates from ``mean_image``,
-    averaging ``noise``). ``ops``, a table of :func:`npdvae.training.operations.operations`, gives the
-    sampler's twins; without it the definitions here run (the same numbers)."""
+class SaltAndPepper:
+    """Salt-and-pepper at rate ``noise``: a hit pixel becomes Bernoulli(noise) (``released``,
+    the authors' code) or 0 or 1 with equal chance (the textbook form). ``ops``, a table of
+    :func:`npdvae.training.operations.operations`, gives the sampler's twin; without it the
+    definitions above run (the same numbers)."""
 
-    def __init__(self, noise_type: str, noise: float, mean_image=None, ops=None):
-        if noise_type not in NOISE_TYPES:
-            raise ValueError(f"noise_type must be one of {NOISE_TYPES}, got {noise_type!r}")
-        if noise_type == "gaussian":
-            if not (noise >= 0 and np.isfinite(noise)):
-                raise ValueError(f"noise must be a finite number >= 0 for gaussian corruption, got {noise}")
-            if noise > MAX_GAUSSIAN_NOISE:
-                raise ValueError(f"noise {noise:g} is no corruption to train with: a Gaussian standard deviation "
-                                 f"on [0, 1] pixels must be at most {MAX_GAUSSIAN_NOISE:g}")
-        elif not 0.0 <= noise < 1.0:
-            raise ValueError(f"noise must be in [0, 1) for {noise_type} corruption, got {noise}")
-        self.noise_type, self.noise = noise_type, noise
+    params: dict = {}
+
+    def __init__(self, noise: float, released: bool, ops=None):
+        _check_rate(noise, "salt-pepper-released" if released else "salt-pepper")
+        self.noise, self.released = noise, released
+        self.is_identity = noise == 0
+        self.description = ("salt-and-pepper as the authors' released code draws it (a hit pixel becomes "
+                            "Bernoulli(p))" if released else
+                            "textbook salt-and-pepper (a hit pixel becomes 0 or 1 with equal chance)")
         self._fill = ops.salt_and_pepper_from_uniforms if ops else salt_and_pepper_from_uniforms
-        self._draw = ops.standard_normal if ops else standard_normal
-        self.rates = None
-        if noise_type == "mean-image":
-            if mean_image is None:
-                raise ValueError("mean-image corruption needs the mean training image")
-            self.rates = mean_image_rates(mean_image, noise)
 
     def sample(self, x, num_corruptions_m: int, rng: np.random.Generator):
         """x: (B, D) -> x~: (B, M, D)."""
-        if self.noise_type == "gaussian":
-            return additive_gaussian(x, self.noise, num_corruptions_m, rng, self._draw)
-        if self.noise_type == "mean-image":
-            return per_pixel_salt_and_pepper(x, self.rates, num_corruptions_m, rng, fill=self._fill)
-        return salt_and_pepper(x, self.noise, num_corruptions_m, rng, self.noise_type == "salt-pepper-released",
-                               self._fill)
+        return salt_and_pepper(x, self.noise, num_corruptions_m, rng, self.released, self._fill)
+
+
+class MeanImageSaltAndPepper:
+    """Textbook salt-and-pepper with pixel d hit at its own rate, proportional to the mean
+    training image and averaging ``noise`` (:func:`mean_image_rates`)."""
+
+    params: dict = {}
+    description = "textbook salt-and-pepper with per-pixel rates from the mean image"
+
+    def __init__(self, noise: float, mean_image=None, ops=None):
+        _check_rate(noise, "mean-image")
+        if mean_image is None:
+            raise ValueError("mean-image corruption needs the mean training image")
+        self.noise, self.rates = noise, mean_image_rates(mean_image, noise)
+        self.is_identity = noise == 0
+        self._fill = ops.salt_and_pepper_from_uniforms if ops else salt_and_pepper_from_uniforms
+
+    def sample(self, x, num_corruptions_m: int, rng: np.random.Generator):
+        """x: (B, D) -> x~: (B, M, D)."""
+        return per_pixel_salt_and_pepper(x, self.rates, num_corruptions_m, rng, fill=self._fill)
+
+
+class AdditiveGaussian:
+    """x~ = x + noise * n, n ~ N(0, I): ``noise`` is the standard deviation on [0, 1] pixels."""
+
+    params: dict = {}
+    description = "additive Gaussian (noise = standard deviation on [0, 1] pixels)"
+
+    def __init__(self, noise: float, ops=None):
+        if not (noise >= 0 and np.isfinite(noise)):
+            raise ValueError(f"noise must be a finite number >= 0 for gaussian corruption, got {noise}")
+        if noise > MAX_GAUSSIAN_NOISE:
+            raise ValueError(f"noise {noise:g} is no corruption to train with: a Gaussian standard deviation "
+                             f"on [0, 1] pixels must be at most {MAX_GAUSSIAN_NOISE:g}")
+        self.noise, self.is_identity = noise, noise == 0
+        self._draw = ops.standard_normal if ops else standard_normal
+
+    def sample(self, x, num_corruptions_m: int, rng: np.random.Generator):
+        """x: (B, D) -> x~: (B, M, D)."""
+        return additive_gaussian(x, self.noise, num_corruptions_m, rng, self._draw)

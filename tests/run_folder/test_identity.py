@@ -138,7 +138,8 @@ def test_an_edited_or_foreign_config_json_is_named_and_the_checkpoints_configura
 @given(st.sampled_from(RESUMABLE_CHANGES), st.sampled_from(["noise", "k", "hidden", "seed", "noise_type"]))
 def test_the_identity_hash_holds_what_a_resume_must_keep(resumable, fixed):
     base = small_config().to_dict()
-    changed = {"epochs": 9, "lr": 0.5, "patience": 3, "kernels": False}[resumable]
+    changed = {"epochs": 9, "lr": 0.5, "patience": 3, "kernels": False,
+               "noise_source": {"module": "moved", "description": "d", "level": "rate", "is_identity": False}}[resumable]
     other = {"noise": 0.2, "k": 4, "hidden": 9, "seed": 7, "noise_type": "salt-pepper"}[fixed]
     assert settings_digest({**base, resumable: changed}) == settings_digest(base)
     assert settings_digest({**base, fixed: other}) != settings_digest(base)

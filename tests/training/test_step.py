@@ -5,7 +5,7 @@ from npdvae.training.config import TrainConfig
 from npdvae.training.operations import operations
 from npdvae.training.optim import Adam, clip_by_global_norm
 from npdvae.training.step import NonFiniteBoundError, train_step
-from npdvae.vae.corruption import Corruption
+from npdvae.vae.corruption_registry import make_corruption
 from npdvae.vae.model import DVAEModel
 
 
@@ -14,7 +14,7 @@ def _setup(clip=None):
     model = DVAEModel(config.model_config(12, "bernoulli"), operations(kernels=True))
     initial = model.init_params(np.random.default_rng(0), np.float32)
     x = (np.random.default_rng(1).random((5, 12)) < 0.4).astype(np.float32)
-    return config, model, initial, x, Corruption("salt-pepper-released", 0.1)
+    return config, model, initial, x, make_corruption("salt-pepper-released", 0.1)
 
 
 @pytest.mark.parametrize("clip", [None, 0.5])

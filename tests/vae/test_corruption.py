@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 from npdvae.kernels import corruption as fast
 from npdvae.vae import corruption as C
 from tests.strategies import DTYPES
+from npdvae.vae.corruption_registry import make_corruption
 
 FILLS = {True: fast.salt_and_pepper_from_uniforms, False: C.salt_and_pepper_from_uniforms}
 
@@ -144,19 +145,19 @@ def test_corruption_rejects_wrong_shapes_and_dtypes():
 def test_corruption_by_name_dispatches_and_validates():
     x = np.full((50, 40), 0.5)
     rng = np.random.default_rng(0)
-    assert C.Corruption("salt-pepper", 0.0).sample(x, 2, rng).shape == (50, 2, 40)
-    assert np.all(C.Corruption("salt-pepper", 0.0).sample(x, 1, rng) == 0.5)
-    assert C.Corruption("gaussian", 0.1).sample(x, 1, rng).std() > 0.05
-    released = C.Corruption("salt-pepper-released", 0.3).sample(np.full((2000, 40), 0.5), 1, rng)
+    assert make_corruption("salt-pepper", 0.0).sample(x, 2, rng).shape == (50, 2, 40)
+    assert np.all(make_corruption("salt-pepper", 0.0).sample(x, 1, rng) == 0.5)
+    assert make_corruption("gaussian", 0.1).sample(x, 1, rng).std() > 0.05
+    released = make_corruption("salt-pepper-released", 0.3).sample(np.full((2000, 40), 0.5), 1, rng)
     assert 0.07 < (released == 1).mean() < 0.11 and 0.19 < (released == 0).mean() < 0.23  # 0.09 and 0.21
-    textbook = C.Corruption("salt-pepper", 0.3).sample(np.full((2000, 40), 0.5), 1, rng)
+    textbook = make_corruption("salt-pepper", 0.3).sample(np.full((2000, 40), 0.5), 1, rng)
     assert 0.13 < (textbook == 1).mean() < 0.17 and 0.13 < (textbook == 0).mean() < 0.17   # 0.15 each
     rates_image = np.linspace(0, 1, 40)
-    hit = C.Corruption("mean-image", 0.2, rates_image).sample(np.full((2000, 40), 0.5), 1, rng)[:, 0] != 0.5
+    hit = make_corruption("mean-image", 0.2, mean_image=rates_image).sample(np.full((2000, 40), 0.5), 1, rng)[:, 0] != 0.5
     assert hit[:, 0].mean() == 0.0 and hit[:, -1].mean() > 0.3
-    with pytest.raises(ValueError, match="noise_type"):
-        C.Corruption("dropout", 0.1)
+    with pytest.raises(ValueError, match="no corruption called 'dropout' is registered"):
+        make_corruption("dropout", 0.1)
     with pytest.raises(ValueError, match="noise must be in"):
-        C.Corruption("salt-pepper", 1.2)
+        make_corruption("salt-pepper", 1.2)
     with pytest.raises(ValueError, match="mean training image"):
-        C.Corruption("mean-image", 0.1)
+        make_corruption("mean-image", 0.1)
