@@ -11,7 +11,7 @@ import click
 from npdvae.data import DATASETS
 from npdvae.data.files import ENV_VAR
 from npdvae.evaluation.pictures import picture_format
-from npdvae.training.config import TrainConfig, UnregisteredCorruptionError
+from npdvae.training.config import TrainConfig, UnregisteredCorruptionError, defining_settings
 
 
 DATASET_NAMES = sorted(DATASETS)
@@ -38,7 +38,8 @@ def say_data(message):
 
 TRAIN_FIELDS = ("dataset", "bound", "noise", "noise_type", "k", "m", "encoder", "encoder_layers", "latent",
                 "hidden", "activation", "epochs", "batch_size", "lr", "schedule", "clip_grad_norm", "binarize",
-                "seed", "patience", "train_examples", "eval_examples", "kernels")
+                "seed", "patience", "train_examples", "eval_examples", "kernels", "optimizer", "select_every",
+                "select_after")
 
 
 def config_error(err: ValueError) -> click.ClickException:
@@ -53,7 +54,9 @@ def config_error(err: ValueError) -> click.ClickException:
 
 def settings_line(config: TrainConfig) -> str:
     """Every setting of a run, as the header of ``train`` shows it."""
-    return "  " + "  ".join(f"{k}={v}" for k, v in config.to_dict().items() if v is not None and k != "noise_source")
+    shown = defining_settings(config.to_dict())   # a later setting at its default is left out, as from a run's name
+    return "  " + "  ".join(f"{k}={v}" for k, v in config.to_dict().items()
+                            if v is not None and k != "noise_source" and (k in shown or k == "noise_type"))
 
 
 def check_path_length(path: Path, option: str):

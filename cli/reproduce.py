@@ -19,7 +19,7 @@ from npdvae.data import DataError
 from npdvae.data.datasets import BINARIZATIONS
 from npdvae.experiments.time_left import TimeLeft
 from npdvae.experiments.grids import BINARY_NOISE_TYPES, EXPERIMENTS
-from npdvae.training.config import SCHEDULES
+from npdvae.training.config import OPTIMIZERS, SCHEDULES
 from npdvae.run_folder.runs import RunDirectoryError
 from npdvae.experiments.cluster import ClusterError, scheduler_address_problem
 from npdvae.experiments.executor import GridStopped, SharedStorageError
@@ -144,8 +144,17 @@ def _scheduler(address):
                    "released code's (a hit pixel becomes Bernoulli(noise)); salt-pepper: the textbook one. "
                    "Table 2 is always gaussian.")
 @click.option("--schedule", type=click.Choice(SCHEDULES),
-              help="staged: stage i lasts 3^i epochs at lr * 10^(-i/7), as the authors' code; constant: lr "
-                   "throughout. Default: staged for the MNIST experiments, constant for table2.")
+              help="staged: stage i lasts 3^i epochs at lr * 10^(-i/7) (Burda et al.); released: the authors' "
+                   "script's, stage k from epoch 3^k - 1 at lr * 10^(-k/c), c = log(epochs // 2) / log 3; "
+                   "constant: lr throughout. Default: staged for the MNIST experiments, constant for table2.")
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS),
+              help="adam-released: the authors' script's Adam, whose first moment is the last gradient. "
+                   "Default: adam.")
+@click.option("--select-every", type=click.IntRange(min=1),
+              help="Keep a best checkpoint only at every N-th epoch and the last (the authors' script: 50). Default: 1.")
+@click.option("--select-after", type=click.FloatRange(0, 1, max_open=True),
+              help="Keep no best checkpoint before this fraction of the epochs (the authors' script: 0.4). "
+                   "Default: 0.")
 @click.option("--clip-grad-norm", type=_ClipNorm(),
               help="Rescale every gradient to at most this global L2 norm, or 'none'. Default: 5 (the authors' "
                    "code) for the MNIST experiments, none for table2.")
@@ -163,7 +172,8 @@ def _scheduler(address):
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Default: runs/reproduce/EXPERIMENT (never the committed results/ folder).")
 @data_dir_option
-def reproduce(experiment, epochs, seeds, only_seeds, jobs, rows, columns, noise_type, schedule, clip_grad_norm, binarize, lrs,
+def reproduce(experiment, epochs, seeds, only_seeds, jobs, rows, columns, noise_type, schedule, optimizer, select_every,
+              select_after, clip_grad_norm, binarize, lrs,
               scheduler, threads_per_task, is_samples, is_examples, train_examples, eval_examples, out, data_dir):
     """Run an experiment of section 4 (resumable) and write its tables.
 
@@ -206,7 +216,8 @@ def reproduce(experiment, epochs, seeds, only_seeds, jobs, rows, columns, noise_
                                  "its rows: " + ", ".join(repr(v) for v in valid), param_hint="--row")
     asked = {k: v for k, v in (("epochs", epochs), ("train_examples", train_examples),
                                ("eval_examples", eval_examples), ("binarize", binarize), ("schedule", schedule),
-                               ("clip_grad_norm", clip_grad_norm)) if v is not None}
+                               ("clip_grad_norm", clip_grad_norm), ("optimizer", optimizer),
+                               ("select_every", select_every), ("select_after", select_after)) if v is not None}
     if asked.get("clip_grad_norm") == "none":
         asked["clip_grad_norm"] = None
     epochs, overrides = grid_protocol(experiment, **asked)

@@ -10,6 +10,7 @@ import click
 from click.core import ParameterSource
 
 from npdvae.vae.bounds import BOUNDS
+from npdvae.training.selection import best_record
 from npdvae.run_folder.checkpoint import CheckpointError
 from npdvae.vae.corruption_registry import BUILT_IN_CORRUPTIONS
 from npdvae.data import DataError
@@ -17,7 +18,7 @@ from npdvae.data.datasets import BINARIZATIONS
 from npdvae.nn.activations import HIDDEN_ACTIVATIONS
 from npdvae.vae.model import ENCODERS
 from npdvae.evaluation.pictures import PlotLibraryMissing, write_reconstructions, write_samples
-from npdvae.training.config import SCHEDULES, ConfigError, TrainConfig, settings_differences
+from npdvae.training.config import OPTIMIZERS, SCHEDULES, ConfigError, TrainConfig, settings_differences
 from npdvae.run_folder.runs import (RunDirectoryError, default_run_dir, has_checkpoint, open_run, prepare_dataset,
                                   read_run_config, resumed_config)
 from npdvae.kernels.cache import numba_cache_is_warm
@@ -51,7 +52,14 @@ from .common import DATASET_NAMES, check_path_length, check_writable, config_err
 @click.option("--batch-size", type=click.IntRange(min=1), default=TrainConfig.batch_size, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
 @click.option("--schedule", type=click.Choice(SCHEDULES), default="constant", show_default=True,
-              help="staged: stage i lasts 3^i epochs at lr * 10^(-i/7) (Burda et al.).")
+              help="staged: stage i lasts 3^i epochs at lr * 10^(-i/7) (Burda et al.); released: the authors' "
+                   "script's, stage k from epoch 3^k - 1 at lr * 10^(-k/c), c = log(epochs // 2) / log 3.")
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="adam", show_default=True,
+              help="adam-released: the authors' script's Adam, whose first moment is the last gradient.")
+@click.option("--select-every", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Keep a best checkpoint only at every N-th epoch and the last (the authors' script: 50).")
+@click.option("--select-after", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+              help="Keep no best checkpoint before this fraction of the epochs (the authors' script: 0.4).")
 @click.option("--clip-grad-norm", type=click.FloatRange(min=0, min_open=True),
               help="Rescale the gradient to at most this global L2 norm.")
 @click.option("--binarize", type=click.Choice(BINARIZATIONS), default="dynamic", show_default=True)
@@ -194,9 +202,8 @@ def _train_in(config, out, resume, data_dir, stops):
                    f"Once the cause is fixed, continue with: {continue_command}", err=True)
         sys.exit(1)
     stops.uninstall()   # training is over; pictures are quick, and an interrupt there ends with exit 130
-    history = trainer.history
-    if history:
-        best = max(history, key=lambda h: h["valid_bound"])
+    best = best_record(trainer.history)
+    if best is not None:
         click.echo(f"best validation bound {best['valid_bound']:.3f} at epoch {best['epoch']}")
     try:
         samples = write_samples(out / "samples.png", trainer.model, trainer.params, dataset.image_shape,

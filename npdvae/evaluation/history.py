@@ -11,13 +11,17 @@ from __future__ import annotations
 
 
 def best_so_far(history: list[dict], every: int) -> dict[int, float]:
-    """{epoch: best validation bound up to it} at every ``every``-th epoch, and at the last one."""
+    """{epoch: the validation bound of the run's best epoch up to it} at every ``every``-th
+    epoch, and at the last one: the epoch its selection rule kept (the records' ``best``
+    marks), which is the highest bound so far unless a rule such as the released script's
+    looks only at some epochs. Epochs before the rule has kept any are left out."""
     if every < 1:
         raise ValueError(f"every must be >= 1, got {every}")
-    marks, best = {}, float("-inf")
+    marks, best = {}, None
     for record in history:
-        best = max(best, record["valid_bound"])
-        if record["epoch"] % every == 0 or record is history[-1]:
+        if record["best"]:   # marked when it became the run's best: a new, higher bound by its rule
+            best = record["valid_bound"]
+        if best is not None and (record["epoch"] % every == 0 or record is history[-1]):
             marks[record["epoch"]] = best
     return marks
 

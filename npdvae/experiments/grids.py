@@ -191,9 +191,13 @@ def protocol_tag(config: dict) -> str:
     lr = config.get("lr", DEFAULT_LR)
     # a clean run (noise 0) is the same whatever corruption the grid names, so grids share it
     corruption = config.get("noise_type") or "default" if config.get("noise") else "clean"
+    optimizer = config.get("optimizer", "adam")
+    every, after = config.get("select_every", 1), config.get("select_after", 0.0)
     return "-".join([corruption, config.get("schedule", "constant")]
                     + ([f"clip{clip:g}"] if clip else []) + [config.get("binarize", "dynamic")]
-                    + ([f"lr{lr:g}"] if lr != DEFAULT_LR else []))
+                    + ([f"lr{lr:g}"] if lr != DEFAULT_LR else [])
+                    + ([optimizer] if optimizer != "adam" else [])
+                    + ([f"sel{every}-after{after:g}"] if (every, after) != (1, 0.0) else []))
 
 
 def run_name(cell: Cell, seed: int, config: dict | None = None) -> str:

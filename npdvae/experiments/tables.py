@@ -92,9 +92,17 @@ def protocol_lines(specs) -> list[str]:
 
     clip = values("clip_grad_norm")
     clipping = "no gradient clipping" if clip == "None" else f"gradient norm clipped at {clip}"
-    lines.append(f"- training: Adam, lr {values('lr')}, schedule {values('schedule')}, {clipping}, "
+    optimizers = dict.fromkeys(spec.config.get("optimizer", "adam") for spec in specs)
+    optimizer = ", ".join("Adam" if name == "adam" else "Adam as the authors' released code writes it (no momentum)"
+                          for name in optimizers)
+    lines.append(f"- training: {optimizer}, lr {values('lr')}, schedule {values('schedule')}, {clipping}, "
                  f"binarization {values('binarize')}, "
                  f"batch {values('batch_size')}, {values('epochs')} epochs")
+    rules = dict.fromkeys((spec.config.get("select_every", 1), spec.config.get("select_after", 0.0)) for spec in specs)
+    if rules != {(1, 0.0): None}:
+        lines.append("- model selection: " + "; ".join(
+            f"the best validation bound at every {every} epochs and at the last, none before {100 * after:g}% "
+            f"of the epochs" for every, after in rules))
     subsets = [f"first {spec.config[name]} {what}" for name, what in (("train_examples", "training examples"),
                                                                     ("eval_examples", "validation/test examples"))
                for spec in specs[:1] if spec.config[name]]

@@ -11,6 +11,7 @@ from pathlib import Path
 from npdvae.evaluation.evaluate import evaluate_run
 from npdvae.run_folder.run_files import replace_file
 from npdvae.training.config import TrainConfig
+from npdvae.training.selection import best_record
 from npdvae.run_folder.evaluation_record import EVALUATION_NAME, evaluation_problem, read_evaluation
 from npdvae.run_folder.identity import RUN_ID_KEY
 from npdvae.run_folder.provenance import provenance
@@ -63,7 +64,7 @@ def run_one(config_dict: dict, run_dir: str, data_dir=None, is_samples=5000, is_
         # scoring last.h5 in place of a damaged or foreign best.h5 would mislabel the figures
         _, model, params = load_trained(run_dir, EVALUATED_CHECKPOINT, fall_back=False)
         history = trainer.history
-        best = max(history, key=lambda h: h["valid_bound"])
+        best = best_record(history)   # the epoch best.h5 holds, by the run's selection rule
         n_test = dataset.num_examples("test") if not is_examples else min(is_examples, dataset.num_examples("test"))
         start = time.perf_counter()
         test_bound = split_bound(model, params, dataset, config, split="test")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from npdvae.run_folder.checkpoint import CheckpointError
 from npdvae.training.config import TrainConfig
+from npdvae.training.selection import best_record
 from npdvae.run_folder.evaluation_record import EVALUATION_NAME, evaluation_problem, read_evaluation
 from npdvae.run_folder.run_files import LOCK_NAME
 from npdvae.run_folder.runs import CHECKPOINTS, RunDirectoryError, load_run_checkpoint, read_run_config
@@ -107,8 +108,8 @@ def summarize_run(run_dir) -> RunSummary:
         return summary
     history = checkpoint.history
     summary.epochs_done = checkpoint.epoch
-    if history:
-        best = max(history, key=lambda h: h["valid_bound"])
+    best = best_record(history)
+    if best is not None:
         summary.best_valid, summary.best_epoch = best["valid_bound"], best["epoch"]
     evaluation, problem = read_evaluation(run_dir / EVALUATION_NAME)
     if evaluation is not None and not evaluation_problem(evaluation, checkpoint.config, checkpoint.run_id,
@@ -132,8 +133,8 @@ def summarize_run(run_dir) -> RunSummary:
 
 
 def _stopped_early(config: TrainConfig, history) -> bool:
-    if config.patience is None or not history:
+    best = best_record(history)
+    if config.patience is None or best is None:
         return False
-    best_epoch = max(history, key=lambda h: h["valid_bound"])["epoch"]
-    return history[-1]["epoch"] - best_epoch >= config.patience
+    return history[-1]["epoch"] - best["epoch"] >= config.patience
 

@@ -15,7 +15,8 @@ from npdvae.data.datasets import split_sizes
 from npdvae.data.files import DATASETS
 from npdvae.vae.model import ENCODERS, ModelConfig, default_activation
 
-SCHEDULES = ("constant", "staged")
+SCHEDULES = ("constant", "staged", "released")
+OPTIMIZERS = ("adam", "adam-released")
 
 
 class ConfigError(ValueError):
@@ -39,11 +40,11 @@ class UnregisteredCorruptionError(ConfigError):
 
 # The type of every setting, checked before anything else: a config.json edited by hand
 # (or damaged) must fail with the setting's name, not deep inside NumPy.
-_INTS = ("k", "m", "encoder_layers", "latent", "hidden", "epochs", "batch_size", "seed")
+_INTS = ("k", "m", "encoder_layers", "latent", "hidden", "epochs", "batch_size", "seed", "select_every")
 _OPTIONAL_INTS = ("patience", "train_examples", "eval_examples")
-_FLOATS = ("noise", "lr")
+_FLOATS = ("noise", "lr", "select_after")
 _OPTIONAL_FLOATS = ("clip_grad_norm",)
-_STRINGS = ("dataset", "bound", "encoder", "schedule", "binarize")
+_STRINGS = ("dataset", "bound", "encoder", "schedule", "binarize", "optimizer")
 _OPTIONAL_STRINGS = ("noise_type", "activation")
 
 # Sizes past which a configuration is refused before anything is allocated: the parameters
@@ -91,7 +92,9 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 100
     lr: float = 1e-3
-    schedule: str = "constant"        # or "staged": Burda et al.'s 3^i epochs at lr 10^(-i/7) (see staged_lr)
+    schedule: str = "constant"        # or "staged": Burda et al.'s 3^i epochs at lr 10^(-i/7) (see staged_lr),
+    #                                   or "released": the authors' script's (see released_staged_lr)
+    optimizer: str = "adam"           # or "adam-released": the released script's Adam (see AdamReleased)
     clip_grad_norm: float | None = None
     binarize: str = "dynamic"
     seed: int = 0
@@ -99,6 +102,10 @@ class TrainConfig:
     train_examples: int | None = None  # use only the first N training examples (quick runs)
     eval_examples: int | None = None   # likewise for validation and test
     kernels: bool = True              # False: the plain NumPy references throughout (slow; to read and check)
+    # model selection (npdvae/training/selection.py): a best epoch only every select_every-th
+    # epoch (and the last), and only after select_after x epochs; the released script's: 50, 0.4
+    select_every: int = 1
+    select_after: float = 0.0
     noise_params: dict | None = None  # a registered corruption's parameters beyond the level (a JSON object)
     # filled in for a corruption registered outside npdvae: the module that registered it, its
     # description, how its level reads and whether it is the identity, so that the run can be
@@ -134,6 +141,14 @@ class TrainConfig:
             raise ConfigError("lr", f"lr must be a finite number > 0, got {self.lr}")
         if self.schedule not in SCHEDULES:
             raise ConfigError("schedule", f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.schedule == "released" and self.epochs < 6:
+            raise ConfigError("schedule", f"the released schedule needs at least 6 epochs, got {self.epochs}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError("optimizer", f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.select_every < 1:
+            raise ConfigError("select_every", f"select_every must be >= 1, got {self.select_every}")
+        if not 0 <= self.select_after < 1:
+            raise ConfigError("select_after", f"select_after must be a fraction in [0, 1), got {self.select_after}")
         if self.clip_grad_norm is not None and not (self.clip_grad_norm > 0 and np.isfinite(self.clip_grad_norm)):
             raise ConfigError("clip_grad_norm", f"clip_grad_norm must be a finite number > 0, got {self.clip_grad_norm}")
         if self.encoder not in ENCODERS:
@@ -316,7 +331,7 @@ def check_data_sizes(config: TrainConfig, sizes: dict, subsets: bool = True):
 RESUMABLE_CHANGES = ("epochs", "lr", "patience", "kernels", "noise_source")
 # Settings added after runs began to record their identities: at its default such a setting
 # is left out of what identifies a run, so every earlier run keeps its identity and its name.
-LATER_SETTINGS = {"noise_params": None}
+LATER_SETTINGS = {"noise_params": None, "optimizer": "adam", "select_every": 1, "select_after": 0.0}
 # ...except in a grid, where a run at another learning rate is another run, in a folder of its own
 GRID_RESUMABLE_CHANGES = tuple(name for name in RESUMABLE_CHANGES if name != "lr")
 

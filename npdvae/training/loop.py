@@ -27,8 +27,10 @@ from npdvae.data import Dataset
 from npdvae.data.datasets import SPLITS
 from npdvae.training.operations import operations
 from npdvae.training.config import TrainConfig, check_data_sizes, settings_differences
+from npdvae.training.adam_released import OPTIMIZERS
 from npdvae.training.optim import Adam, NonFiniteGradientError
-from npdvae.training.schedule import staged_lr
+from npdvae.training.schedule import released_staged_lr, staged_lr
+from npdvae.training.selection import best_record, is_selectable
 from npdvae.training.state import Checkpoint, CheckpointError, EpochState
 from npdvae.training.step import NonFiniteBoundError, train_step
 from npdvae.vae.model import DVAEModel
@@ -101,7 +103,8 @@ class Trainer:
         check_data_sizes(config, {split: dataset.num_examples(split) for split in SPLITS}, subsets=False)
         self.rng = np.random.default_rng(config.seed)
         mean_image = dataset.pixel_mean("train")
-        self.adam = Adam(self.model.init_params(self.rng, np.float32, data_mean=mean_image), lr=config.lr, ops=ops)
+        initial = self.model.init_params(self.rng, np.float32, data_mean=mean_image)
+        self.adam = OPTIMIZERS[config.optimizer](initial, lr=config.lr, ops=ops)   # textbook Adam, or the released one
         self.params = self.adam.params   # Adam holds them (in one buffer, for its one-pass update)
         self.corruption = config.corruption(mean_image, ops=ops)   # by its registered name
         self.epoch = 0
@@ -157,6 +160,8 @@ class Trainer:
         """The rate for the epoch about to run (``self.epoch`` epochs are done)."""
         if self.config.schedule == "staged":
             return staged_lr(self.epoch, self.config.lr)
+        if self.config.schedule == "released":
+            return released_staged_lr(self.epoch, self.config.epochs, self.config.lr)
         return self.config.lr
 
     def train_epoch(self, progress: Callable[[int, int], None] | None = None) -> float:
@@ -214,7 +219,8 @@ class Trainer:
 
     def _run(self, progress, on_epoch) -> list[dict]:
         c = self.config
-        best = max((h["valid_bound"] for h in self.history), default=-math.inf)
+        kept = best_record(self.history)
+        best = kept["valid_bound"] if kept is not None else -math.inf
         while self.epoch < c.epochs:
             if c.patience is not None and self._epochs_since_best() >= c.patience:
                 break
@@ -227,8 +233,8 @@ class Trainer:
             if not math.isfinite(valid):
                 raise NonFiniteBoundError(f"the validation bound became {valid} after epoch {self.epoch + 1}")
             self.epoch += 1
-            is_best = valid > best
-            best = max(best, valid)
+            is_best = valid > best and is_selectable(self.epoch, c.epochs, c.select_every, c.select_after)
+            best = valid if is_best else best
             record = EpochRecord(self.epoch, train_bound, valid, time.perf_counter() - start, is_best, lr)
             self.history.append(record.to_dict())
             self.append_record(record.to_dict())
@@ -243,8 +249,8 @@ class Trainer:
     def _epochs_since_best(self) -> int:
         if not self.history:
             return 0
-        best_epoch = max(self.history, key=lambda h: h["valid_bound"])["epoch"]
-        return self.epoch - best_epoch
+        kept = best_record(self.history)
+        return self.epoch - (kept["epoch"] if kept is not None else 0)
 
 
 def warm_up_kernels(trainer: Trainer):

@@ -1,4 +1,5 @@
 """Adam (Kingma & Ba, 2015), hand-written, with bias correction; and gradient clipping.
+(The authors' released code's variant is npdvae/training/adam_released.py.)
 
 For each parameter array theta with gradient g, at step t = 1, 2, ...:
 
@@ -114,7 +115,7 @@ class Adam:
         eps_hat = self.eps * correction2
         dtype = self._flat_params.dtype.type   # float32 arithmetic stays float32
         self._update(self._flat_params, self._flat_grad, self._flat_m, self._flat_v,
-                     dtype(step_size), dtype(self.beta1), dtype(self.beta2), dtype(eps_hat))
+                     dtype(step_size), self.first_moment_decay(t, dtype), dtype(self.beta2), dtype(eps_hat))
 
     def load_state(self, m: dict, v: dict, step: int):
         """Continue from a checkpoint's moments and step count."""
@@ -122,3 +123,7 @@ class Adam:
             self.m[name][...] = m[name]
             self.v[name][...] = v[name]
         self.step_count = int(step)
+
+    def first_moment_decay(self, t: int, dtype=np.float64):
+        """The weight of the old first moment at step t: beta1, whatever t (textbook Adam)."""
+        return dtype(self.beta1)

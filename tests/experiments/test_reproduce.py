@@ -235,6 +235,19 @@ def test_the_protocol_reaches_every_run_and_its_folder_name(tmp_path):
         plan(build_experiment("augmentation"), tmp_path, 1, 1, {"binarize": "static"})
 
 
+def test_the_released_scripts_settings_name_their_runs_and_the_defaults_keep_the_old_names(tmp_path):
+    grid = build_experiment("table1", rows={("DVAE (K=1)", 1)}, columns={"0%", "5%"})
+    released = dict(schedule="released", clip_grad_norm=5.0, binarize="static", optimizer="adam-released",
+                    select_every=50, select_after=0.4)
+    names = sorted(Path(s.run_dir).name for s in plan(grid, tmp_path, 5000, 1, released))
+    assert names == ["DVAE_K=1_-1l-0_-clean-released-clip5-static-adam-released-sel50-after0.4-seed0",
+                     "DVAE_K=1_-1l-5_-salt-pepper-released-released-clip5-static-adam-released-sel50-after0.4-seed0"]
+    default = dict(schedule="staged", clip_grad_norm=5.0, binarize="static")
+    names = sorted(Path(s.run_dir).name for s in plan(grid, tmp_path, 3280, 1, default))
+    assert names == ["DVAE_K=1_-1l-0_-clean-staged-clip5-static-seed0",   # the published runs' folders
+                     "DVAE_K=1_-1l-5_-salt-pepper-released-staged-clip5-static-seed0"]
+
+
 def test_a_run_of_another_protocol_is_refused_not_counted(tmp_path, mnist_root):
     grid, specs = tiny_table1(tmp_path, epochs=1, seeds=1)
     run_grid(specs[:1], jobs=1, data_dir=mnist_root, is_samples=5)

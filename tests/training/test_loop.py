@@ -156,6 +156,36 @@ def test_staged_schedule_is_what_training_uses(tmp_path):
     assert [h["lr"] for h in history] == pytest.approx([1e-3] + [1e-3 * 10 ** (-1 / 7)] * 3 + [1e-3 * 10 ** (-2 / 7)])
 
 
+def test_released_schedule_starts_stage_k_at_epoch_3_to_the_k_minus_1():
+    from npdvae.training.schedule import released_decay_constant, released_staged_lr
+    assert released_decay_constant(5000) == pytest.approx(7.1218, abs=1e-4)   # log(2500) / log(3)
+    assert released_decay_constant(5001) == released_decay_constant(5000)      # the script's division floors
+    c = released_decay_constant(5000)
+    # stage k from epoch 3^k - 1: epochs 0-1 | 2-7 | 8-25 | 26-79 | ... | 2186-4999
+    boundaries = {0: 0, 1: 0, 2: 1, 7: 1, 8: 2, 25: 2, 26: 3, 2185: 6, 2186: 7, 4999: 7}
+    for epoch, stage in boundaries.items():
+        assert released_staged_lr(epoch, 5000) == pytest.approx(1e-3 * 10 ** (-stage / c)), epoch
+    with pytest.raises(ValueError, match="at least 6 epochs"):
+        released_staged_lr(0, 5)
+
+
+def test_released_schedule_optimizer_and_selection_are_what_training_uses(tmp_path):
+    from npdvae.training.adam_released import AdamReleased
+    from npdvae.training.schedule import released_staged_lr
+    from npdvae.training.selection import best_record, is_selectable
+    config = small_config(epochs=8, schedule="released", optimizer="adam-released", select_every=3, select_after=0.4)
+    trainer = open_run(config, tmp_path / "run", synthetic_dataset())
+    assert isinstance(trainer.adam, AdamReleased)
+    history = trainer.run()
+    assert [h["lr"] for h in history] == pytest.approx([released_staged_lr(e, 8) for e in range(8)])
+    # only epoch 7 (0-based 6: a multiple of 3 past 0.4 x 8 = 3.2) and the last, 8, may be kept
+    kept = [h["epoch"] for h in history if h["best"]]
+    assert kept and set(kept) <= {7, 8} and all(is_selectable(e, 8, 3, 0.4) for e in kept)
+    best = best_record(history)
+    assert load_checkpoint(tmp_path / "run" / "best.h5").epoch == best["epoch"]
+    assert best["valid_bound"] == max(h["valid_bound"] for h in history if h["epoch"] in (7, 8))
+
+
 def test_clipping_bounds_the_global_norm():
     from npdvae.training.optim import clip_by_global_norm
     grads = {"a": np.array([3.0, 0.0]), "b": np.array([[4.0]])}

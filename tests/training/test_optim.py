@@ -145,3 +145,54 @@ def test_adam_rejects_mismatched_gradients():
         adam.step({"w": np.ones(4)})
     with pytest.raises(ValueError, match="lr"):
         Adam({"w": np.ones(3)}, lr=0)
+
+
+def released_adam(theta, grads, lr=1e-3, beta1=0.1, beta2=0.001, epsilon=1e-8, l=1e-8, dtype=np.float64):
+    """The released script's ADAM (Timsud/DVAE, optimize.py), its update rule written out as
+    it reads, in its notation (beta1, beta2: the weights of the new gradient), for descent."""
+    one = dtype(1)
+    m, v = np.zeros_like(theta), np.zeros_like(theta)
+    for t, g in enumerate(grads, start=1):
+        b1_t = dtype(1 - (1 - beta1) * l ** (t - 1))
+        m = b1_t * g + (one - b1_t) * m
+        v = dtype(beta2) * g ** 2 + dtype(1 - beta2) * v
+        m_bias = m / dtype(1 - (1 - beta1) ** t)
+        v_bias = v / dtype(1 - (1 - beta2) ** t)
+        theta = theta - dtype(lr) * m_bias / (np.sqrt(v_bias) + dtype(epsilon))
+    return theta, m
+
+
+@pytest.mark.parametrize("use_kernels", [True, False])
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**31), steps=st.integers(1, 12), size=st.integers(1, 10))
+def test_released_adam_follows_the_released_rule_step_by_step(use_kernels, seed, steps, size):
+    from npdvae.training.adam_released import AdamReleased
+    rng = np.random.default_rng(seed)
+    theta0 = rng.standard_normal(size)
+    grads = [rng.standard_normal(size) * 10 ** rng.uniform(-3, 2) for _ in range(steps)]
+    adam = AdamReleased({"theta": theta0.copy()}, lr=0.01, maximize=False, ops=operations(use_kernels))
+    for t, g in enumerate(grads, start=1):
+        adam.step({"theta": g})
+        expected, m = released_adam(theta0, grads[:t], lr=0.01)
+        np.testing.assert_allclose(adam.params["theta"], expected, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(adam.m["theta"], m, rtol=1e-12, atol=1e-300)
+    # a textbook Adam is a different optimizer: the test can tell them apart
+    if steps >= 2:
+        assert not np.allclose(textbook_adam(theta0, grads, lr=0.01), released_adam(theta0, grads, lr=0.01)[0])
+
+
+def test_released_adams_first_moment_is_the_gradient_from_the_second_step_on_in_float32():
+    from npdvae.training.adam_released import AdamReleased
+    rng = np.random.default_rng(0)
+    theta0 = rng.standard_normal(50).astype(np.float32)
+    adam = AdamReleased({"theta": theta0.copy()}, lr=1e-3, maximize=False, ops=operations(True))
+    grads = [(rng.standard_normal(50) * 3).astype(np.float32) for _ in range(5)]
+    grads[2][:10] = 0   # where a gradient is 0 the moment is 0 too: nothing of the old one is left
+    for t, g in enumerate(grads, start=1):
+        adam.step({"theta": g})
+        if t == 1:
+            np.testing.assert_allclose(adam.m["theta"], np.float32(0.1) * g, rtol=1e-6)   # (1 - 0.9) g, as Adam's
+        else:
+            np.testing.assert_array_equal(adam.m["theta"], g)
+    expected, _ = released_adam(theta0, grads, lr=1e-3, dtype=np.float32)
+    np.testing.assert_allclose(adam.params["theta"], expected, rtol=1e-6, atol=1e-7)
