@@ -39,7 +39,7 @@ def say_data(message):
 TRAIN_FIELDS = ("dataset", "bound", "noise", "noise_type", "k", "m", "encoder", "encoder_layers", "latent",
                 "hidden", "activation", "epochs", "batch_size", "lr", "schedule", "clip_grad_norm", "binarize",
                 "seed", "patience", "train_examples", "eval_examples", "kernels", "optimizer", "select_every",
-                "select_after")
+                "select_after", "encoder_gradient")
 
 
 def config_error(err: ValueError) -> click.ClickException:

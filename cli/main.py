@@ -19,6 +19,7 @@ from .gaps_compare import gaps_compare
 from .pictures import plot, reconstruct, sample
 from .reproduce import reproduce
 from .runs import runs
+from .snr import snr
 from .train import train
 
 
@@ -65,7 +66,8 @@ def main():
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
 
-for command in (train, evaluate, export, gaps, gaps_compare, sample, reconstruct, plot, runs, datasets, reproduce, bench):
+for command in (train, evaluate, export, gaps, gaps_compare, snr, sample, reconstruct, plot, runs, datasets, reproduce,
+                bench):
     main.add_command(command)
 
 if __name__ == "__main__":

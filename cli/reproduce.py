@@ -150,6 +150,9 @@ def _scheduler(address):
 @click.option("--optimizer", type=click.Choice(OPTIMIZERS),
               help="adam-released: the authors' script's Adam, whose first moment is the last gradient. "
                    "Default: adam.")
+@click.option("--encoder-gradient", type=click.Choice(("standard", "stl", "dreg")),
+              help="The encoder's gradient estimator of every run: stl (Roeder et al.) or dreg (Tucker et al., "
+                   "for the importance-weighted rows). Default: standard.")
 @click.option("--select-every", type=click.IntRange(min=1),
               help="Keep a best checkpoint only at every N-th epoch and the last (the authors' script: 50). Default: 1.")
 @click.option("--select-after", type=click.FloatRange(0, 1, max_open=True),
@@ -172,7 +175,8 @@ def _scheduler(address):
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Default: runs/reproduce/EXPERIMENT (never the committed results/ folder).")
 @data_dir_option
-def reproduce(experiment, epochs, seeds, only_seeds, jobs, rows, columns, noise_type, schedule, optimizer, select_every,
+def reproduce(experiment, epochs, seeds, only_seeds, jobs, rows, columns, noise_type, schedule, optimizer,
+              encoder_gradient, select_every,
               select_after, clip_grad_norm, binarize, lrs,
               scheduler, threads_per_task, is_samples, is_examples, train_examples, eval_examples, out, data_dir):
     """Run an experiment of section 4 (resumable) and write its tables.
@@ -217,6 +221,7 @@ def reproduce(experiment, epochs, seeds, only_seeds, jobs, rows, columns, noise_
     asked = {k: v for k, v in (("epochs", epochs), ("train_examples", train_examples),
                                ("eval_examples", eval_examples), ("binarize", binarize), ("schedule", schedule),
                                ("clip_grad_norm", clip_grad_norm), ("optimizer", optimizer),
+                               ("encoder_gradient", encoder_gradient),
                                ("select_every", select_every), ("select_after", select_after)) if v is not None}
     if asked.get("clip_grad_norm") == "none":
         asked["clip_grad_norm"] = None

@@ -10,6 +10,7 @@ import click
 from click.core import ParameterSource
 
 from npdvae.vae.bounds import BOUNDS
+from npdvae.vae.model import ENCODER_GRADIENTS
 from npdvae.training.selection import best_record
 from npdvae.run_folder.checkpoint import CheckpointError
 from npdvae.vae.corruption_registry import BUILT_IN_CORRUPTIONS
@@ -56,6 +57,9 @@ from .common import DATASET_NAMES, check_path_length, check_writable, config_err
                    "script's, stage k from epoch 3^k - 1 at lr * 10^(-k/c), c = log(epochs // 2) / log 3.")
 @click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="adam", show_default=True,
               help="adam-released: the authors' script's Adam, whose first moment is the last gradient.")
+@click.option("--encoder-gradient", type=click.Choice(ENCODER_GRADIENTS), default="standard", show_default=True,
+              help="The encoder's gradient estimator: stl drops log q's score term (Roeder et al.); dreg, for "
+                   "--bound iwae, also weights each path term by its normalized weight (Tucker et al.).")
 @click.option("--select-every", type=click.IntRange(min=1), default=1, show_default=True,
               help="Keep a best checkpoint only at every N-th epoch and the last (the authors' script: 50).")
 @click.option("--select-after", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,

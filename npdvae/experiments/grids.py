@@ -197,6 +197,7 @@ def protocol_tag(config: dict) -> str:
                     + ([f"clip{clip:g}"] if clip else []) + [config.get("binarize", "dynamic")]
                     + ([f"lr{lr:g}"] if lr != DEFAULT_LR else [])
                     + ([optimizer] if optimizer != "adam" else [])
+                    + ([config["encoder_gradient"]] if config.get("encoder_gradient", "standard") != "standard" else [])
                     + ([f"sel{every}-after{after:g}"] if (every, after) != (1, 0.0) else []))
 
 

@@ -296,7 +296,7 @@ def read_run_config(run_dir, notes: list | None = None) -> TrainConfig:
 # order, each with the short prefix it is written with (epochs, patience and kernels may
 # change on resume, and the seed always ends the name)
 _NAME_SETTINGS = (("m", "m"), ("encoder", ""), ("encoder_layers", "enc"), ("latent", "z"), ("hidden", "h"),
-                  ("activation", ""), ("noise_type", ""), ("noise_params", ""), ("lr", "lr"), ("schedule", ""), ("optimizer", ""),
+                  ("activation", ""), ("noise_type", ""), ("noise_params", ""), ("lr", "lr"), ("schedule", ""), ("optimizer", ""), ("encoder_gradient", ""),
                   ("select_every", "sel"), ("select_after", "after"),
                   ("clip_grad_norm", "clip"), ("binarize", ""), ("batch_size", "bs"),
                   ("train_examples", "train"), ("eval_examples", "eval"))

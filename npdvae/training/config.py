@@ -13,7 +13,7 @@ from npdvae.vae.corruption_registry import (describe_level, is_identity, is_regi
                                             registered_corruption)
 from npdvae.data.datasets import split_sizes
 from npdvae.data.files import DATASETS
-from npdvae.vae.model import ENCODERS, ModelConfig, default_activation
+from npdvae.vae.model import ENCODER_GRADIENTS, ENCODERS, ModelConfig, default_activation
 
 SCHEDULES = ("constant", "staged", "released")
 OPTIMIZERS = ("adam", "adam-released")
@@ -44,7 +44,7 @@ _INTS = ("k", "m", "encoder_layers", "latent", "hidden", "epochs", "batch_size",
 _OPTIONAL_INTS = ("patience", "train_examples", "eval_examples")
 _FLOATS = ("noise", "lr", "select_after")
 _OPTIONAL_FLOATS = ("clip_grad_norm",)
-_STRINGS = ("dataset", "bound", "encoder", "schedule", "binarize", "optimizer")
+_STRINGS = ("dataset", "bound", "encoder", "schedule", "binarize", "optimizer", "encoder_gradient")
 _OPTIONAL_STRINGS = ("noise_type", "activation")
 
 # Sizes past which a configuration is refused before anything is allocated: the parameters
@@ -95,6 +95,7 @@ class TrainConfig:
     schedule: str = "constant"        # or "staged": Burda et al.'s 3^i epochs at lr 10^(-i/7) (see staged_lr),
     #                                   or "released": the authors' script's (see released_staged_lr)
     optimizer: str = "adam"           # or "adam-released": the released script's Adam (see AdamReleased)
+    encoder_gradient: str = "standard"  # or "stl", or "dreg" (bound iwae): see DVAEModel.backward
     clip_grad_norm: float | None = None
     binarize: str = "dynamic"
     seed: int = 0
@@ -143,6 +144,12 @@ class TrainConfig:
             raise ConfigError("schedule", f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.schedule == "released" and self.epochs < 6:
             raise ConfigError("schedule", f"the released schedule needs at least 6 epochs, got {self.epochs}")
+        if self.encoder_gradient not in ENCODER_GRADIENTS:
+            raise ConfigError("encoder_gradient", f"encoder_gradient must be one of {ENCODER_GRADIENTS}, "
+                                                  f"got {self.encoder_gradient!r}")
+        if self.encoder_gradient == "dreg" and self.bound != "iwae":
+            raise ConfigError("encoder_gradient", "the dreg estimator is for the importance-weighted bound: "
+                                                  "give bound iwae (eq. 12), or stl for the elbo")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError("optimizer", f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.select_every < 1:
@@ -331,7 +338,8 @@ def check_data_sizes(config: TrainConfig, sizes: dict, subsets: bool = True):
 RESUMABLE_CHANGES = ("epochs", "lr", "patience", "kernels", "noise_source")
 # Settings added after runs began to record their identities: at its default such a setting
 # is left out of what identifies a run, so every earlier run keeps its identity and its name.
-LATER_SETTINGS = {"noise_params": None, "optimizer": "adam", "select_every": 1, "select_after": 0.0}
+LATER_SETTINGS = {"noise_params": None, "optimizer": "adam", "select_every": 1, "select_after": 0.0,
+                  "encoder_gradient": "standard"}
 # ...except in a grid, where a run at another learning rate is another run, in a folder of its own
 GRID_RESUMABLE_CHANGES = tuple(name for name in RESUMABLE_CHANGES if name != "lr")
 

@@ -185,7 +185,7 @@ class Trainer:
             x = self.dataset.batch("train", idx, self.rng)   # dynamic binarization draws here
             try:
                 total += train_step(self.model, self.adam, self.corruption, x, self.rng, bound=c.bound, k=c.k,
-                                    m=c.m, lr=lr, clip_grad_norm=c.clip_grad_norm)
+                                    m=c.m, lr=lr, clip_grad_norm=c.clip_grad_norm, encoder_gradient=c.encoder_gradient)
             except NonFiniteBoundError as error:
                 raise NonFiniteBoundError(
                     f"{error} in {self._where(position, batches)}; the parameters were not updated") from None

@@ -7,7 +7,8 @@ random stream:
 2. sample:   eps ~ N(0, I), K per copy                                 (B, M, K, Z)
 3. bound:    z = mu(x~) + sigma(x~) eps, log w = log p(x, z) - log q(z | x~), and the
              bound of eq. 11 (``elbo``) or eq. 12 (``iwae``) with its gradient with
-             respect to every parameter (:meth:`npdvae.vae.model.DVAEModel.bound_and_gradients`)
+             respect to every parameter (:meth:`npdvae.vae.model.DVAEModel.bound_and_gradients`),
+             the encoder's by the estimator ``encoder_gradient`` (standard, stl or dreg)
 4. clip:     the gradient rescaled to a global norm of at most ``clip_grad_norm``
 5. Adam:     one ascent step on the bound
 
@@ -30,14 +31,15 @@ class NonFiniteBoundError(ArithmeticError):
 
 
 def train_step(model: DVAEModel, adam: Adam, corruption, x: np.ndarray, rng: np.random.Generator, *,
-               bound: str, k: int, m: int, lr: float, clip_grad_norm: float | None = None) -> float:
+               bound: str, k: int, m: int, lr: float, clip_grad_norm: float | None = None,
+               encoder_gradient: str = "standard") -> float:
     """Steps 1 to 5 above on the parameters ``adam`` holds, every draw from ``rng`` and every
     element-wise operation from ``model.ops``; returns the sum over the minibatch of the
     per-example bound (nats). Raises NonFiniteBoundError, or Adam's NonFiniteGradientError,
     before any parameter changes."""
     x_tilde = corruption.sample(x, m, rng)                                                 # 1
     eps = model.ops.standard_normal(rng, (x.shape[0], m, k, model.config.latent), x.dtype)  # 2
-    result = model.bound_and_gradients(adam.params, x, x_tilde, eps, bound)                # 3
+    result = model.bound_and_gradients(adam.params, x, x_tilde, eps, bound, encoder_gradient)  # 3
     total = float(result.per_example.sum())
     if not math.isfinite(total):
         raise NonFiniteBoundError(f"the training bound became {total}")

@@ -36,6 +36,9 @@ from npdvae.vae.likelihoods import make_head
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 ENCODERS = ("mlp", "gru")
+# The estimators of the encoder's gradient (see DVAEModel.backward); the decoder's is the same
+# under all three
+ENCODER_GRADIENTS = ("standard", "stl", "dreg")
 
 
 def default_activation(bound: str) -> str:
@@ -205,14 +208,26 @@ class DVAEModel:
     # Backward: dL/d(log w) -> dL/d(params)
     # ------------------------------------------------------------------
 
-    def backward(self, params, d_log_w, cache):
+    def backward(self, params, d_log_w, cache, encoder_gradient="standard", path_weights=None):
         """Chain rule through :meth:`forward`, last step first.
 
         z feeds three terms of log w, so dL/dz collects three parts: through
         the decoder (log p(x|z)), through the prior (-z), and through log q
         with mu and sigma held fixed. The sampler then sends dL/dz on to mu
         (dz/dmu = 1) and log_sigma2 (dz/dlog_sigma2 = sigma eps / 2), where
-        it joins log q's direct dependence on mu and log_sigma2.
+        it joins log q's direct dependence on mu and log_sigma2 (the score term).
+
+        ``encoder_gradient`` chooses the estimator of the encoder's gradient; the decoder's
+        parameters get d_log_w's gradient under all three:
+
+        - ``standard``: the gradient of the bound as written, path and score terms;
+        - ``stl`` (sticking the landing, Roeder et al. 2017): the score term dropped. Its
+          expectation is the same for the elbo (the score has mean zero), and it is zero
+          draw by draw when q is the exact posterior (then log w does not depend on z);
+        - ``dreg`` (doubly reparameterized, Tucker et al. 2019), for eq. 12: the score term
+          dropped and the path term of sample k weighted by its normalized weight once more,
+          ``path_weights`` (B, M, K): d_log_w is (dL/dM) w~_k, so the path carries w~_k^2, which
+          is the unbiased estimator of the encoder's gradient of the IWAE bound.
         """
         eps_rows, mu, log_sigma2, z, enc_cache, ll_cache, dec_cache = cache
         B, M, K = d_log_w.shape
@@ -228,10 +243,15 @@ class DVAEModel:
         # - log q(z | x~) -> z, mu, log_sigma2
         d_z_q, d_mu, d_log_sigma2 = self.ops.gaussian_log_prob_backward(-d_rows, z, mu, log_sigma2)
         d_z += d_z_q
+        if encoder_gradient == "dreg":   # each sample's path term, weighted once more by its weight
+            d_z *= np.ascontiguousarray(path_weights).reshape(N, K, 1)
         # z = mu + sigma * eps -> mu, log_sigma2
         d_mu_path, d_log_sigma2_path = self.ops.reparameterize_backward(d_z, log_sigma2, eps_rows)
-        d_mu += d_mu_path
-        d_log_sigma2 += d_log_sigma2_path
+        if encoder_gradient == "standard":
+            d_mu += d_mu_path
+            d_log_sigma2 += d_log_sigma2_path
+        else:   # stl, dreg: the path term alone, the score term of log q dropped
+            d_mu, d_log_sigma2 = d_mu_path, d_log_sigma2_path
         self.encode_backward(params, d_mu, d_log_sigma2, enc_cache, grads)
         return grads
 
@@ -239,15 +259,22 @@ class DVAEModel:
     # The bound and all its gradients in one call
     # ------------------------------------------------------------------
 
-    def bound_and_gradients(self, params, x, x_tilde, eps, kind: str) -> BoundResult:
+    def bound_and_gradients(self, params, x, x_tilde, eps, kind: str,
+                            encoder_gradient: str = "standard") -> BoundResult:
         """Per-example bound (eq. 11 for "elbo", eq. 12 for "iwae") and the
-        gradient of its minibatch mean with respect to every parameter."""
+        gradient of its minibatch mean with respect to every parameter, the encoder's by
+        the estimator ``encoder_gradient`` (see :meth:`backward`; ``dreg`` needs eq. 12)."""
+        if encoder_gradient not in ENCODER_GRADIENTS:
+            raise ValueError(f"encoder_gradient must be one of {ENCODER_GRADIENTS}, got {encoder_gradient!r}")
+        if encoder_gradient == "dreg" and kind != "iwae":
+            raise ValueError("the dreg estimator is for the importance-weighted bound (eq. 12, bound iwae)")
         log_w, cache = self.forward(params, x, x_tilde, eps)
         per_example, bound_cache = bounds.bound(kind, log_w, self.ops)
         B = x.shape[0]
         d_bound = np.full(B, 1.0 / B, dtype=log_w.dtype)
         d_log_w = bounds.bound_backward(kind, d_bound, bound_cache)
-        grads = self.backward(params, d_log_w, cache)
+        weights = bound_cache if encoder_gradient == "dreg" else None   # eq. 12's normalized weights
+        grads = self.backward(params, d_log_w, cache, encoder_gradient, weights)
         return BoundResult(per_example, grads, log_w)
 
     def bound(self, params, x, x_tilde, eps, kind: str):
