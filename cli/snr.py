@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -36,10 +37,13 @@ class _Stopped(Exception):
               help="The first N training images: one minibatch, averaged in each estimate.")
 @click.option("--corrupted/--clean", default=False, show_default=True,
               help="Corrupt the images afresh at every draw with the model's own corruption, or not.")
+@click.option("--noise", type=float,
+              help="With --corrupted: the level of the model's kind of corruption (default: its own level; a "
+                   "clean model's is 0, so it needs one).")
 @click.option("--seed", type=click.IntRange(0, 2 ** 63 - 2), default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON, per parameter array too.")
 @data_dir_option
-def snr(run, ks, estimators, draws, examples, corrupted, seed, as_json, data_dir):
+def snr(run, ks, estimators, draws, examples, corrupted, noise, seed, as_json, data_dir):
     """The signal-to-noise ratio of the gradient at a trained model (a run folder or a model
     file): |mean| / std of each parameter's estimate over repeated draws, summarized for the
     encoder and the decoder, for each estimator of the encoder's gradient and each K of the
@@ -50,17 +54,24 @@ def snr(run, ks, estimators, draws, examples, corrupted, seed, as_json, data_dir
     notes = []
     try:
         config, model, params = load_trained(run, "best", notes)
-        dataset = prepare_dataset(config, data_dir, say=say_data)
-        corruption = config.corruption(dataset.pixel_mean("train"), ops=model.ops)
     except (RunDirectoryError, CheckpointError) as err:
         raise click.BadParameter(str(err), param_hint="RUN") from None
+    if noise is not None and not corrupted:
+        raise click.BadParameter("a level only says how to corrupt: give --corrupted too", param_hint="--noise")
+    try:
+        level = replace(config, noise=noise) if noise is not None else config
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--noise") from None
+    try:
+        dataset = prepare_dataset(config, data_dir, say=say_data)
+        corruption = level.corruption(dataset.pixel_mean("train"), ops=model.ops)
     except (DataError, ValueError) as err:   # the data, or a corruption this process has not registered
         raise click.ClickException(str(err)) from None
     for note in notes:
         click.echo(f"note: {note}", err=True)
-    if corrupted and not config.corrupted:
-        raise click.BadParameter(f"{config.model_name} was trained without corruption: give --clean",
-                                 param_hint="--corrupted")
+    if corrupted and not level.corrupted:
+        raise click.BadParameter(f"{config.model_name} was trained without corruption: give --clean, or --noise "
+                                 f"for a level of {config.noise_type}", param_hint="--corrupted")
     n = min(examples, dataset.num_examples("train"))
     x = dataset.batch("train", np.arange(n), np.random.default_rng(seed))
     bar = Progress("snr", enabled=not as_json)
@@ -80,7 +91,7 @@ def snr(run, ks, estimators, draws, examples, corrupted, seed, as_json, data_dir
         sys.exit(stops.exit_code)
     bar.clear()
     seconds = time.perf_counter() - start
-    inputs = f"corrupted ({config.noise_type} {config.noise_level})" if corrupted else "clean"
+    inputs = f"corrupted ({level.noise_type} {level.noise_level})" if corrupted else "clean"
     if as_json:
         click.echo(json.dumps({"run": str(run), "model": config.model_name, "inputs": inputs, "examples": n,
                                "draws": draws, "seed": seed, "seconds": round(seconds, 1),

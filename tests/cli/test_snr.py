@@ -40,3 +40,6 @@ def test_snr_reports_every_estimator_and_k_and_the_decoder_is_the_same_under_all
 def test_snr_of_a_clean_model_on_corrupted_inputs_is_one_line(mnist_root):
     result = npdvae(mnist_root, "snr", MODELS / "dvae-k1-1l-noise0-seed0.h5", "--corrupted", "--draws", "2")
     assert_one_line_error(result, 2, "was trained without corruption: give --clean")
+    result = npdvae(mnist_root, "snr", MODELS / "dvae-k1-1l-noise0-seed0.h5", "--corrupted", "--noise", "0.05",
+                    "--draws", "2", "--k", "1", "--estimator", "standard", "--examples", "4", "--json")
+    assert result.returncode == 0 and json.loads(result.stdout)["inputs"] == "corrupted (salt-pepper-released 5%)"
