@@ -287,6 +287,8 @@ class TrainConfig:
                 (f" ({params})" if params else "")
         if self.m > 1:
             text += f", M={self.m}"
+        if self.encoder_gradient != "standard":   # trained by another estimator of the encoder's gradient
+            text += ", " + {"stl": "STL", "dreg": "DReG"}[self.encoder_gradient]
         return text
 
     def model_config(self, input_dim: int, likelihood: str) -> ModelConfig:
