@@ -132,7 +132,7 @@ def test_model_names_follow_the_papers_tables():
     assert small_config(bound="iwae", k=5, noise=0.05, m=1).model_name == "DIWAE (K=5), 1 hidden layer, noise 5%"
     assert small_config(bound="elbo", k=1, noise=0.0, m=1, encoder_layers=2).model_name == "VAE (K=1), 2 hidden layers"
     assert TrainConfig(dataset="frey-face", noise=0.025).model_name == "DVAE (K=1), 1 hidden layer, noise sigma 0.025"
-    assert small_config(bound="iwae", k=5, noise=0.05, encoder_gradient="dreg").model_name == \
+    assert small_config(bound="iwae", k=5, noise=0.05, m=1, encoder_gradient="dreg").model_name == \
         "DIWAE (K=5), 1 hidden layer, noise 5%, DReG"
 
 
