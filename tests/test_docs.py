@@ -120,3 +120,10 @@ def test_the_corruption_example_runs_as_written_and_the_command_line_lists_it(tm
     resumed = run(sys.executable, "-m", "npdvae.cli", "train", "--resume", "--epochs", "2", "--out", "runs/block-mask")
     assert resumed.returncode == 1 and "Traceback" not in resumed.stderr
     assert "no corruption called 'block-mask' is registered in this process" in resumed.stderr
+    # from Python, once registered again, the run continues like any other
+    (tmp_path / "more.py").write_text(
+        (tmp_path / "example.py").read_text().replace("epochs=1,", "epochs=2,")
+        + "print(run.opened, run.resumed_at, len(run.history))\n")
+    more = run(sys.executable, "more.py")
+    assert more.returncode == 0, more.stderr
+    assert more.stdout.splitlines()[-1] == "resumed 1 2"
