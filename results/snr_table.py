@@ -13,7 +13,10 @@ def report(noise: int, seed: str, inputs: str) -> dict:
     path = HERE / f"noise{noise}-{seed}-{inputs}.json"
     if not path.is_file():
         sys.exit(f"no report at {path}: run npdvae snr on that model first (results/README.md, E7)")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except ValueError as err:
+        sys.exit(f"{path} is not a whole report ({err}): run npdvae snr on that model again")
 
 
 def print_group(group: str) -> None:
