@@ -35,6 +35,7 @@ from npdvae.run_folder.checkpoint import (CheckpointError, array_limit, file_for
                                         read_attr, read_group, read_run_id, refuse_links,
                                         refuse_missing_or_linked, refuse_non_finite, write_checksummed)
 from npdvae.training.config import TrainConfig
+from npdvae.training.selection import mark_best
 from npdvae.run_folder.evaluation_record import EVALUATION_NAME, evaluation_problem, read_evaluation
 from npdvae.run_folder.identity import UNKNOWN, identity_problem, recorded_run_id
 from npdvae.run_folder.provenance import provenance
@@ -56,9 +57,12 @@ class ModelFile:
     trained_by: dict | None = None   # the provenance the best checkpoint records of its writer
 
     def history(self) -> list[dict]:
-        """The curves as a run's epoch records (metrics.jsonl's keys), for plots and milestones."""
-        return [{"epoch": int(epoch), "train_bound": float(train), "valid_bound": float(valid)}
-                for epoch, train, valid in self.curves]
+        """The curves as a run's epoch records (metrics.jsonl's keys), for plots and milestones;
+        ``best`` marked by the run's selection rule, as its training marked it."""
+        records = [{"epoch": int(epoch), "train_bound": float(train), "valid_bound": float(valid)}
+                   for epoch, train, valid in self.curves]
+        config = TrainConfig.from_dict(self.config)
+        return mark_best(records, config.epochs, config.select_every, config.select_after)
 
 
 def is_model_file(path) -> bool:

@@ -19,6 +19,18 @@ def is_selectable(epoch: int, epochs: int, every: int = 1, after: float = 0.0) -
     return on_schedule and late_enough
 
 
+def mark_best(records: list[dict], epochs: int, every: int = 1, after: float = 0.0) -> list[dict]:
+    """The records with ``best`` marked as training marks it: a new highest validation bound on
+    an epoch the rule may keep. For records that were kept without their marks (a model file's
+    curves)."""
+    marked, best = [], float("-inf")
+    for record in records:
+        is_best = record["valid_bound"] > best and is_selectable(record["epoch"], epochs, every, after)
+        best = record["valid_bound"] if is_best else best
+        marked.append({**record, "best": is_best})
+    return marked
+
+
 def best_record(history: list[dict]) -> dict | None:
     """The epoch record the run keeps as its best: the last one marked ``best`` when it was
     written (so whatever rule chose it), or, for records that carry no marks, the highest

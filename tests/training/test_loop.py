@@ -185,6 +185,9 @@ def test_released_schedule_optimizer_and_selection_are_what_training_uses(tmp_pa
     assert kept and set(kept) <= {7, 8} and all(is_selectable(e, 8, 3, 0.4) for e in kept)
     best = best_record(history)
     assert load_checkpoint(tmp_path / "run" / "best.h5").epoch == best["epoch"]
+    from npdvae.training.selection import mark_best   # how a model file's curves get their marks back
+    unmarked = [{k: v for k, v in h.items() if k != "best"} for h in history]
+    assert [h["best"] for h in mark_best(unmarked, 8, 3, 0.4)] == [h["best"] for h in history]
     assert best["valid_bound"] == max(h["valid_bound"] for h in history if h["epoch"] in (7, 8))
 
 
