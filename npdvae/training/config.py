@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from npdvae.vae.bounds import BOUNDS
-from npdvae.vae.corruption_registry import (describe_level, is_identity, is_registered, make_corruption,
+from npdvae.vae.corruption_registry import (LEVELS, describe_level, is_identity, is_registered, make_corruption,
                                             registered_corruption)
 from npdvae.data.datasets import split_sizes
 from npdvae.data.files import DATASETS
@@ -29,6 +29,7 @@ class ConfigError(ValueError):
 
     def __str__(self):
         return self.message
+
 
 class UnregisteredCorruptionError(ConfigError):
     """A run's corruption is not registered in this process: the message says what to import."""
@@ -173,8 +174,8 @@ class TrainConfig:
 
     def _check_corruption(self):
         """The corruption is made once, which validates its level and parameters, and what a
-        reader needs without it is recorded in ``noise_source``. A recorded configuration (see
-        :func:`reading_records`) of a corruption this process has not registered is accepted as
+        reader needs without it is recorded in ``noise_source``. A recorded configuration (read
+        by :meth:`from_dict`) of a corruption this process has not registered is accepted as
         recorded: it can be named and listed, and training under it says what to import."""
         if not np.isfinite(self.noise):
             raise ConfigError("noise", f"noise must be a finite number, got {self.noise}")
@@ -185,10 +186,12 @@ class TrainConfig:
                 json.dumps(self.noise_params, allow_nan=False)
             except (TypeError, ValueError) as err:
                 raise ConfigError("noise_params", f"noise_params must be a JSON object ({err})") from None
-        if self.noise_source is not None and not (isinstance(self.noise_source, dict) and
-                                                  {"module", "description", "level", "is_identity"} <= set(self.noise_source)):
-            raise ConfigError("noise_source", f"noise_source must record module, description, level and is_identity, "
-                                              f"got {self.noise_source!r}")
+        source = self.noise_source
+        if source is not None and not (isinstance(source, dict) and isinstance(source.get("module"), str)
+                                       and isinstance(source.get("description"), str)
+                                       and source.get("level") in LEVELS and isinstance(source.get("is_identity"), bool)):
+            raise ConfigError("noise_source", f"noise_source must record module and description (text), level (one "
+                                              f"of {LEVELS}) and is_identity (true or false), got {source!r}")
         if not is_registered(self.noise_type):
             if _READING_RECORDS.get() and self.noise_source is not None:
                 return
