@@ -289,7 +289,7 @@ def reproduce(experiment, epochs, seeds, only_seeds, jobs, rows, columns, noise_
     every = build_experiment(experiment)
     all_rows = {(cell.row, cell.layers) for cell in every.cells}
     name = table_name(selected if selected and selected != all_rows else None,
-                      wanted if wanted and wanted != set(labels) else None, only_seeds)
+                      wanted if wanted and wanted != set(labels) else None, only_seeds, overrides)
     try:
         write_outputs(grid, specs, results, out, name)
     except RunWriteError as err:

@@ -211,10 +211,21 @@ def budget_lines(experiment: Experiment, table: dict) -> list[str]:
     return header + lines + [""] + total
 
 
-def table_name(rows=None, columns=None, seeds=None) -> str:
+# Protocol settings added after the first tables were written: away from their defaults they
+# name the table too, so that two grids over one --out that differ in them keep both tables
+# (a table of the default protocol keeps the name it always had)
+_NAMED_SETTINGS = (("schedule", "constant", "staged"), ("optimizer", "adam"), ("encoder_gradient", "standard"),
+                   ("select_every", 1), ("select_after", 0.0))
+
+
+def table_name(rows=None, columns=None, seeds=None, protocol=None) -> str:
     """The file name (without suffix) of a grid's table: ``table`` for the whole experiment,
-    ``table-...`` naming the restriction otherwise, so that a part never replaces the whole."""
-    parts = [f"row-{row}-{layers}l" for row, layers in sorted(rows or ())]
+    ``table-...`` naming the restriction otherwise, so that a part never replaces the whole,
+    and the newer protocol settings of ``protocol`` where they are not the defaults."""
+    protocol = protocol or {}
+    parts = [f"{name.replace('_', '-')}-{protocol[name]}" for name, *usual in _NAMED_SETTINGS
+             if name in protocol and protocol[name] not in usual]
+    parts += [f"row-{row}-{layers}l" for row, layers in sorted(rows or ())]
     parts += [f"column-{str(column).rstrip('%')}" for column in sorted(columns or ())]
     parts += [f"seed-{seed}" for seed in sorted(seeds or ())]
     text = "-".join(["table", *parts])

@@ -339,6 +339,9 @@ def test_a_restricted_grid_writes_its_own_table_and_leaves_the_whole_one(tmp_pat
     assert (tmp_path / "table-row-DVAE_K=1_-1l-column-5-seed-0.md").is_file()
     assert f"wrote {tmp_path / 'table-row-DVAE_K=1_-1l-column-5-seed-0.md'}" in restricted.output
     assert table_name() == "table"
+    assert table_name(protocol={"schedule": "staged", "clip_grad_norm": 5.0}) == "table"   # the published names
+    assert table_name(columns={"5%"}, protocol={"schedule": "released", "encoder_gradient": "dreg"}) == \
+        "table-schedule-released-encoder-gradient-dreg-column-5"
 
 
 @pytest.fixture(scope="module")
