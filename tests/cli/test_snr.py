@@ -43,3 +43,17 @@ def test_snr_of_a_clean_model_on_corrupted_inputs_is_one_line(mnist_root):
     result = npdvae(mnist_root, "snr", MODELS / "dvae-k1-1l-noise0-seed0.h5", "--corrupted", "--noise", "0.05",
                     "--draws", "2", "--k", "1", "--estimator", "standard", "--examples", "4", "--json")
     assert result.returncode == 0 and json.loads(result.stdout)["inputs"] == "corrupted (salt-pepper-released 5%)"
+
+
+def test_an_interrupted_snr_ends_in_one_line(mnist_root):
+    import signal
+
+    from tests.test_faults import start
+    process = start(mnist_root, "snr", MODELS / "dvae-k1-1l-noise5-seed0.h5", "--draws", "100000", "--k", "50")
+    while not (line := process.stderr.readline()).startswith("data: "):   # the handler is installed by then
+        assert line, process.communicate(timeout=120)[1]
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and stderr.strip().startswith("SIGINT: stopped after ")
+    assert "nothing was written" in stderr and len(stderr.strip().splitlines()) == 1
