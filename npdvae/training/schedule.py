@@ -33,7 +33,7 @@ def released_staged_lr(epoch: int, epochs: int, base_lr: float = 1e-3) -> float:
     last stage runs to the end. (The script's epsilon is 1e-4 and its rate
     epsilon * 10^(1 - k/c): base_lr = 1e-3.) Against :func:`staged_lr` at 3280 epochs: its
     stages start at 0, 2, 8, 26, 80, 242, 728 and 2186 instead of 0, 1, 4, 13, 40, 121, 364
-    and 1093, and its last rate is 1e-3 * 10^(-7/6.74) = 9.1e-5 instead of 1.4e-4."""
+    and 1093, and its last rate is 1e-3 * 10^(-7/6.74) = 9.1e-5 instead of 1e-3 * 10^(-7/7) = 1e-4."""
     stage = 0
     while 3 ** (stage + 1) - 1 <= epoch:
         stage += 1

@@ -169,6 +169,11 @@ def test_released_schedule_starts_stage_k_at_epoch_3_to_the_k_minus_1():
         assert released_staged_lr(epoch, 5000) == pytest.approx(1e-3 * 10 ** (-stage / c)), epoch
     with pytest.raises(ValueError, match="at least 6 epochs"):
         released_staged_lr(0, 5)
+    # at the paper's 3280 epochs (its docstring's comparison): the last rate 9.1e-5 against staged's 1e-4
+    from npdvae.training.schedule import staged_lr
+    assert released_staged_lr(3279, 3280) == pytest.approx(9.14e-5, rel=1e-3) and staged_lr(3279) == pytest.approx(1e-4)
+    starts = [e for e in range(1, 3280) if released_staged_lr(e, 3280) != released_staged_lr(e - 1, 3280)]
+    assert starts == [2, 8, 26, 80, 242, 728, 2186]
 
 
 def test_released_schedule_optimizer_and_selection_are_what_training_uses(tmp_path):
