@@ -14,7 +14,7 @@ import numpy as np
 
 from npdvae.data import DataError
 from npdvae.evaluation.ais import STARTS, AISSettings
-from npdvae.evaluation.gaps import FIGURES, GAPS, GapSettings, analysed_images, inference_gaps, report_to_dict
+from npdvae.evaluation.gaps import GAPS, GapSettings, analysed_images, inference_gaps, report_to_dict
 from npdvae.evaluation.gaps_record import REPORT_NAME, GapsRecord, GapsRecordError, params_digest
 from npdvae.evaluation.local_optimum import LocalOptimumSettings
 from npdvae.run_folder.checkpoint import CheckpointError
@@ -30,10 +30,16 @@ LABELS = {
     "log_px_is": "log p(x), IS",
     "bound_q_star": "bound of q* (best Gaussian per image)",
     "bound_encoder": "bound of the encoder's q(z|x)",
+    "bound_encoder_iw": "K-sample bound of the encoder's q (K={k})",
     "approximation_gap": "approximation gap (AIS - q*)",
     "amortization_gap": "amortization gap (q* - encoder)",
     "inference_gap": "inference gap (AIS - encoder)",
 }
+
+
+def label(name: str, iw_k: int = 1) -> str:
+    """The row label of a figure or gap; the K bound's names its K."""
+    return LABELS[name].format(k=iw_k)
 
 
 class GapsStopped(Exception):
@@ -48,6 +54,10 @@ class GapsStopped(Exception):
               help="Importance samples of the IS estimate of log p(x).")
 @click.option("--bound-samples", type=click.IntRange(min=1), default=100, show_default=True,
               help="Samples of z per image scoring the encoder's and q*'s bounds.")
+@click.option("--iw-k", type=click.IntRange(min=1), default=None,
+              help="Also score the encoder's importance-weighted bound with K samples, on groups of K of "
+                   "the --bound-samples draws. Default: the K an importance-weighted model was trained "
+                   "with; 1 (none) for a model trained with the ELBO.")
 @click.option("--ais-steps", type=click.IntRange(min=1), default=500, show_default=True,
               help="Intermediate densities of the AIS path.")
 @click.option("--ais-chains", type=click.IntRange(min=1), default=16, show_default=True,
@@ -72,28 +82,35 @@ class GapsStopped(Exception):
                    f"({REPORT_NAME}) at the end; the same command continues it after a stop.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @data_dir_option
-def gaps(run, examples, is_samples, bound_samples, ais_steps, ais_chains, leapfrog, ais_start, warmup_examples,
+def gaps(run, examples, is_samples, bound_samples, iw_k, ais_steps, ais_chains, leapfrog, ais_start, warmup_examples,
          local_steps, local_lr, local_samples, batch_size, seed, out, as_json, data_dir):
     """Split the gap between log p(x) and the encoder's bound, on training and test images.
 
     RUN is a run folder or a model file. For the first N images of each subset: log p(x) by
     annealed importance sampling and by importance sampling, the bound of the best factorized
-    Gaussian of each image (q*) and the encoder's bound; the approximation gap (AIS - q*), the
-    amortization gap (q* - encoder), and each one's generalization gap (train - test), all
-    with standard errors over the images. Without --out nothing is written; with it, a stop
+    Gaussian of each image (q*) and the encoder's bound (its ELBO, for every model, so that the
+    gaps compare across bounds; for an importance-weighted model also its K-sample bound); the
+    approximation gap (AIS - q*), the amortization gap (q* - encoder), and each one's
+    generalization gap (train - test), all with standard errors over the images. Without --out nothing is written; with it, a stop
     loses at most the batch under way. An interrupt ends it in one line."""
     if not math.isfinite(local_lr):
         raise click.BadParameter(f"{local_lr}: a learning rate must be a finite number", param_hint="--local-lr")
     stops = StopRequests().install()
     try:
-        settings = GapSettings(examples=examples, is_samples=is_samples, bound_samples=bound_samples,
-                               warmup_examples=warmup_examples, batch_size=batch_size, seed=seed,
-                               ais=AISSettings(steps=ais_steps, chains=ais_chains, leapfrog=leapfrog, start=ais_start),
-                               local=LocalOptimumSettings(steps=local_steps, lr=local_lr, samples=local_samples))
         notes = []
         config, model, params = load_trained(run, notes=notes)   # best.h5, or what it fell back on, said below
         for note in notes:
             click.echo(f"note: {note}", err=True)
+        if iw_k is None:
+            iw_k = config.k if config.bound == "iwae" else 1
+        if iw_k > bound_samples:
+            raise click.BadParameter(f"{iw_k}: the K bound is scored on groups of K of the --bound-samples "
+                                     f"{bound_samples} draws; give --bound-samples of at least {iw_k}",
+                                     param_hint="--iw-k")
+        settings = GapSettings(examples=examples, is_samples=is_samples, bound_samples=bound_samples,
+                               warmup_examples=warmup_examples, batch_size=batch_size, seed=seed, iw_k=iw_k,
+                               ais=AISSettings(steps=ais_steps, chains=ais_chains, leapfrog=leapfrog, start=ais_start),
+                               local=LocalOptimumSettings(steps=local_steps, lr=local_lr, samples=local_samples))
         problem = settings.memory_problem(model.config.input_dim, model.config.hidden, model.config.latent)
         if problem:
             raise click.BadParameter(problem[1], param_hint=problem[0])
@@ -153,7 +170,7 @@ def gaps(run, examples, is_samples, bound_samples, ais_steps, ais_chains, leapfr
     if report["batches_done_before"]:
         click.echo(f"  {report['batches_done_before']} batches were done before, read from {out}", err=True)
     seconds = time.perf_counter() - begun
-    if not all(np.isfinite(report[subset][name].mean) for subset in ("train", "test") for name in FIGURES):
+    if not all(np.isfinite(report[subset][name].mean) for subset in ("train", "test") for name in settings.figures):
         raise click.ClickException(f"the gaps of {run} are not finite; its parameters give NaN or infinite bounds")
     payload = {"run": str(run), "model": config.model_name, "examples": n, "seconds": round(seconds, 1),
                **report_to_dict(report)}
@@ -175,9 +192,9 @@ def gaps(run, examples, is_samples, bound_samples, ais_steps, ais_chains, leapfr
                f"from {s.local.lr:g}, {s.local.samples} samples each; bounds scored with {s.bound_samples} samples")
     header = f"  {'':40s} {'train':>16s} {'test':>16s} {'train - test':>16s}"
     click.echo(header)
-    for name in (*FIGURES, *GAPS):
+    for name in (*settings.figures, *GAPS):
         cells = [f"{report[key][name].mean:8.2f} ± {report[key][name].stderr:5.2f}"
                  for key in ("train", "test", "generalization")]
-        click.echo(f"  {LABELS[name]:40s} {cells[0]:>16s} {cells[1]:>16s} {cells[2]:>16s}")
+        click.echo(f"  {label(name, settings.iw_k):40s} {cells[0]:>16s} {cells[1]:>16s} {cells[2]:>16s}")
     click.echo(f"  q* search, largest change of a batch's bound over its last tenth of steps: "
                f"{report['train']['q_star_last_change']:.3f} (train), {report['test']['q_star_last_change']:.3f} (test)")

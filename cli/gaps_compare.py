@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from npdvae.evaluation.gaps import FIGURES, GAPS, paired_difference, report_to_dict
+from npdvae.evaluation.gaps import FIGURES, GAPS, IW_FIGURE, paired_difference, report_to_dict
 from npdvae.evaluation.gaps_record import GapsRecordError, finished_figures, images_problem
-from .gaps import LABELS
+from .gaps import label
 
 
 @click.command("gaps-compare")
@@ -58,7 +58,8 @@ def gaps_compare(first, second, as_json):
     click.echo(f"{second} minus {first}, image by image on the same {n[0]} training and {n[1]} test images; "
                "nats, mean ± standard error of the differences")
     click.echo(f"  {'':40s} {'train':>16s} {'test':>16s} {'train - test':>16s}")
-    for name in (*FIGURES, *GAPS):
+    names = (*FIGURES, *((IW_FIGURE,) if IW_FIGURE in report["train"] else ()), *GAPS)
+    for name in names:
         cells = [f"{report[key][name].mean:+8.2f} ± {report[key][name].stderr:5.2f}"
                  for key in ("train", "test", "generalization")]
-        click.echo(f"  {LABELS[name]:40s} {cells[0]:>16s} {cells[1]:>16s} {cells[2]:>16s}")
+        click.echo(f"  {label(name, settings_a.get('iw_k', 1)):40s} {cells[0]:>16s} {cells[1]:>16s} {cells[2]:>16s}")

@@ -8,12 +8,20 @@ For each image x, four figures in nats, all lower bounds on log p(x) except wher
     bound of q*             the ELBO of the best factorized Gaussian for that image
                             (:mod:`npdvae.evaluation.local_optimum`)
     encoder's bound         the ELBO of the encoder's q(z | x)
+    encoder's K bound       with ``iw_k`` = K > 1 only: the importance-weighted bound of the
+                            encoder's q with K samples, on the same draws of z as its ELBO; for a
+                            model trained with K samples it is the bound its encoder was trained for
 
 and from them
 
     approximation gap  = log p(x) [AIS] - bound of q*       what the Gaussian family costs
     amortization gap   = bound of q* - encoder's bound      what one shared encoder costs
     inference gap      = their sum, log p(x) [AIS] - encoder's bound
+
+The gaps use the ELBO for every model, an importance-weighted one included, because q* is the
+best Gaussian by the ELBO: so the gaps of a model trained with eq. 11 and of one trained with
+eq. 12 are the same measurement. The K bound says how much of the inference gap K samples
+close for the encoder's q.
 
 Each figure is a mean over the images, with its standard error over them; a gap's error is
 that of the per-image differences (the same images enter both terms). The generalization gap
@@ -35,9 +43,11 @@ import numpy as np
 
 from npdvae.evaluation.ais import AISSettings, adapt_step_sizes, anneal
 from npdvae.evaluation.evaluate import Estimate, importance_sampled_bound
-from npdvae.evaluation.local_optimum import LocalOptimumSettings, gaussian_bound, last_change, optimize_gaussian
+from npdvae.evaluation.local_optimum import (LocalOptimumSettings, gaussian_bound, gaussian_log_weights,
+                                             grouped_iw_bound, last_change, optimize_gaussian)
 
 FIGURES = ("log_px_ais", "log_px_is", "bound_q_star", "bound_encoder")
+IW_FIGURE = "bound_encoder_iw"   # the encoder's K-sample bound, present only when iw_k > 1
 GAPS = {   # name: (minuend, subtrahend)
     "approximation_gap": ("log_px_ais", "bound_q_star"),
     "amortization_gap": ("bound_q_star", "bound_encoder"),
@@ -58,17 +68,31 @@ class GapSettings:
     warmup_examples: int = 10      # validation images that adapt AIS's step sizes
     batch_size: int = 25           # images at a time (memory: batch_size * chains decoder rows)
     seed: int = 0
+    iw_k: int = 1                  # K of the encoder's importance-weighted bound; 1: none
     ais: AISSettings = field(default_factory=AISSettings)
     local: LocalOptimumSettings = field(default_factory=LocalOptimumSettings)
 
     def __post_init__(self):
-        for name in ("examples", "is_samples", "bound_samples", "warmup_examples", "batch_size"):
+        for name in ("examples", "is_samples", "bound_samples", "warmup_examples", "batch_size", "iw_k"):
             value = getattr(self, name)
             if int(value) != value or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value}")
+        if self.iw_k > self.bound_samples:
+            raise ValueError(f"iw_k ({self.iw_k}) must be at most bound_samples ({self.bound_samples}): the "
+                             "K bound is scored on groups of K of those samples")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Every setting in plain types; iw_k only when it asks for the K bound, so that an
+        analysis without it has the settings, and compares with, records made before it existed."""
+        settings = asdict(self)
+        if self.iw_k == 1:
+            del settings["iw_k"]
+        return settings
+
+    @property
+    def figures(self) -> tuple[str, ...]:
+        """The per-image figures an analysis with these settings keeps."""
+        return FIGURES + ((IW_FIGURE,) if self.iw_k > 1 else ())
 
     def memory_problem(self, input_dim: int, hidden: int, latent: int) -> tuple[str, str] | None:
         """(the option to lower, why) when the largest decoder pass of the analysis would need
@@ -107,7 +131,11 @@ def batch_figures(model, params, x, settings: GapSettings, step_sizes, rng, tick
     figures = {}
     mu, log_sigma2, _ = model.encode(params, np.ascontiguousarray(x))
     eps = rng.standard_normal((x.shape[0], settings.bound_samples, Z)).astype(mu.dtype)
-    figures["bound_encoder"] = gaussian_bound(model, params, x, mu, log_sigma2, eps)
+    # the K bound is scored on the ELBO's own draws, so that no other figure's draws move
+    log_w = gaussian_log_weights(model, params, x, mu, log_sigma2, eps)
+    figures["bound_encoder"] = log_w.mean(axis=1)
+    if settings.iw_k > 1:
+        figures[IW_FIGURE] = grouped_iw_bound(log_w, settings.iw_k)
     mu_star, log_sigma2_star, trace = optimize_gaussian(model, params, x, mu, log_sigma2, settings.local, rng)
     eps = rng.standard_normal((x.shape[0], settings.bound_samples, Z)).astype(mu.dtype)
     figures["bound_q_star"] = gaussian_bound(model, params, x, mu_star, log_sigma2_star, eps)
@@ -124,7 +152,7 @@ def summarize(figures_by_subset: dict) -> dict:
     """Estimates of every figure and gap per subset, and their generalization gaps (train - test)."""
     report = {}
     for subset, figures in figures_by_subset.items():
-        entry = {name: Estimate.of(figures[name]) for name in FIGURES}
+        entry = {name: Estimate.of(figures[name]) for name in _figure_names(figures)}
         for gap, (a, b) in GAPS.items():
             entry[gap] = Estimate.of(figures[a] - figures[b])
         entry["q_star_last_change"] = float(np.max(np.abs(figures["q_star_last_change"])))
@@ -134,12 +162,17 @@ def summarize(figures_by_subset: dict) -> dict:
     return report
 
 
+def _figure_names(*figures: dict) -> tuple[str, ...]:
+    """The figures every one of ``figures`` holds: the four always, the K bound where all have it."""
+    return FIGURES + ((IW_FIGURE,) if all(IW_FIGURE in f for f in figures) else ())
+
+
 def _train_minus_test(report: dict) -> dict:
     """Each figure's and gap's training mean minus its test mean; errors combined as independent."""
     return {name: Estimate(report["train"][name].mean - report["test"][name].mean,
                            math.hypot(report["train"][name].stderr, report["test"][name].stderr),
                            min(report["train"][name].n, report["test"][name].n))
-            for name in (*FIGURES, *GAPS)}
+            for name in (*_figure_names(report["train"], report["test"]), *GAPS)}
 
 
 def _images(dataset, settings: GapSettings, subset: str, number: int, first: int, size: int, dtype):
@@ -203,7 +236,7 @@ def inference_gaps(model, params, dataset, settings: GapSettings, progress=None,
             per_batch.append(batch)
             changes.append(change)
             say(subset, (first + size) / n)
-        figures[subset] = {name: np.concatenate([b[name] for b in per_batch]) for name in FIGURES}
+        figures[subset] = {name: np.concatenate([b[name] for b in per_batch]) for name in settings.figures}
         figures[subset]["q_star_last_change"] = np.asarray(changes)
     report = summarize(figures)
     report["settings"] = settings.to_dict()
@@ -228,7 +261,7 @@ def paired_difference(figures_a: dict, figures_b: dict) -> dict:
         if len(a["log_px_ais"]) != len(b["log_px_ais"]):
             raise ValueError(f"the two analyses scored {len(a['log_px_ais'])} and {len(b['log_px_ais'])} "
                              f"{subset} images; a paired difference needs the same images")
-        entry = {name: Estimate.of(b[name] - a[name]) for name in FIGURES}
+        entry = {name: Estimate.of(b[name] - a[name]) for name in _figure_names(a, b)}
         for gap, (plus, minus) in GAPS.items():
             entry[gap] = Estimate.of((b[plus] - b[minus]) - (a[plus] - a[minus]))
         report[subset] = entry
@@ -247,5 +280,5 @@ def report_to_dict(report: dict) -> dict:
     return plain(report)
 
 
-__all__ = ["GapSettings", "FIGURES", "GAPS", "SUBSETS", "batch_figures", "summarize", "inference_gaps",
+__all__ = ["GapSettings", "FIGURES", "IW_FIGURE", "GAPS", "SUBSETS", "batch_figures", "summarize", "inference_gaps",
            "paired_difference", "report_to_dict"]

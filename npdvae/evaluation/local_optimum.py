@@ -30,6 +30,7 @@ import numpy as np
 from npdvae.evaluation.joint import log_joint
 from npdvae.training.optim import Adam
 from npdvae.vae import distributions as dist
+from npdvae.vae.bounds import log_mean_exp
 
 
 @dataclass(frozen=True)
@@ -56,13 +57,33 @@ class LocalOptimumSettings:
             raise ValueError(f"local optimum final_lr_fraction must be in (0, 1], got {self.final_lr_fraction}")
 
 
-def gaussian_bound(model, params, x, mu, log_sigma2, eps) -> np.ndarray:
-    """The ELBO estimator log p(x, z) - log q(z) averaged over eps (B, S, Z), for q = N(mu,
-    diag exp(log_sigma2)) (B, Z): (B,) float64, the figure both the encoder and q* are scored by."""
+def gaussian_log_weights(model, params, x, mu, log_sigma2, eps) -> np.ndarray:
+    """log w_s = log p(x, z_s) - log q(z_s), z_s = mu + sigma * eps_s, for q = N(mu, diag
+    exp(log_sigma2)) (B, Z) and eps (B, S, Z): (B, S) float64."""
     z = dist.reparameterize(mu, log_sigma2, eps)
     terms = log_joint(model, params, x, z, with_grad=False)
     log_q = dist.gaussian_log_prob(z, mu, log_sigma2)
-    return (terms.log_joint.astype(np.float64) - log_q).mean(axis=1)
+    return terms.log_joint.astype(np.float64) - log_q
+
+
+def gaussian_bound(model, params, x, mu, log_sigma2, eps) -> np.ndarray:
+    """The ELBO estimator log p(x, z) - log q(z) averaged over eps (B, S, Z), for q = N(mu,
+    diag exp(log_sigma2)) (B, Z): (B,) float64, the figure both the encoder and q* are scored by."""
+    return gaussian_log_weights(model, params, x, mu, log_sigma2, eps).mean(axis=1)
+
+
+def grouped_iw_bound(log_w, k: int) -> np.ndarray:
+    """The importance-weighted bound with K = k samples (eq. 12 at M = 1), estimated from
+    log_w (B, S): the S log-weights are split into floor(S / k) groups of k, and
+
+        L_k = 1/G sum_g log 1/k sum_{s in g} w_s,
+
+    (B,) float64. At k = 1 it is the ELBO estimate; as k grows it rises toward log p(x)."""
+    groups = log_w.shape[1] // k
+    if groups < 1:
+        raise ValueError(f"{log_w.shape[1]} samples cannot make a group of k = {k}")
+    lme, _ = log_mean_exp(log_w[:, :groups * k].reshape(log_w.shape[0], groups, k))
+    return lme.mean(axis=1)
 
 
 def bound_gradients(model, params, x, mu, log_sigma2, eps):
@@ -101,4 +122,4 @@ def last_change(trace: np.ndarray) -> float:
     return float(trace[-tenth:].mean() - trace[-2 * tenth:-tenth].mean())
 
 
-__all__ = ["LocalOptimumSettings", "gaussian_bound", "bound_gradients", "optimize_gaussian", "last_change"]
+__all__ = ["LocalOptimumSettings", "gaussian_log_weights", "gaussian_bound", "grouped_iw_bound", "bound_gradients", "optimize_gaussian", "last_change"]

@@ -62,6 +62,8 @@ def test_gaps_reports_every_figure_and_gap_with_errors(trained):
     (["gaps", "RUN", "--batch-size", "100000", "--ais-chains", "100000"], "--ais-chains"),
     (["gaps", "RUN", "--bound-samples", "10000000"], "--bound-samples"),
     (["gaps", "RUN", "--local-samples", "10000000"], "--local-samples"),
+    (["gaps", "RUN", "--iw-k", "0"], "--iw-k"),
+    (["gaps", "RUN", "--iw-k", "101"], "--iw-k"),   # more than the 100 bound samples it is scored on
 ])
 def test_bad_gaps_input_is_a_usage_error_naming_it(trained, args, named):
     run, _ = trained
@@ -203,3 +205,47 @@ def test_gaps_says_when_it_analyses_last_h5_in_place_of_a_damaged_best(trained, 
     result = CliRunner().invoke(main, ["gaps", str(tmp_path / "run"), *QUICK, "--data-dir", str(data)])
     assert result.exit_code == 0, result.output
     assert "note:" in result.output and "last.h5" in result.output, result.output
+
+
+def test_an_importance_weighted_models_gaps_add_its_k_bound_and_compare_it(trained, tmp_path):
+    """The encoder's K-sample bound, with the K the model was trained with, beside its ELBO; and
+    for an ELBO model only when --iw-k asks for it. The gaps themselves stay on the ELBO."""
+    _, data = trained
+    iwae = tmp_path / "iwae-run"
+    result = CliRunner().invoke(main, ["train", "--epochs", "1", *SMALL, "--bound", "iwae", "--k", "4",
+                                       "--out", str(iwae), "--data-dir", str(data)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(main, ["gaps", str(iwae), *QUICK, "--json", "--out", str(tmp_path / "a"),
+                                       "--data-dir", str(data)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["settings"]["iw_k"] == 4
+    for subset in ("train", "test"):
+        entry = report[subset]
+        # K samples tighten the encoder's bound; the amortization gap is still q*'s ELBO minus the encoder's
+        assert entry["bound_encoder_iw"]["mean"] > entry["bound_encoder"]["mean"]
+        assert entry["amortization_gap"]["mean"] == pytest.approx(
+            entry["bound_q_star"]["mean"] - entry["bound_encoder"]["mean"], abs=1e-9)
+    table = CliRunner().invoke(main, ["gaps", str(iwae), *QUICK, "--data-dir", str(data)], catch_exceptions=False)
+    assert "K-sample bound of the encoder's q (K=4)" in table.stdout, table.stdout
+    plain = CliRunner().invoke(main, ["gaps", str(iwae), *QUICK, "--iw-k", "1", "--json", "--data-dir", str(data)],
+                               catch_exceptions=False)
+    assert "bound_encoder_iw" not in json.loads(plain.stdout)["test"]
+    # the same seed of the analysis scores the same draws: the ELBO is the one without the K bound
+    assert json.loads(plain.stdout)["test"]["bound_encoder"] == report["test"]["bound_encoder"]
+
+    second = tmp_path / "iwae-run-2"
+    result = CliRunner().invoke(main, ["train", "--epochs", "1", *SMALL, "--bound", "iwae", "--k", "4", "--seed", "1",
+                                       "--out", str(second), "--data-dir", str(data)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(main, ["gaps", str(second), *QUICK, "--json", "--out", str(tmp_path / "b"),
+                                       "--data-dir", str(data)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    compared = CliRunner().invoke(main, ["gaps-compare", str(tmp_path / "a"), str(tmp_path / "b")],
+                                  catch_exceptions=False)
+    assert compared.exit_code == 0 and "K-sample bound of the encoder's q (K=4)" in compared.stdout, compared.output
+    # an ELBO model's analysis asks for the K bound by --iw-k, and is then compared like for like
+    run, _ = trained
+    result = CliRunner().invoke(main, ["gaps", str(run), *QUICK, "--iw-k", "4", "--json", "--out",
+                                       str(tmp_path / "c"), "--data-dir", str(data)], catch_exceptions=False)
+    assert result.exit_code == 0 and json.loads(result.stdout)["settings"]["iw_k"] == 4

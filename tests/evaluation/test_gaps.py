@@ -113,3 +113,56 @@ def test_the_paired_difference_refuses_different_images():
     b = {"train": _figures(rng, 5, 0.0), "test": _figures(rng, 4, 0.0)}
     with pytest.raises(ValueError, match="5 and 4 test images"):
         paired_difference(a, b)
+
+
+TINY = GapSettings(examples=3, is_samples=20, bound_samples=50, warmup_examples=2, batch_size=3,
+                   ais=AISSettings(steps=10, chains=4, leapfrog=2), local=LocalOptimumSettings(steps=20))
+
+
+def test_the_k_bound_is_kept_only_when_asked_and_moves_no_other_figure():
+    from dataclasses import replace
+    from npdvae.evaluation.gaps import IW_FIGURE, batch_figures
+    from npdvae.evaluation.local_optimum import grouped_iw_bound
+    model, params = lg.linear_gaussian_model(latent=2, pixels=3)
+    x = lg.sample_images(model, params, 3, seed=4)
+    step_sizes = np.full(TINY.ais.steps, 0.1)
+    plain, _ = batch_figures(model, params, x, TINY, step_sizes, np.random.default_rng(7))
+    with_k, _ = batch_figures(model, params, x, replace(TINY, iw_k=5), step_sizes, np.random.default_rng(7))
+    assert IW_FIGURE not in plain and set(with_k) == set(plain) | {IW_FIGURE}
+    for name in plain:   # the K bound is scored on the ELBO's own draws: nothing else moves
+        np.testing.assert_array_equal(with_k[name], plain[name])
+    # the same draws: the K bound of eps's first 50 samples, which the ELBO averaged
+    eps = np.random.default_rng(7).standard_normal((3, 50, 2))
+    mu, log_sigma2, _ = model.encode(params, x)
+    from npdvae.evaluation.local_optimum import gaussian_log_weights
+    np.testing.assert_array_equal(with_k[IW_FIGURE],
+                                  grouped_iw_bound(gaussian_log_weights(model, params, x, mu, log_sigma2, eps), 5))
+    assert np.all(with_k[IW_FIGURE] > with_k["bound_encoder"])
+
+
+def test_settings_name_the_k_bound_only_when_it_is_asked_for():
+    from dataclasses import replace
+    assert "iw_k" not in TINY.to_dict() and TINY.figures == FIGURES   # as records made before it
+    assert replace(TINY, iw_k=5).to_dict()["iw_k"] == 5 and replace(TINY, iw_k=5).figures[-1] == "bound_encoder_iw"
+    with pytest.raises(ValueError, match="iw_k"):
+        replace(TINY, iw_k=51)
+    with pytest.raises(ValueError, match="iw_k"):
+        replace(TINY, iw_k=0)
+
+
+def test_the_k_bound_is_summarized_and_paired_only_where_both_analyses_have_it():
+    rng = np.random.default_rng(2)
+    a = {"train": _figures(rng, 20, 0.0), "test": _figures(rng, 20, 0.0)}
+    b = {subset: {name: values + 0.3 for name, values in a[subset].items()} for subset in a}
+    for figures in (*a.values(), *b.values()):
+        figures["q_star_last_change"] = np.array([0.01])
+    assert "bound_encoder_iw" not in paired_difference(a, b)["test"]
+    for subset in a:
+        a[subset]["bound_encoder_iw"] = a[subset]["bound_encoder"] + 1.0
+        b[subset]["bound_encoder_iw"] = a[subset]["bound_encoder_iw"] + 0.5
+    report = paired_difference(a, b)
+    assert report["test"]["bound_encoder_iw"].mean == pytest.approx(0.5)
+    assert report["generalization"]["bound_encoder_iw"].mean == pytest.approx(0.0)
+    summary = summarize(b)
+    assert summary["train"]["bound_encoder_iw"].mean == pytest.approx(b["train"]["bound_encoder_iw"].mean())
+    assert "bound_encoder_iw" in summary["generalization"]
