@@ -21,7 +21,7 @@ from npdvae.run_folder.checkpoint import CheckpointError
 from npdvae.run_folder.run_files import RunLockedError, RunWriteError
 from npdvae.run_folder.runs import RunDirectoryError, load_trained, prepare_dataset
 from npdvae.training.optim import NonFiniteGradientError
-from .common import data_dir_option, say_data
+from .common import check_writable, data_dir_option, say_data
 from .progress import Progress
 from .stopping import StopRequests
 
@@ -95,6 +95,8 @@ def gaps(run, examples, is_samples, bound_samples, iw_k, ais_steps, ais_chains, 
     loses at most the batch under way. An interrupt ends it in one line."""
     if not math.isfinite(local_lr):
         raise click.BadParameter(f"{local_lr}: a learning rate must be a finite number", param_hint="--local-lr")
+    if out is not None:
+        check_writable(out)   # before the data is read: an --out that cannot be written is the one line said
     stops = StopRequests().install()
     try:
         notes = []

@@ -25,7 +25,7 @@ from npdvae.experiments.cluster import ClusterError, scheduler_address_problem
 from npdvae.experiments.executor import GridStopped, SharedStorageError
 from npdvae.run_folder.run_files import RunLockedError, RunWriteError
 
-from .common import check_path_length, config_error, data_dir_option
+from .common import check_path_length, check_writable, config_error, data_dir_option
 
 
 class _LearningRates(click.ParamType):
@@ -242,6 +242,7 @@ def reproduce(experiment, epochs, seeds, only_seeds, jobs, rows, columns, noise_
         raise config_error(err) from None
     for spec in specs:   # every run folder, and the longest file name a run writes in it
         check_path_length(Path(spec.run_dir) / f"metrics.jsonl.{os.getpid()}.tmp", "--out")
+    check_writable(out)   # before the header: an --out that cannot be written is the one line said
     rates = f" x {len(lrs)} learning rates" if len(lrs) > 1 else ""
     where = f"on the Dask cluster at {scheduler}" if scheduler else f"{jobs} at a time"
     click.echo(f"{grid.title}: {plural(len(specs), 'run')} ({plural(len(grid.cells), 'cell')}{rates} x "
