@@ -103,6 +103,8 @@ def check_writable(run_dir: Path):
     probe_dir = run_dir
     while not probe_dir.exists():
         probe_dir = probe_dir.parent
+    if not probe_dir.is_dir():
+        raise click.BadParameter(f"{run_dir}: {probe_dir} is not a folder", param_hint="--out")
     try:
         with tempfile.TemporaryFile(dir=probe_dir):
             pass
