@@ -197,7 +197,8 @@ def reproduce(experiment, epochs, seeds, only_seeds, jobs, rows, columns, noise_
 
     Each run's folder under OUT/runs names its cell, its protocol and its seed;
     a folder trained with another protocol is never counted in the table."""
-    from npdvae.experiments.grids import build_experiment, column_label, column_labels, grid_protocol, plan
+    from npdvae.experiments.grids import (build_experiment, column_label, column_labels, grid_protocol, plan,
+                                         usual_protocol)
     from npdvae.experiments.reproduce import run_grid
     from npdvae.experiments.tables import plural, table_name, write_outputs
     selected = _parse_rows(rows)
@@ -289,8 +290,11 @@ def reproduce(experiment, epochs, seeds, only_seeds, jobs, rows, columns, noise_
     # a grid restricted by --row, --column or --seed writes its own table, never over the whole one
     every = build_experiment(experiment)
     all_rows = {(cell.row, cell.layers) for cell in every.cells}
+    named = {**overrides, "noise_type": noise_type or usual_protocol(experiment)["noise_type"],
+             "lr": lrs[0] if len(lrs) == 1 else list(lrs)}
     name = table_name(selected if selected and selected != all_rows else None,
-                      wanted if wanted and wanted != set(labels) else None, only_seeds, overrides)
+                      wanted if wanted and wanted != set(labels) else None, only_seeds, named,
+                      usual_protocol(experiment))
     try:
         write_outputs(grid, specs, results, out, name)
     except RunWriteError as err:

@@ -176,6 +176,19 @@ def default_protocol(name: str) -> dict:
     return dict(SHORT_PROTOCOL if name == "table2" else RELEASED_PROTOCOL)
 
 
+def usual_protocol(name: str) -> dict:
+    """Every grid-wide setting of experiment ``name`` as it runs when no option changes it (the
+    corruption, schedule, clipping, binarization, rate and the later settings): what its table's
+    name leaves unsaid."""
+    usual = {**default_protocol(name), "lr": DEFAULT_LR, "optimizer": "adam", "encoder_gradient": "standard",
+             "select_every": 1, "select_after": 0.0}
+    del usual["epochs"]
+    usual["noise_type"] = "gaussian" if name == "table2" else DEFAULT_BINARY_NOISE_TYPE
+    if name not in ("table2", "augmentation"):   # Frey Face is not binarized; augmentation sets its own
+        usual["binarize"] = "static"
+    return usual
+
+
 def grid_protocol(name: str, **asked) -> tuple[int, dict]:
     """(epochs, overrides for plan()) of a grid: the experiment's default protocol with what was
     asked for (epochs, schedule, clip_grad_norm, ...) laid over it. ``clip_grad_norm=None`` asks

@@ -211,20 +211,30 @@ def budget_lines(experiment: Experiment, table: dict) -> list[str]:
     return header + lines + [""] + total
 
 
-# Protocol settings added after the first tables were written: away from their defaults they
-# name the table too, so that two grids over one --out that differ in them keep both tables
-# (a table of the default protocol keeps the name it always had)
-_NAMED_SETTINGS = (("schedule", "constant", "staged"), ("optimizer", "adam"), ("encoder_gradient", "standard"),
-                   ("select_every", 1), ("select_after", 0.0))
+# The grid-wide settings a table's name carries where they are not the experiment's usual ones
+# (npdvae.experiments.grids.usual_protocol), so that two grids over one --out that differ in
+# them keep both tables; a table of the usual protocol keeps the name it always had
+_NAMED_SETTINGS = ("noise_type", "schedule", "clip_grad_norm", "binarize", "lr", "optimizer", "encoder_gradient",
+                   "select_every", "select_after")
 
 
-def table_name(rows=None, columns=None, seeds=None, protocol=None) -> str:
+def _setting_text(value) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, (list, tuple)):
+        return "-".join(_setting_text(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def table_name(rows=None, columns=None, seeds=None, protocol=None, usual=None) -> str:
     """The file name (without suffix) of a grid's table: ``table`` for the whole experiment,
     ``table-...`` naming the restriction otherwise, so that a part never replaces the whole,
-    and the newer protocol settings of ``protocol`` where they are not the defaults."""
-    protocol = protocol or {}
-    parts = [f"{name.replace('_', '-')}-{protocol[name]}" for name, *usual in _NAMED_SETTINGS
-             if name in protocol and protocol[name] not in usual]
+    and every grid-wide setting of ``protocol`` that differs from ``usual`` (by default Table
+    1's usual protocol), so that another protocol's table never replaces this one."""
+    from npdvae.experiments.grids import usual_protocol
+    protocol, usual = protocol or {}, usual_protocol("table1") if usual is None else usual
+    parts = [f"{name.replace('_', '-')}-{_setting_text(protocol[name])}" for name in _NAMED_SETTINGS
+             if name in protocol and protocol[name] != usual.get(name)]
     parts += [f"row-{row}-{layers}l" for row, layers in sorted(rows or ())]
     parts += [f"column-{str(column).rstrip('%')}" for column in sorted(columns or ())]
     parts += [f"seed-{seed}" for seed in sorted(seeds or ())]

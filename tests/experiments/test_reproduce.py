@@ -344,6 +344,27 @@ def test_a_restricted_grid_writes_its_own_table_and_leaves_the_whole_one(tmp_pat
         "table-schedule-released-encoder-gradient-dreg-column-5"
 
 
+@pytest.mark.parametrize("options, named", [
+    ([], "table-row-DVAE_K=1_-1l-column-5-seed-0"),   # the usual protocol: the name published tables have
+    (["--noise-type", "salt-pepper-released", "--lr", "1e-3", "--clip-grad-norm", "5", "--binarize", "static",
+      "--schedule", "staged"], "table-row-DVAE_K=1_-1l-column-5-seed-0"),   # the same, asked for by name
+    (["--noise-type", "salt-pepper"], "table-noise-type-salt-pepper-row-DVAE_K=1_-1l-column-5-seed-0"),
+    (["--lr", "3e-4,1e-3"], "table-lr-0.0003-0.001-row-DVAE_K=1_-1l-column-5-seed-0"),
+    (["--clip-grad-norm", "none", "--binarize", "dynamic"],
+     "table-clip-grad-norm-none-binarize-dynamic-row-DVAE_K=1_-1l-column-5-seed-0"),
+])
+def test_a_grid_of_another_protocol_writes_a_table_of_its_own(mnist_root, tmp_path, options, named):
+    """Grids over one --out that differ in a grid-wide setting keep both tables: the name says
+    every setting that is not the experiment's usual one."""
+    args = ["reproduce", "table1", "--row", "DVAE (K=1)/1", "--column", "5", "--seed", "0", "--epochs", "1",
+            "--is-samples", "2", "--is-examples", "2", "--train-examples", "200", "--eval-examples", "20",
+            *options, "--out", str(tmp_path), "--data-dir", str(mnist_root)]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert f"wrote {tmp_path / (named + '.md')}" in result.output
+    assert sorted(p.name for p in tmp_path.glob("table*.md")) == [named + ".md"]
+
+
 @pytest.fixture(scope="module")
 def scored_pair(tmp_path_factory, mnist_root):
     """A tiny finished grid of two cells (noise 0 and 5%), copied by the tests that tamper with it."""
