@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -12,6 +13,7 @@ from npdvae.data import DATASETS
 from npdvae.data.files import ENV_VAR
 from npdvae.evaluation.pictures import picture_format
 from npdvae.training.config import TrainConfig, UnregisteredCorruptionError, defining_settings
+from npdvae.vae.corruption_registry import corruption_names, is_registered
 
 
 DATASET_NAMES = sorted(DATASETS)
@@ -39,17 +41,49 @@ def say_data(message):
 TRAIN_FIELDS = ("dataset", "bound", "noise", "noise_type", "k", "m", "encoder", "encoder_layers", "latent",
                 "hidden", "activation", "epochs", "batch_size", "lr", "schedule", "clip_grad_norm", "binarize",
                 "seed", "patience", "train_examples", "eval_examples", "kernels", "optimizer", "select_every",
-                "select_after", "encoder_gradient")
+                "select_after", "encoder_gradient", "noise_params")
 
 
 def config_error(err: ValueError) -> click.ClickException:
     """A configuration's error as the option it names (ConfigError.field); a corruption this
-    process has not registered is no bad option but a missing import (exit 1)."""
+    process has not registered is no bad option but a missing import (exit 1), which the
+    command line makes with --import."""
     if isinstance(err, UnregisteredCorruptionError):
-        return click.ClickException(str(err))
+        return click.ClickException(f"{err} (on the command line: npdvae --import MODULE or FILE.py ...)")
     field = getattr(err, "field", None)
-    hint = f"--{field.replace('_', '-')}" if field in TRAIN_FIELDS else None
+    hint = "--noise-param" if field == "noise_params" else \
+        f"--{field.replace('_', '-')}" if field in TRAIN_FIELDS else None
     return click.BadParameter(str(err), param_hint=hint)
+
+
+class CorruptionName(click.ParamType):
+    """The name of a registered corruption: the built-in four, and those the code that
+    ``npdvae --import`` named registered (checked when the option is read, after the imports)."""
+
+    name = "NAME"
+
+    def convert(self, value, param, ctx):
+        if is_registered(value):
+            return value
+        self.fail(f"{value!r} is not a registered corruption (registered: {', '.join(corruption_names())}); "
+                  "one of one's own is registered by code that npdvae --import MODULE names", param, ctx)
+
+
+def noise_params_option(ctx, param, values):
+    """``NAME=VALUE`` pairs as a corruption's parameters: each VALUE read as JSON, else as text;
+    none given is None (no parameters)."""
+    params = {}
+    for item in values:
+        name, equals, text = item.partition("=")
+        if not equals or not name.strip():
+            raise click.BadParameter(f"{item!r}: give NAME=VALUE", ctx=ctx, param=param)
+        if name.strip() in params:
+            raise click.BadParameter(f"{name.strip()} is given twice", ctx=ctx, param=param)
+        try:
+            params[name.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            params[name.strip()] = text
+    return params or None
 
 
 def settings_line(config: TrainConfig) -> str:
@@ -104,7 +138,7 @@ def check_writable(run_dir: Path):
     while not probe_dir.exists():
         probe_dir = probe_dir.parent
     if not probe_dir.is_dir():
-        raise click.BadParameter(f"{run_dir}: {probe_dir} is not a folder", param_hint="--out")
+        raise click.BadParameter(f"cannot write to {run_dir}: {probe_dir} is not a folder", param_hint="--out")
     try:
         with tempfile.TemporaryFile(dir=probe_dir):
             pass

@@ -16,6 +16,7 @@ from .datasets import datasets
 from .evaluate import evaluate, export
 from .gaps import gaps
 from .gaps_compare import gaps_compare
+from .imports import import_option_callback
 from .pictures import plot, reconstruct, sample
 from .reproduce import reproduce
 from .runs import runs
@@ -60,6 +61,11 @@ def _print_version(ctx, param, value):
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
               help="The version, the git commit when run from a checkout, and the numerical libraries.")
+@click.option("--import", "imports", multiple=True, metavar="MODULE|FILE.py", expose_value=False,
+              callback=import_option_callback,
+              help="Import this module, or this Python file, before the command: code of one's own that it "
+                   "registers (a corruption, npdvae.register_corruption) is then known to every command. "
+                   "Repeatable.")
 def main():
     """Denoising variational autoencoders (DVAE, DIWAE) with hand-written gradients."""
     # past RLIMIT_FSIZE a write must fail with EFBIG (and be reported), not kill the process

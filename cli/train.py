@@ -27,7 +27,8 @@ from npdvae.run_folder.run_files import RunLockedError, RunWriteError
 from npdvae.training.loop import NonFiniteBoundError, TrainingInterrupted, warm_up_kernels
 from .progress import EpochProgress, Progress
 from .stopping import StopRequests
-from .common import DATASET_NAMES, check_path_length, check_writable, config_error, data_dir_option, settings_line
+from .common import (DATASET_NAMES, CorruptionName, check_path_length, check_writable, config_error,
+                     data_dir_option, noise_params_option, settings_line)
 
 
 @click.command()
@@ -36,10 +37,14 @@ from .common import DATASET_NAMES, check_path_length, check_writable, config_err
               help="elbo: VAE/DVAE (eq. 11); iwae: IWAE/DIWAE (eq. 12).")
 @click.option("--noise", type=float, default=0.0, show_default=True,
               help="Corruption level: salt-and-pepper rate in [0, 1), or Gaussian std on [0, 1] pixels. 0 is the plain VAE/IWAE.")
-@click.option("--noise-type", type=click.Choice(BUILT_IN_CORRUPTIONS),
-              help="Default: salt-pepper-released for binary data (the authors' released code: a hit pixel "
-                   "becomes Bernoulli(noise)), gaussian for frey-face. salt-pepper: the textbook form "
-                   "(a hit pixel becomes 0 or 1 with equal chance).")
+@click.option("--noise-type", type=CorruptionName(),
+              help=f"One of {', '.join(BUILT_IN_CORRUPTIONS)}, or a corruption of one's own that the module "
+                   "npdvae --import names registers. Default: salt-pepper-released for binary data (the "
+                   "authors' released code: a hit pixel becomes Bernoulli(noise)), gaussian for frey-face. "
+                   "salt-pepper: the textbook form (a hit pixel becomes 0 or 1 with equal chance).")
+@click.option("--noise-param", "noise_params", multiple=True, metavar="NAME=VALUE", callback=noise_params_option,
+              help="A parameter of the corruption beyond its level (a JSON value, or else text), for a "
+                   "corruption of one's own; repeatable.")
 @click.option("--k", type=click.IntRange(min=1), default=1, show_default=True, help="Samples of z per corrupted copy.")
 @click.option("--m", type=click.IntRange(min=1), default=1, show_default=True, help="Corrupted copies per example.")
 @click.option("--encoder", type=click.Choice(ENCODERS), default="mlp", show_default=True,
@@ -105,8 +110,6 @@ def train(ctx, out, resume, data_dir, **options):
     if out is None:
         out = default_run_dir(config)
     check_writable(out)
-    if out.exists() and not out.is_dir():
-        raise click.BadParameter(f"{out} is a file, not a run directory", param_hint="--out")
     if not resume and has_checkpoint(out):
         raise click.BadParameter(_occupied(out, config), param_hint="--out")
 

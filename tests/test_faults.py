@@ -438,7 +438,7 @@ BAD_INPUTS = [
     (["train", "--select-after", "1.5", *TINY, "--out", "{tmp}/r"], 2, "--select-after"),
     (["reproduce", "table1", "--optimizer", "sgd", "--out", "{tmp}/g"], 2, "--optimizer"),
     (["reproduce", "table1", *TINY[:4], "--row", "DVAE (K=1)/1", "--column", "0", "--seeds", "1", "--epochs", "1",
-      "--out", "/dev/null"], 2, "/dev/null: /dev/null is not a folder"),
+      "--out", "/dev/null"], 2, "cannot write to /dev/null: /dev/null is not a folder"),
     (["reproduce", "table1", *TINY[:4], "--row", "DVAE (K=1)/1", "--column", "0", "--seeds", "1", "--epochs", "1",
       "--out", "/proc/npdvae-grid"], 2, "cannot write to /proc/npdvae-grid"),
     (["reproduce", "table2", "--eval-examples", "200", "--out", "{tmp}/g"], 2,
