@@ -258,6 +258,17 @@ def _this_writer() -> str:
             f"on {record['host']}, {record['date']}")
 
 
+def _untimed_legs(specs, results) -> bool:
+    """Whether some run trained longer than the calls that recorded their wall time: it was
+    stopped and resumed, and the legs before the last were timed by no record."""
+    for spec, r in zip(specs, results):
+        if r is not None:
+            timed = sum(end - start for start, end in run_intervals(r, Path(spec.run_dir) / "eval.json"))
+            if r["train_seconds"] > timed + 1.0:
+                return True
+    return False
+
+
 def write_outputs(experiment: Experiment, specs, results, out, name: str = "table") -> dict:
     """Write ``name``.md and ``name``.csv (and for figure1 its picture) under ``out``."""
     out = Path(out)
@@ -282,7 +293,9 @@ def write_outputs(experiment: Experiment, specs, results, out, name: str = "tabl
         markdown += [f"Compute: {plural(len(done), 'run')} of {', '.join(map(str, epochs_run))} "
                      f"epoch{'s' if epochs_run != [1] else ''}; {sum(r['train_seconds'] for r in done) / 3600:.2f} h of training and "
                      f"{sum(r['eval_seconds'] for r in done) / 3600:.2f} h of evaluation, summed over runs; "
-                     f"{busy_seconds(intervals) / 3600:.2f} h of wall time with at least one run going.", ""]
+                     f"{busy_seconds(intervals) / 3600:.2f} h of wall time with at least one run going"
+                     + (" in the legs that finished them (earlier legs, stopped and resumed from checkpoints, "
+                        "kept no wall time)." if _untimed_legs(specs, results) else "."), ""]
     markdown += ["Training cost, measured:", ""] + budget_lines(experiment, table) + [""]
     written_by = _this_writer()   # once, so that the .md and the .csv say the same
     markdown += provenance_lines(done, written_by)

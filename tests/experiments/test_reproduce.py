@@ -462,3 +462,17 @@ def test_eval_json_and_the_table_say_which_code_scored_and_wrote_them(scored_pai
         assert row["table_written_by"] == footer[0].split("; table written by ", 1)[1].rstrip(".")
         if head.returncode == 0:
             assert head.stdout.strip()[:12] in row["scored_by"]
+
+
+def test_the_wall_time_says_when_earlier_legs_of_a_run_were_not_timed(tmp_path):
+    """A run stopped and resumed kept no wall time for the legs before the last: the table must
+    not pass the last leg's hours off as the whole."""
+    from types import SimpleNamespace
+
+    from npdvae.experiments.tables import _untimed_legs
+    spec = SimpleNamespace(run_dir=str(tmp_path))
+    whole = {"train_seconds": 50.0, "intervals": [[0.0, 60.0]]}            # one leg: trained within its time
+    resumed = {"train_seconds": 500.0, "intervals": [[1000.0, 1100.0]]}    # 400 s trained before this leg
+    assert not _untimed_legs([spec], [whole])
+    assert _untimed_legs([spec, spec], [whole, resumed])
+    assert not _untimed_legs([spec, spec], [whole, None])                   # a run not finished is not counted
