@@ -396,6 +396,22 @@ def test_another_cells_eval_json_is_not_counted_but_scored_again(scored_pair, tm
     assert json.loads((Path(clean.run_dir) / "eval.json").read_text())["run_id"] == results[0]["run_id"]
 
 
+def test_an_eval_json_written_before_the_later_settings_existed_is_counted(scored_pair, tmp_path, mnist_root):
+    """An eval.json of older code records no optimizer, encoder gradient, selection rule or corruption
+    parameters: they were at their defaults, so the run is done, not scored again."""
+    from npdvae.training.config import LATER_SETTINGS
+    specs, results = _copy_grid(scored_pair, tmp_path)
+    clean = specs[0]
+    eval_file = Path(clean.run_dir) / "eval.json"
+    record = json.loads(eval_file.read_text())
+    for name in LATER_SETTINGS:
+        record["config"].pop(name, None)
+    eval_file.write_text(json.dumps(record))
+    again = run_grid([clean], jobs=1, data_dir=mnist_root, is_samples=5)[0]
+    assert again.get("done_before") and not again.get("notes"), again.get("notes")
+    assert again["test_bound"] == results[0]["test_bound"]
+
+
 def test_a_garbage_eval_json_is_named_and_the_run_scored_again(tmp_path, mnist_root):
     command = ["reproduce", "table1", "--row", "DVAE (K=1)/1", "--column", "0", "--seeds", "1", "--epochs", "1",
                "--is-samples", "5", "--train-examples", "200", "--eval-examples", "30", "--out", str(tmp_path),
