@@ -13,7 +13,8 @@ HERE = Path(__file__).parent
 TABLES = [HERE / "table1-released-3280" / "table.csv",
           HERE / "table1-released-3280-seed1" / "table-row-DVAE_K=1_-1l-column-0-column-5-seed-1.csv",
           HERE / "table1-released-3280-seed0" / "table-row-DVAE_K=1_-1l-column-10-seed-0.csv",
-          HERE / "table1-textbook-3280-seed0" / "table-row-DVAE_K=1_-1l-column-5-seed-0.csv"]
+          HERE / "table1-textbook-3280-seed0" / "table-row-DVAE_K=1_-1l-column-5-seed-0.csv",
+          HERE / "table1-diwae-3280-seed0" / "table-row-DIWAE_K=5_-1l-column-0-column-5-seed-0.csv"]
 
 
 def corruption(path: Path, column: str) -> str:

@@ -48,8 +48,8 @@ def evaluation_problem(evaluation: dict, config: dict, run_id: str | None, epoch
         return f"its configuration is not valid ({err})"
     # a run may be asked for more epochs after it was scored; every other setting must agree
     settings = {f.name for f in fields(TrainConfig)} - {"epochs"}   # not the run_id or provenance beside them
-    # a record written before a later setting existed has it at its default
-    recorded = {**{k: v for k, v in LATER_SETTINGS.items() if k not in recorded}, **recorded}
+    # a record (or a configuration) written before a later setting existed has it at its default
+    recorded, config = ({**{k: v for k, v in LATER_SETTINGS.items() if k not in c}, **c} for c in (recorded, config))
     differs = sorted(k for k in settings if recorded.get(k) != config.get(k))
     if differs:
         return f"{differs[0]}: {recorded.get(differs[0])!r} against the run's {config.get(differs[0])!r}"
