@@ -16,7 +16,7 @@ from npdvae.experiments import paper
 from npdvae.run_folder.run_files import replace_file
 from npdvae.run_folder.provenance import describe, provenance
 from npdvae.run_folder.runs import read_metrics
-from npdvae.experiments.grids import Experiment, column_label
+from npdvae.experiments.grids import Experiment, column_label, usual_protocol
 from npdvae.experiments.task import busy_seconds, run_intervals
 
 
@@ -231,7 +231,6 @@ def table_name(rows=None, columns=None, seeds=None, protocol=None, usual=None) -
     ``table-...`` naming the restriction otherwise, so that a part never replaces the whole,
     and every grid-wide setting of ``protocol`` that differs from ``usual`` (by default Table
     1's usual protocol), so that another protocol's table never replaces this one."""
-    from npdvae.experiments.grids import usual_protocol
     protocol, usual = protocol or {}, usual_protocol("table1") if usual is None else usual
     parts = [f"{name.replace('_', '-')}-{_setting_text(protocol[name])}" for name in _NAMED_SETTINGS
              if name in protocol and protocol[name] != usual.get(name)]
