@@ -1,9 +1,12 @@
 """The SNR reports under results/snr/ are of the published models they name, and
-results/README.md quotes what results/snr_table.py prints from them, verbatim."""
+results/README.md quotes what results/snr_table.py prints from them, verbatim, for each row
+of models it knows."""
 
 import json
 import subprocess
 import sys
+
+import pytest
 
 from npdvae.run_folder.model_file import load_model_file
 from npdvae.training.config import TrainConfig
@@ -14,7 +17,7 @@ RESULTS = REPO / "results"
 
 def test_each_snr_report_is_of_the_published_model_it_names():
     reports = sorted((RESULTS / "snr").glob("*.json"))
-    assert len(reports) == 8
+    assert len(reports) == 12   # two inputs for each of 4 DVAE (K=1) and 2 DIWAE (K=5) models
     for path in reports:
         report = json.loads(path.read_text())
         model = load_model_file(REPO / report["run"])
@@ -23,9 +26,11 @@ def test_each_snr_report_is_of_the_published_model_it_names():
         assert ("corrupted" in path.name) == report["inputs"].startswith("corrupted"), path
 
 
-def test_results_readme_quotes_the_snr_tables_verbatim():
-    printed = subprocess.run([sys.executable, str(RESULTS / "snr_table.py")], capture_output=True, text=True,
-                             check=True).stdout.strip()
+@pytest.mark.parametrize("row", ["", "diwae"])
+def test_results_readme_quotes_the_snr_tables_verbatim(row):
+    command = [sys.executable, str(RESULTS / "snr_table.py"), *([row] if row else [])]
+    printed = subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
     readme = (RESULTS / "README.md").read_text()
-    block = readme[readme.index("<!-- printed by python results/snr_table.py, verbatim -->"):]
+    marker = f"<!-- printed by python results/snr_table.py{' ' + row if row else ''}, verbatim -->"
+    block = readme[readme.index(marker):]
     assert block.split("\n", 2)[2].strip().startswith(printed)
