@@ -1,4 +1,4 @@
-"""Write the model card (MODEL.md) of every model file committed under results/*/models/.
+"""Write the model card (MODEL.md) of every model file committed under results/**/models/.
 
     python results/model_cards.py
 
@@ -11,5 +11,5 @@ from npdvae.run_folder.model_card import write_model_card
 
 HERE = Path(__file__).parent
 
-for model in sorted(HERE.glob("*/models/*.h5")):
+for model in sorted(HERE.glob("**/models/*.h5")):
     print(write_model_card(model).relative_to(HERE.parent))

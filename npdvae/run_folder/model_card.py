@@ -48,13 +48,29 @@ def _corruption(config: TrainConfig) -> str:
     return f"`{config.noise_type}`, {level}{params}: {config.corruption_description}"
 
 
+_SCHEDULES = {"staged": "staged (stage i: 3^i epochs at lr x 10^(-i/7))",
+              "released": "the released script's stages (stage k from epoch 3^k - 1 at lr x 10^(-k/c), "
+                          "c = log(epochs // 2) / log 3)",
+              "constant": "constant"}
+_OPTIMIZERS = {"adam": "Adam", "adam-released": "the released script's Adam (first moment = the gradient)"}
+_ENCODER_GRADIENTS = {"stl": "the encoder's gradient by STL (no score term of log q)",
+                      "dreg": "the encoder's gradient by DReG (doubly reparameterized)"}
+
+
 def _protocol(config: TrainConfig) -> str:
-    schedule = "staged (stage i: 3^i epochs at lr x 10^(-i/7))" if config.schedule == "staged" else "constant"
     clip = f"gradients clipped at a global norm of {config.clip_grad_norm:g}" if config.clip_grad_norm else \
         "no gradient clipping"
+    if config.encoder_gradient != "standard":
+        clip += f", {_ENCODER_GRADIENTS[config.encoder_gradient]}"
     data = f"{config.dataset}" + (f", {config.binarize} binarization" if config.dataset != "frey-face" else "")
-    return (f"{config.epochs} epochs of Adam at lr {config.lr:g}, {schedule}, {clip}; minibatches of "
-            f"{config.batch_size}; {data}; seed {config.seed}; the best epoch by validation bound kept")
+    selection = "the best epoch by validation bound kept"
+    if config.select_every > 1 or config.select_after > 0:
+        late = f", once past {100 * config.select_after:g}% of the epochs" if config.select_after else ""
+        selection = (f"the best by validation bound kept among epochs 1, {config.select_every + 1}, "
+                     f"{2 * config.select_every + 1}, ... and the last{late}")
+    return (f"{config.epochs} epochs of {_OPTIMIZERS[config.optimizer]} at lr {config.lr:g}, "
+            f"{_SCHEDULES[config.schedule]}, {clip}; minibatches of "
+            f"{config.batch_size}; {data}; seed {config.seed}; {selection}")
 
 
 def model_card(model: ModelFile, file_name: str) -> str:

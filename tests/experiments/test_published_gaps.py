@@ -22,7 +22,8 @@ from npdvae.evaluation.gaps_record import REPORT_NAME, finished_figures, params_
 from npdvae.run_folder.runs import load_trained
 
 ROOT = Path(__file__).resolve().parents[2]
-FOLDERS = sorted(path.parent for path in (ROOT / "results").glob("*/gaps/*/gaps.jsonl"))
+FOLDERS = sorted(path.parent for path in (ROOT / "results").glob("**/gaps/*/gaps.jsonl"))
+IDS = [str(f.relative_to(ROOT / "results")).replace("/gaps/", "/") for f in FOLDERS]
 
 
 def _numbers(value, prefix=""):
@@ -32,7 +33,7 @@ def _numbers(value, prefix=""):
     return {prefix: value}
 
 
-@pytest.mark.parametrize("folder", FOLDERS, ids=[f"{f.parent.parent.name}/{f.name}" for f in FOLDERS])
+@pytest.mark.parametrize("folder", FOLDERS, ids=IDS)
 def test_a_published_gaps_analysis_is_the_analysis_of_the_model_it_names(folder):
     report = json.loads((folder / REPORT_NAME).read_text())
     header, figures = finished_figures(folder)
@@ -44,7 +45,7 @@ def test_a_published_gaps_analysis_is_the_analysis_of_the_model_it_names(folder)
     assert {subset: len(figures[subset]["log_px_ais"]) for subset in figures} == report["examples"]
 
 
-@pytest.mark.parametrize("folder", FOLDERS, ids=[f"{f.parent.parent.name}/{f.name}" for f in FOLDERS])
+@pytest.mark.parametrize("folder", FOLDERS, ids=IDS)
 def test_a_published_gaps_report_is_the_summary_of_its_record(folder):
     report = json.loads((folder / REPORT_NAME).read_text())
     _, figures = finished_figures(folder)

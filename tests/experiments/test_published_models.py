@@ -1,4 +1,5 @@
-"""The model files committed under results/EXPERIMENT/models/ give back the figures of their table.
+"""The model files committed under results/EXPERIMENT/models/ (or results/EXPERIMENT/GRID/models/,
+for an experiment of several grids) give back the figures of their table.
 
 Each model is scored on the real test set as the tables score it (npdvae.training.loop.split_bound
 on the test split), and must match its own recorded evaluation and its table's cell (the mean
@@ -21,7 +22,8 @@ from npdvae.training.loop import split_bound
 from tests.data.conftest import require_dataset
 
 RESULTS = Path(__file__).resolve().parents[2] / "results"
-MODELS = sorted(RESULTS.glob("*/models/*.h5"))
+MODELS = sorted(RESULTS.glob("**/models/*.h5"))
+IDS = [str(p.relative_to(RESULTS)).replace("/models/", "/") for p in MODELS]
 
 
 def _cell(config: TrainConfig):
@@ -40,12 +42,12 @@ def _tables_beside(models_folder: Path) -> list[Path]:
 
 def test_every_published_model_has_a_table():
     if not MODELS:
-        pytest.skip("no model files are committed under results/*/models/ yet")
+        pytest.skip("no model files are committed under results/**/models/ yet")
     for path in MODELS:
         assert _tables_beside(path.parent), f"{path} has no table*.csv beside its models/"
 
 
-@pytest.mark.parametrize("path", MODELS, ids=[f"{p.parent.parent.name}/{p.name}" for p in MODELS])
+@pytest.mark.parametrize("path", MODELS, ids=IDS)
 def test_a_published_model_gives_back_its_recorded_test_bound(path):
     model_file = load_model_file(path)
     config, model, params = load_trained(path)
@@ -58,7 +60,7 @@ def test_a_published_model_gives_back_its_recorded_test_bound(path):
 
 
 @pytest.mark.parametrize("table", sorted({t for p in MODELS for t in _tables_beside(p.parent)}),
-                         ids=lambda p: f"{p.parent.name}/{p.name}")
+                         ids=lambda p: str(p.relative_to(RESULTS)))
 def test_a_tables_cells_are_the_means_of_their_published_models(table):
     recorded = defaultdict(list)
     for path in table.parent.glob("models/*.h5"):
@@ -77,7 +79,7 @@ def test_a_tables_cells_are_the_means_of_their_published_models(table):
     assert checked, f"no cell of {table} has all its seeds published"
 
 
-@pytest.mark.parametrize("path", MODELS, ids=[f"{p.parent.parent.name}/{p.name}" for p in MODELS])
+@pytest.mark.parametrize("path", MODELS, ids=IDS)
 def test_a_published_model_has_the_card_its_file_gives(path):
     card = card_path(path)
     assert card.is_file(), f"{path} has no model card: python results/model_cards.py writes it"
