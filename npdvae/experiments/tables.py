@@ -18,6 +18,8 @@ from npdvae.run_folder.provenance import describe, provenance
 from npdvae.run_folder.runs import read_metrics
 from npdvae.experiments.grids import Experiment, column_label, usual_protocol
 from npdvae.experiments.task import busy_seconds, run_intervals
+from npdvae.training.config import LATER_SETTINGS
+from npdvae.vae.model import ENCODER_GRADIENT_DESCRIPTIONS
 
 
 def _mean_std(values):
@@ -98,6 +100,10 @@ def protocol_lines(specs) -> list[str]:
     lines.append(f"- training: {optimizer}, lr {values('lr')}, schedule {values('schedule')}, {clipping}, "
                  f"binarization {values('binarize')}, "
                  f"batch {values('batch_size')}, {values('epochs')} epochs")
+    gradients = dict.fromkeys(spec.config.get("encoder_gradient", "standard") for spec in specs)
+    if gradients != {"standard": None}:
+        lines.append("- the encoder's gradient: " + ", ".join(ENCODER_GRADIENT_DESCRIPTIONS[g] for g in gradients)
+                     + "; the decoder's as usual")
     rules = dict.fromkeys((spec.config.get("select_every", 1), spec.config.get("select_after", 0.0)) for spec in specs)
     if rules != {(1, 0.0): None}:
         lines.append("- model selection: " + "; ".join(
@@ -304,6 +310,7 @@ def write_outputs(experiment: Experiment, specs, results, out, name: str = "tabl
     writer.writerow(["experiment", "model", "layers", "column", "seeds", "epochs", "bound_mean", "bound_std",
                      "paper_mean", "paper_std", "log_likelihood_mean", "log_likelihood_std",
                      "seconds_per_epoch", "noise_type", "schedule", "clip_grad_norm", "binarize", "lr",
+                     "optimizer", "encoder_gradient", "select_every", "select_after",
                      "valid_bound_by_lr", "scored_by", "table_written_by"])
     protocol = {(spec.cell.row_key, spec.cell.column, spec.config["lr"]): spec.config for spec in specs}
     scorers = collections.defaultdict(set)   # which code scored the runs a row's figures come from
@@ -317,6 +324,8 @@ def write_outputs(experiment: Experiment, specs, results, out, name: str = "tabl
                          *entry["bound_stats"], paper_mean, paper_std, *entry["ll_stats"],
                          statistics.fmean(entry["seconds_per_epoch"]), config["noise_type"],
                          config["schedule"], config["clip_grad_norm"], config["binarize"], config["lr"],
+                         *(config.get(name, LATER_SETTINGS[name])
+                           for name in ("optimizer", "encoder_gradient", "select_every", "select_after")),
                          json.dumps({f"{lr:g}": round(v, 4) for lr, v in entry["valid_by_lr"].items()}),
                          "; ".join(sorted(scorers[(row_key, column, entry["lr"])])), written_by])
     replace_file(out / f"{name}.csv", rows.getvalue().encode())

@@ -11,6 +11,7 @@ from npdvae.run_folder.model_file import ModelFile, load_model_file
 from npdvae.run_folder.provenance import describe
 from npdvae.run_folder.run_files import replace_file
 from npdvae.training.config import TrainConfig
+from npdvae.vae.model import ENCODER_GRADIENT_DESCRIPTIONS
 
 CARD_SUFFIX = ".md"
 
@@ -53,15 +54,13 @@ _SCHEDULES = {"staged": "staged (stage i: 3^i epochs at lr x 10^(-i/7))",
                           "c = log(epochs // 2) / log 3)",
               "constant": "constant"}
 _OPTIMIZERS = {"adam": "Adam", "adam-released": "the released script's Adam (first moment = the gradient)"}
-_ENCODER_GRADIENTS = {"stl": "the encoder's gradient by STL (no score term of log q)",
-                      "dreg": "the encoder's gradient by DReG (doubly reparameterized)"}
 
 
 def _protocol(config: TrainConfig) -> str:
     clip = f"gradients clipped at a global norm of {config.clip_grad_norm:g}" if config.clip_grad_norm else \
         "no gradient clipping"
     if config.encoder_gradient != "standard":
-        clip += f", {_ENCODER_GRADIENTS[config.encoder_gradient]}"
+        clip += f", the encoder's gradient by {ENCODER_GRADIENT_DESCRIPTIONS[config.encoder_gradient]}"
     data = f"{config.dataset}" + (f", {config.binarize} binarization" if config.dataset != "frey-face" else "")
     selection = "the best epoch by validation bound kept"
     if config.select_every > 1 or config.select_after > 0:

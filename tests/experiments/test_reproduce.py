@@ -367,6 +367,24 @@ def test_a_grid_of_another_protocol_writes_a_table_of_its_own(mnist_root, tmp_pa
     assert sorted(p.name for p in tmp_path.glob("table*.md")) == [named + ".md"]
 
 
+@pytest.mark.parametrize("gradient", ["standard", "dreg"])
+def test_a_table_says_which_encoder_gradient_trained_its_runs(mnist_root, tmp_path, gradient):
+    """The table's header and every CSV row name the estimator (and the other later settings),
+    so a table read without its file name still says what it is."""
+    args = ["reproduce", "table1", "--row", "DIWAE (K=5)/1", "--column", "5", "--seed", "0", "--epochs", "1",
+            "--is-samples", "2", "--is-examples", "2", "--train-examples", "200", "--eval-examples", "20",
+            "--encoder-gradient", gradient, "--out", str(tmp_path), "--data-dir", str(mnist_root)]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    markdown, = tmp_path.glob("table*.md")
+    rows = list(csv.DictReader(open(markdown.with_suffix(".csv"))))
+    assert [(r["encoder_gradient"], r["optimizer"], r["select_every"], r["select_after"]) for r in rows] == \
+        [(gradient, "adam", "1", "0.0")]
+    named = "- the encoder's gradient: DReG (doubly reparameterized); the decoder's as usual"
+    assert (named in markdown.read_text()) == (gradient == "dreg")
+    assert ("encoder's gradient" in markdown.read_text()) == (gradient == "dreg")
+
+
 @pytest.fixture(scope="module")
 def scored_pair(tmp_path_factory, mnist_root):
     """A tiny finished grid of two cells (noise 0 and 5%), copied by the tests that tamper with it."""
