@@ -18,8 +18,7 @@ from npdvae.run_folder.provenance import describe, provenance
 from npdvae.run_folder.runs import read_metrics
 from npdvae.experiments.grids import Experiment, column_label, usual_protocol
 from npdvae.experiments.task import busy_seconds, run_intervals
-from npdvae.training.config import LATER_SETTINGS
-from npdvae.vae.model import ENCODER_GRADIENT_DESCRIPTIONS
+from npdvae.training.config import ENCODER_GRADIENT_DESCRIPTIONS, LATER_SETTINGS
 
 
 def _mean_std(values):

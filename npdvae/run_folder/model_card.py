@@ -10,8 +10,7 @@ from pathlib import Path
 from npdvae.run_folder.model_file import ModelFile, load_model_file
 from npdvae.run_folder.provenance import describe
 from npdvae.run_folder.run_files import replace_file
-from npdvae.training.config import TrainConfig
-from npdvae.vae.model import ENCODER_GRADIENT_DESCRIPTIONS
+from npdvae.training.config import ENCODER_GRADIENT_DESCRIPTIONS, TrainConfig
 
 CARD_SUFFIX = ".md"
 

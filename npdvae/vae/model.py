@@ -39,10 +39,6 @@ ENCODERS = ("mlp", "gru")
 # The estimators of the encoder's gradient (see DVAEModel.backward); the decoder's is the same
 # under all three
 ENCODER_GRADIENTS = ("standard", "stl", "dreg")
-# each one in words, for the pages that describe a training (model cards, tables)
-ENCODER_GRADIENT_DESCRIPTIONS = {"standard": "the standard reparameterized gradient",
-                                 "stl": "STL (sticking the landing: no score term of log q)",
-                                 "dreg": "DReG (doubly reparameterized)"}
 
 
 def default_activation(bound: str) -> str:
