@@ -18,7 +18,8 @@ from npdvae.run_folder.provenance import describe, provenance
 from npdvae.run_folder.runs import read_metrics
 from npdvae.experiments.grids import Experiment, column_label, usual_protocol
 from npdvae.experiments.task import busy_seconds, run_intervals
-from npdvae.training.config import ENCODER_GRADIENT_DESCRIPTIONS, LATER_SETTINGS
+from npdvae.training.config import ENCODER_GRADIENT_DESCRIPTIONS, LATER_SETTINGS, OPTIMIZER_DESCRIPTIONS
+from npdvae.training.selection import describe_rule
 
 
 def _mean_std(values):
@@ -94,8 +95,7 @@ def protocol_lines(specs) -> list[str]:
     clip = values("clip_grad_norm")
     clipping = "no gradient clipping" if clip == "None" else f"gradient norm clipped at {clip}"
     optimizers = dict.fromkeys(spec.config.get("optimizer", "adam") for spec in specs)
-    optimizer = ", ".join("Adam" if name == "adam" else "Adam as the authors' released code writes it (no momentum)"
-                          for name in optimizers)
+    optimizer = ", ".join(OPTIMIZER_DESCRIPTIONS[name] for name in optimizers)
     lines.append(f"- training: {optimizer}, lr {values('lr')}, schedule {values('schedule')}, {clipping}, "
                  f"binarization {values('binarize')}, "
                  f"batch {values('batch_size')}, {values('epochs')} epochs")
@@ -105,9 +105,7 @@ def protocol_lines(specs) -> list[str]:
                      + "; the decoder's as usual")
     rules = dict.fromkeys((spec.config.get("select_every", 1), spec.config.get("select_after", 0.0)) for spec in specs)
     if rules != {(1, 0.0): None}:
-        lines.append("- model selection: " + "; ".join(
-            f"the best validation bound at every {every} epochs and at the last, none before {100 * after:g}% "
-            f"of the epochs" for every, after in rules))
+        lines.append("- model selection: " + "; ".join(describe_rule(every, after) for every, after in rules))
     subsets = [f"first {spec.config[name]} {what}" for name, what in (("train_examples", "training examples"),
                                                                     ("eval_examples", "validation/test examples"))
                for spec in specs[:1] if spec.config[name]]

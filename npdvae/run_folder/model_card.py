@@ -10,7 +10,8 @@ from pathlib import Path
 from npdvae.run_folder.model_file import ModelFile, load_model_file
 from npdvae.run_folder.provenance import describe
 from npdvae.run_folder.run_files import replace_file
-from npdvae.training.config import ENCODER_GRADIENT_DESCRIPTIONS, TrainConfig
+from npdvae.training.config import ENCODER_GRADIENT_DESCRIPTIONS, OPTIMIZER_DESCRIPTIONS, TrainConfig
+from npdvae.training.selection import describe_rule
 
 CARD_SUFFIX = ".md"
 
@@ -52,7 +53,6 @@ _SCHEDULES = {"staged": "staged (stage i: 3^i epochs at lr x 10^(-i/7))",
               "released": "the released script's stages (stage k from epoch 3^k - 1 at lr x 10^(-k/c), "
                           "c = log(epochs // 2) / log 3)",
               "constant": "constant"}
-_OPTIMIZERS = {"adam": "Adam", "adam-released": "the released script's Adam (first moment = the gradient)"}
 
 
 def _protocol(config: TrainConfig) -> str:
@@ -61,14 +61,10 @@ def _protocol(config: TrainConfig) -> str:
     if config.encoder_gradient != "standard":
         clip += f", the encoder's gradient by {ENCODER_GRADIENT_DESCRIPTIONS[config.encoder_gradient]}"
     data = f"{config.dataset}" + (f", {config.binarize} binarization" if config.dataset != "frey-face" else "")
-    selection = "the best epoch by validation bound kept"
-    if config.select_every > 1 or config.select_after > 0:
-        late = f", once past {100 * config.select_after:g}% of the epochs" if config.select_after else ""
-        selection = (f"the best by validation bound kept among epochs 1, {config.select_every + 1}, "
-                     f"{2 * config.select_every + 1}, ... and the last{late}")
-    return (f"{config.epochs} epochs of {_OPTIMIZERS[config.optimizer]} at lr {config.lr:g}, "
+    selection = describe_rule(config.select_every, config.select_after)
+    return (f"{config.epochs} epochs of {OPTIMIZER_DESCRIPTIONS[config.optimizer]} at lr {config.lr:g}, "
             f"{_SCHEDULES[config.schedule]}, {clip}; minibatches of "
-            f"{config.batch_size}; {data}; seed {config.seed}; {selection}")
+            f"{config.batch_size}; {data}; seed {config.seed}; {selection} kept")
 
 
 def model_card(model: ModelFile, file_name: str) -> str:

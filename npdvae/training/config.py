@@ -17,7 +17,9 @@ from npdvae.vae.model import ENCODER_GRADIENTS, ENCODERS, ModelConfig, default_a
 
 SCHEDULES = ("constant", "staged", "released")
 OPTIMIZERS = ("adam", "adam-released")
-# the encoder's gradient estimators in words, for the pages that describe a training (model cards, tables)
+# the optimizers and the encoder's gradient estimators in words, for the pages that describe a
+# training (model cards, tables)
+OPTIMIZER_DESCRIPTIONS = {"adam": "Adam", "adam-released": "Adam as the authors' released code writes it (no momentum)"}
 ENCODER_GRADIENT_DESCRIPTIONS = {"standard": "the standard reparameterized gradient",
                                  "stl": "STL (sticking the landing: no score term of log q)",
                                  "dreg": "DReG (doubly reparameterized)"}

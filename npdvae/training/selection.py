@@ -41,3 +41,11 @@ def best_record(history: list[dict]) -> dict | None:
     if any("best" in record for record in history):
         return None   # records of a rule that has chosen nothing yet
     return max(history, key=lambda record: record["valid_bound"], default=None)
+
+
+def describe_rule(every: int = 1, after: float = 0.0) -> str:
+    """The selection rule in words, for the pages that describe a training (tables, model cards)."""
+    if every == 1 and after == 0:
+        return "the best epoch by validation bound"
+    late = f" (none before {100 * after:g}% of the epochs)" if after else ""
+    return f"the best validation bound at every {every} epochs and at the last{late}"

@@ -29,10 +29,11 @@ def test_the_usual_protocol_reads_as_before():
 @pytest.mark.parametrize("settings, named", [
     ({"schedule": "released"}, "the released script's stages"),
     ({"schedule": "constant"}, "lr 0.001, constant,"),
-    ({"optimizer": "adam-released"}, "the released script's Adam"),
+    ({"optimizer": "adam-released"}, "Adam as the authors' released code writes it (no momentum)"),
     ({"bound": "iwae", "k": 5, "encoder_gradient": "dreg"}, "the encoder's gradient by DReG"),
     ({"encoder_gradient": "stl"}, "the encoder's gradient by STL"),
-    ({"select_every": 50, "select_after": 0.4}, "among epochs 1, 51, 101, ... and the last, once past 40% of the epochs"),
+    ({"select_every": 50, "select_after": 0.4},
+     "the best validation bound at every 50 epochs and at the last (none before 40% of the epochs) kept"),
 ])
 def test_a_setting_other_than_the_usual_is_named_on_the_card(settings, named):
     line = _training(_card(**settings))
