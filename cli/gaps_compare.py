@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from npdvae.evaluation.gaps import FIGURES, GAPS, IW_FIGURE, paired_difference, report_to_dict
-from npdvae.evaluation.gaps_record import GapsRecordError, finished_figures, images_problem
+from npdvae.evaluation.gaps_record import GapsRecordError, finished_figures, pairing_problem
 from .gaps import label
 
 
@@ -32,21 +32,12 @@ def gaps_compare(first, second, as_json):
         except GapsRecordError as err:
             raise click.BadParameter(str(err), param_hint=name) from None
     (header_a, figures_a), (header_b, figures_b) = analyses
-    settings_a, settings_b = header_a["settings"], header_b["settings"]
-    differences = [f"{key} {settings_a.get(key)!r} against {settings_b.get(key)!r}"
-                   for key in sorted(set(settings_a) | set(settings_b)) if settings_a.get(key) != settings_b.get(key)]
-    if differences:
-        raise click.UsageError(f"{first} and {second} were analysed with other settings ({'; '.join(differences)}); "
-                               "only analyses of the same images with the same settings are compared")
-    problem = images_problem(header_a, header_b)
+    problem = pairing_problem(header_a, header_b)
     if problem:
-        raise click.UsageError(f"{first} and {second} are analyses of other images ({problem}); "
-                               "only analyses of the same images are compared")
+        raise click.UsageError(f"{first} and {second} {problem}")
     if header_a["images"] is None or header_b["images"] is None:
         click.echo("note: a record made before gaps records named their images; that both cover the same "
                    "images is not checked", err=True)
-    if header_a["model"] == header_b["model"]:
-        raise click.UsageError(f"{first} and {second} are analyses of the same model")
     try:
         report = paired_difference(figures_a, figures_b)
     except (KeyError, ValueError) as err:
@@ -62,4 +53,4 @@ def gaps_compare(first, second, as_json):
     for name in names:
         cells = [f"{report[key][name].mean:+8.2f} ± {report[key][name].stderr:5.2f}"
                  for key in ("train", "test", "generalization")]
-        click.echo(f"  {label(name, settings_a.get('iw_k', 1)):40s} {cells[0]:>16s} {cells[1]:>16s} {cells[2]:>16s}")
+        click.echo(f"  {label(name, header_a['settings'].get('iw_k', 1)):40s} {cells[0]:>16s} {cells[1]:>16s} {cells[2]:>16s}")

@@ -88,6 +88,25 @@ def images_problem(first: dict, second: dict) -> str | None:
     return _images_difference(a, b)
 
 
+def pairing_problem(first: dict, second: dict) -> str | None:
+    """Why two finished analyses (headers as :func:`finished_figures` gives them) cannot be
+    subtracted image by image, as a phrase that follows the two folders' names; None when they
+    can. They must be of two models, with the same settings (the same estimators and seed, so
+    the same draws) and of the same images."""
+    settings_a, settings_b = first["settings"], second["settings"]
+    differences = [f"{key} {settings_a.get(key)!r} against {settings_b.get(key)!r}"
+                   for key in sorted(set(settings_a) | set(settings_b)) if settings_a.get(key) != settings_b.get(key)]
+    if differences:
+        return (f"were analysed with other settings ({'; '.join(differences)}); "
+                "only analyses of the same images with the same settings are compared")
+    problem = images_problem(first, second)
+    if problem:
+        return f"are analyses of other images ({problem}); only analyses of the same images are compared"
+    if first["model"] == second["model"]:
+        return "are analyses of the same model"
+    return None
+
+
 def params_digest(params: dict) -> str:
     """SHA-256 over every parameter array's name and checksum: which model a record is of."""
     digest = hashlib.sha256()
@@ -181,5 +200,5 @@ class GapsRecord:
         self.lock.release()
 
 
-__all__ = ["GapsRecord", "GapsRecordError", "finished_figures", "images_problem", "params_digest", "RECORD_NAME",
-           "REPORT_NAME"]
+__all__ = ["GapsRecord", "GapsRecordError", "finished_figures", "images_problem", "pairing_problem", "params_digest",
+           "RECORD_NAME", "REPORT_NAME"]

@@ -4,7 +4,8 @@ left unreadable by a stop in the middle of a line."""
 import numpy as np
 import pytest
 
-from npdvae.evaluation.gaps_record import GapsRecord, GapsRecordError, finished_figures, images_problem, params_digest
+from npdvae.evaluation.gaps_record import (GapsRecord, GapsRecordError, finished_figures, images_problem, pairing_problem,
+                                            params_digest)
 
 SETTINGS = {"examples": 4, "seed": 0, "ais": {"steps": 3}}
 
@@ -123,3 +124,16 @@ def test_records_of_other_images_are_named_and_refused(tmp_path):
         == "other test images"
     assert images_problem({"images": images}, {"images": None}) is None and \
         images_problem({"images": images}, {"images": dict(images)}) is None
+
+
+def test_two_analyses_pair_only_when_of_two_models_with_the_same_settings_and_images():
+    images = {"dataset": "mnist", "binarization": "static", "binarization_seed": 0,
+              "train": {"images": 2, "sha256": "a" * 64}, "test": {"images": 1, "sha256": "b" * 64}}
+    first = {"model": "m" * 64, "settings": SETTINGS, "images": images}
+    assert pairing_problem(first, {**first, "model": "n" * 64}) is None
+    assert pairing_problem(first, first) == "are analyses of the same model"
+    assert pairing_problem(first, {**first, "model": "n" * 64, "settings": {**SETTINGS, "seed": 3}}) == (
+        "were analysed with other settings (seed 0 against 3); only analyses of the same images with the same "
+        "settings are compared")
+    other = {**first, "model": "n" * 64, "images": {**images, "binarization_seed": 1}}
+    assert pairing_problem(first, other).startswith("are analyses of other images (binarization_seed 0 against 1)")
