@@ -2,7 +2,9 @@
 
 A long run outlives the machine it starts on. Its resumable state is four files of its run
 folder: ``config.json``, ``metrics.jsonl``, ``last.h5`` and ``best.h5``; nothing else is
-needed to continue it bit for bit (the lock, pictures and evaluation records are not).
+needed to continue it bit for bit (the lock, pictures and evaluation records are not). A run
+whose selection rule has kept no epoch yet (the released rule keeps none before 40% of the
+budget) has no ``best.h5``, and is carried with the other three.
 
     python results/carry.py save OUT CARRY --commit SHA -- npdvae reproduce ... --out OUT
         copies those files of every unfinished run under OUT/runs into CARRY/<run>/ and
@@ -26,6 +28,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 CARRIED = ("config.json", "metrics.jsonl", "last.h5", "best.h5")
+BEST = "best.h5"   # written at the first epoch the run's selection rule keeps
+
+
+def _present(run: Path) -> list[str]:
+    return [name for name in CARRIED if (run / name).is_file() and not (run / name).is_symlink()]
 
 
 def _fail(message: str) -> None:
@@ -45,7 +52,8 @@ def save(out: Path, carry: Path, commit: str, command: list[str]) -> list[str]:
             continue
         if summary.state != "interrupted":
             _fail(f"{run} is {summary.state} ({summary.detail}): stop its driver first (Ctrl-C), then carry it")
-        missing = [name for name in CARRIED if not (run / name).is_file() or (run / name).is_symlink()]
+        needed = CARRIED if summary.best_epoch is not None else tuple(n for n in CARRIED if n != BEST)
+        missing = [name for name in needed if name not in _present(run)]
         if missing:
             _fail(f"{run} lacks {', '.join(missing)}: it cannot be carried")
         rows.append((run, summary))
@@ -55,7 +63,7 @@ def save(out: Path, carry: Path, commit: str, command: list[str]) -> list[str]:
         shutil.rmtree(carry)        # a carry is replaced whole: runs carried before may have finished since
     for run, _ in rows:
         (carry / run.name).mkdir(parents=True)
-        for name in CARRIED:
+        for name in _present(run):
             shutil.copy2(run / name, carry / run.name / name)
     carry.joinpath("README.md").write_text(_readme(out, carry, commit, command, rows))
     return [run.name for run, _ in rows]
@@ -63,13 +71,16 @@ def save(out: Path, carry: Path, commit: str, command: list[str]) -> list[str]:
 
 def _readme(out: Path, carry: Path, commit: str, command: list[str], rows) -> str:
     table = "\n".join(
-        f"| `{run.name}` | {s.epochs_done} of {s.epochs_asked} | {s.best_valid:.4f} (epoch {s.best_epoch}) |"
+        f"| `{run.name}` | {s.epochs_done} of {s.epochs_asked} | "
+        + (f"{s.best_valid:.4f} (epoch {s.best_epoch}) |" if s.best_epoch is not None
+           else "none kept yet (its selection rule starts later; no best.h5) |")
         for run, s in rows)
     worktree = f"/work/wt-{commit[:7]}"
     return f"""# Carried runs
 
 Unfinished runs of one grid, carried by `results/carry.py` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC:
-each folder holds the four files that continue the run (`{"`, `".join(CARRIED)}`).
+each folder holds the files that continue the run (`{"`, `".join(CARRIED[:3])}`, and `{BEST}` once its
+selection rule has kept an epoch).
 They were trained from a worktree pinned at commit `{commit}`, into `--out {out}`.
 
 | run | epochs done (last.h5) | best validation bound |
@@ -96,7 +107,7 @@ def restore(carry: Path, out: Path) -> list[str]:
     if not runs:
         _fail(f"no carried runs in {carry}")
     for folder in runs:
-        missing = [name for name in CARRIED if not (folder / name).is_file()]
+        missing = [name for name in CARRIED if name != BEST and not (folder / name).is_file()]
         if missing:
             _fail(f"{folder} lacks {', '.join(missing)}")
         target = out / "runs" / folder.name
@@ -105,7 +116,7 @@ def restore(carry: Path, out: Path) -> list[str]:
     for folder in runs:
         target = out / "runs" / folder.name
         target.mkdir(parents=True)
-        for name in CARRIED:
+        for name in _present(folder):
             shutil.copy2(folder / name, target / name)
     return [folder.name for folder in runs]
 

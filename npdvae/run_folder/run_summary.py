@@ -115,7 +115,9 @@ def summarize_run(run_dir) -> RunSummary:
     if evaluation is not None and not evaluation_problem(evaluation, checkpoint.config, checkpoint.run_id,
                                                          summary.best_epoch):
         summary.test_bound, summary.log_likelihood = evaluation["test_bound"], evaluation["log_likelihood"]
-    if not note and history:   # the best checkpoint is what a finished run is used by: it must be there and the run's
+    # the best checkpoint is what a finished run is used by: once the run has kept a best epoch, it
+    # must be there and the run's (a rule that starts late keeps none in the first epochs)
+    if not note and best is not None:
         try:
             load_run_checkpoint(run_dir, "best", fall_back=False)
         except (CheckpointError, RunDirectoryError) as err:

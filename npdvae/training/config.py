@@ -14,6 +14,7 @@ from npdvae.vae.corruption_registry import (LEVELS, describe_level, is_identity,
 from npdvae.data.datasets import split_sizes
 from npdvae.data.files import DATASETS
 from npdvae.vae.model import ENCODER_GRADIENTS, ENCODERS, ModelConfig, default_activation
+from npdvae.training.selection import is_selectable
 
 SCHEDULES = ("constant", "staged", "released")
 OPTIMIZERS = ("adam", "adam-released")
@@ -163,6 +164,12 @@ class TrainConfig:
             raise ConfigError("select_every", f"select_every must be >= 1, got {self.select_every}")
         if not 0 <= self.select_after < 1:
             raise ConfigError("select_after", f"select_after must be a fraction in [0, 1), got {self.select_after}")
+        if not is_selectable(self.epochs, self.epochs, self.select_every, self.select_after):
+            # the last epoch is the rule's last chance; a run that keeps none would end with no best.h5
+            raise ConfigError("select_after", f"select_after {self.select_after:g} keeps no epoch of {self.epochs}: "
+                                              f"not even the last (0-based {self.epochs - 1}) comes after "
+                                              f"{self.select_after:g} x {self.epochs}; give a smaller fraction "
+                                              "or more epochs")
         if self.clip_grad_norm is not None and not (self.clip_grad_norm > 0 and np.isfinite(self.clip_grad_norm)):
             raise ConfigError("clip_grad_norm", f"clip_grad_norm must be a finite number > 0, got {self.clip_grad_norm}")
         if self.encoder not in ENCODERS:

@@ -117,3 +117,43 @@ def test_carrying_nothing_is_one_line_and_writes_nothing(mnist_root, tmp_path):
     assert result.returncode == 1 and "no run folders" in result.stderr and "Traceback" not in result.stderr
     result = _run(mnist_root, sys.executable, CARRY, "restore", tmp_path / "nothing", tmp_path / "out")
     assert result.returncode == 1 and "no carried runs" in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_a_run_whose_selection_rule_has_kept_no_epoch_is_carried_without_best_h5(tmp_path):
+    """Issue 38's released rule keeps no epoch before 40% of the budget: a run stopped before then
+    has three of the four files, is carried with them, and continues to the bits of an unbroken
+    run. Synthetic data: carry.py reads only the run folders."""
+    from npdvae.run_folder.runs import open_run
+    from npdvae.training.config import TrainConfig
+    from npdvae.training.loop import TrainingInterrupted
+    from tests.synthetic import synthetic_dataset
+    config = TrainConfig(dataset="mnist", latent=3, hidden=8, epochs=4, batch_size=50, select_after=0.6)
+    data = synthetic_dataset()   # 6 minibatches an epoch; only epoch 4 may be kept
+    unbroken = open_run(config, tmp_path / "unbroken" / "runs" / "r", data)
+    unbroken.run()
+    unbroken.release()
+    out = tmp_path / "grid"
+    stopped = open_run(config, out / "runs" / "r", data)
+    polls = iter(range(10 ** 6))
+    stopped.stop_requested = lambda: next(polls) == 9     # in the second epoch
+    with pytest.raises(TrainingInterrupted):
+        stopped.run()
+    stopped.release()
+
+    carry = tmp_path / "repo" / "carry"
+    result = subprocess.run([sys.executable, str(CARRY), "save", str(out), str(carry), "--commit", "0" * 40, "--",
+                             "npdvae", "train"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (carry / "r").iterdir()) == ["config.json", "last.h5", "metrics.jsonl"]
+    assert "| `r` | 1 of 4 | none kept yet" in (carry / "README.md").read_text()
+    shutil.rmtree(out)
+    result = subprocess.run([sys.executable, str(CARRY), "restore", str(carry), str(out)], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    resumed = open_run(config, out / "runs" / "r", data, resume=True)
+    resumed.run()
+    resumed.release()
+    assert _records(out / "runs" / "r") == _records(tmp_path / "unbroken" / "runs" / "r")
+    params, straight = _params(out / "runs" / "r"), _params(tmp_path / "unbroken" / "runs" / "r")
+    assert all(np.array_equal(params[key], straight[key]) for key in straight)
+    assert npdvae.runs(out / "runs")[0].best_epoch == 4

@@ -85,3 +85,34 @@ def test_a_run_whose_best_checkpoint_is_another_runs_is_listed_as_damaged(mnist_
     shutil.copy(tmp_path / "b" / "best.h5", tmp_path / "a" / "best.h5")
     summary = summarize_run(tmp_path / "a")
     assert summary.state == "damaged" and "best.h5" in summary.detail, summary
+
+
+def test_a_run_stopped_before_its_selection_rule_keeps_an_epoch_is_interrupted_not_damaged(tmp_path):
+    """Issue 38's released rule keeps no epoch before 40% of the budget, so a run stopped earlier
+    has no best.h5 yet: it is to be continued, not moved aside as damaged."""
+    from npdvae.run_folder.runs import open_run
+    from npdvae.training.config import TrainConfig
+    from npdvae.training.loop import TrainingInterrupted
+    from tests.synthetic import synthetic_dataset
+    # 4 epochs, none kept before 0.6 x 4: only the last may be; 300 examples, batch 50: 6 minibatches an epoch
+    config = TrainConfig(dataset="mnist", latent=3, hidden=8, epochs=4, batch_size=50, select_after=0.6)
+    run, data = tmp_path / "run", synthetic_dataset()
+    trainer = open_run(config, run, data)
+    polls = iter(range(10 ** 6))
+    trainer.stop_requested = lambda: next(polls) == 12     # before the third epoch
+    try:
+        trainer.run()
+    except TrainingInterrupted:
+        pass
+    finally:
+        trainer.release()
+    assert not (run / "best.h5").exists()
+    stopped = summarize_run(run)
+    assert (stopped.state, stopped.epochs_done, stopped.best_epoch) == ("interrupted", 2, None), stopped
+    resumed = open_run(config, run, data, resume=True)
+    try:
+        resumed.run()
+    finally:
+        resumed.release()
+    finished = summarize_run(run)
+    assert (finished.state, finished.best_epoch) == ("finished", 4), finished
