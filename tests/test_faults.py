@@ -34,8 +34,6 @@ RUN = ["--epochs", "3", "--k", "2", "--noise", "0.1", "--train-examples", "3000"
        "--latent", "16", "--hidden", "256", "--seed", "5"]
 
 
-
-
 def _env(mnist_root):
     return {**os.environ, "NPDVAE_DATA_DIR": str(mnist_root), "OPENBLAS_NUM_THREADS": "1"}
 

@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 
-
 @dataclass
 class Estimate:
     mean: float

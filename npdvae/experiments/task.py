@@ -87,10 +87,6 @@ def run_one(config_dict: dict, run_dir: str, data_dir=None, is_samples=5000, is_
         return {**result, "notes": notes} if notes else result
 
 
-
-
-
-
 def run_intervals(result: dict, eval_file=None) -> list[list[float]]:
     """Wall-clock [start, end] of each call that worked on a finished run.
 

@@ -2,8 +2,6 @@
 the decoder's the same under every estimator, and DReG's equal to STL's at K = 1."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 

@@ -29,8 +29,6 @@ from distributed import Client  # noqa: E402
 TINY = {"train_examples": 300, "eval_examples": 30, "latent": 4, "hidden": 16}
 
 
-
-
 def _env(mnist_root):
     return {**os.environ, "NPDVAE_DATA_DIR": str(mnist_root), "OPENBLAS_NUM_THREADS": "1",
             "PYTHONPATH": str(REPO)}

@@ -20,8 +20,6 @@ from npdvae.run_folder.runs import RunDirectoryError, open_run, prepare_dataset,
 TINY = {"train_examples": 200, "eval_examples": 30, "latent": 4, "hidden": 16}
 
 
-
-
 def tiny_table1(out, epochs=2, seeds=2):
     grid = build_experiment("table1", {("DVAE (K=1)", 1), ("DIWAE (K=5)", 1)})
     grid.cells = [c for c in grid.cells if c.column in (0, 5)]
