@@ -50,7 +50,8 @@ def gaps_compare(first, second, as_json):
                "nats, mean ± standard error of the differences")
     click.echo(f"  {'':40s} {'train':>16s} {'test':>16s} {'train - test':>16s}")
     names = (*FIGURES, *((IW_FIGURE,) if IW_FIGURE in report["train"] else ()), *GAPS)
+    iw_k = header_a["settings"].get("iw_k", 1)
     for name in names:
         cells = [f"{report[key][name].mean:+8.2f} ± {report[key][name].stderr:5.2f}"
                  for key in ("train", "test", "generalization")]
-        click.echo(f"  {label(name, header_a['settings'].get('iw_k', 1)):40s} {cells[0]:>16s} {cells[1]:>16s} {cells[2]:>16s}")
+        click.echo(f"  {label(name, iw_k):40s} {cells[0]:>16s} {cells[1]:>16s} {cells[2]:>16s}")

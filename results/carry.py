@@ -50,8 +50,10 @@ def save(out: Path, carry: Path, commit: str, command: list[str]) -> list[str]:
         run = Path(summary.path)
         if summary.state == "finished":
             continue
+        if summary.state == "in use":
+            _fail(f"{run} is in use ({summary.detail}): stop its driver first (Ctrl-C), then carry it")
         if summary.state != "interrupted":
-            _fail(f"{run} is {summary.state} ({summary.detail}): stop its driver first (Ctrl-C), then carry it")
+            _fail(f"{run} is {summary.state}, and cannot be carried: {summary.detail}")
         needed = CARRIED if summary.best_epoch is not None else tuple(n for n in CARRIED if n != BEST)
         missing = [name for name in needed if name not in _present(run)]
         if missing:

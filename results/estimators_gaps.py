@@ -46,36 +46,36 @@ def read(estimator: str, noise: int, seed: int) -> tuple[dict, dict]:
         sys.exit(f"{err} (results/README.md, E8)")
 
 
-analyses = {(e, n, s): read(e, n, s) for e in ESTIMATORS for n in CELLS for s in SEEDS}
-settings = next(iter(analyses.values()))[0]["settings"]
-for key, (header, _) in analyses.items():
-    if header["settings"] != settings:
-        sys.exit(f"{folder(*key)} was analysed with other settings than {folder(*next(iter(analyses)))}")
-counts = {subset: len(next(iter(analyses.values()))[1][subset]["log_px_ais"]) for subset in ("train", "test")}
-print(f"`npdvae gaps` on the first {counts['train']} training and {counts['test']} test images, AIS from the "
-      f"encoder with {settings['ais']['steps']} steps, q* by {settings['local']['steps']} steps; nats, mean ± standard "
-      "error over the images.\n")
-
-print("| model | seed | " + " | ".join(column for column, _, _ in FIGURES) + " |")
-print("|---|---|" + "---|" * len(FIGURES))
-for estimator in ESTIMATORS:
-    for noise, cell in CELLS.items():
-        for seed in SEEDS:
-            report = summarize(analyses[(estimator, noise, seed)][1])
-            cells = [f"{report[subset][name].mean:.2f} ± {report[subset][name].stderr:.2f}"
-                     for _, subset, name in FIGURES]
-            print(f"| {cell}, {'DReG' if estimator == 'dreg' else 'standard'} | {seed} | " + " | ".join(cells) + " |")
-
 def per_image_difference(a: dict, b: dict) -> dict:
     """B minus A for each image and figure: {subset: {name: (N,) array}}."""
     return {subset: {name: b[subset][name] - a[subset][name] for name in (*FIGURE_NAMES, IW_FIGURE)}
             for subset in SUBSETS}
 
 
-def row(what: str, seed: int, report: dict) -> str:
-    cells = [f"{report[subset][name].mean:+.2f} ± {report[subset][name].stderr:.2f}" for _, subset, name in FIGURES]
+def row(what: str, seed: int, report: dict, sign: str = "") -> str:
+    """One table row: each FIGURES column of ``report`` as mean ± standard error."""
+    cells = [f"{report[subset][name].mean:{sign}.2f} ± {report[subset][name].stderr:.2f}"
+             for _, subset, name in FIGURES]
     return f"| {what} | {seed} | " + " | ".join(cells) + " |"
 
+
+analyses = {(e, n, s): read(e, n, s) for e in ESTIMATORS for n in CELLS for s in SEEDS}
+settings = next(iter(analyses.values()))[0]["settings"]
+for key, (header, _) in analyses.items():
+    if header["settings"] != settings:
+        sys.exit(f"{folder(*key)} was analysed with other settings than {folder(*next(iter(analyses)))}")
+counts = {subset: len(next(iter(analyses.values()))[1][subset]["log_px_ais"]) for subset in SUBSETS}
+print(f"`npdvae gaps` on the first {counts['train']} training and {counts['test']} test images, AIS from the "
+      f"encoder with {settings['ais']['steps']} steps, q* by {settings['local']['steps']} steps; nats, mean ± "
+      "standard error over the images.\n")
+
+print("| model | seed | " + " | ".join(column for column, _, _ in FIGURES) + " |")
+print("|---|---|" + "---|" * len(FIGURES))
+for estimator in ESTIMATORS:
+    for noise, cell in CELLS.items():
+        for seed in SEEDS:
+            name = f"{cell}, {'DReG' if estimator == 'dreg' else 'standard'}"
+            print(row(name, seed, summarize(analyses[(estimator, noise, seed)][1])))
 
 print("\nPaired differences, B - A, image by image. The last two rows are the interaction, DReG's difference at "
       "5% minus its difference at 0%: zero where DReG's and the corruption's effects add up.\n")
@@ -87,11 +87,11 @@ for what, (ea, na), (eb, nb) in COMPARISONS:
         problem = pairing_problem(header_a, header_b)
         if problem:
             sys.exit(f"{folder(ea, na, seed)} and {folder(eb, nb, seed)} {problem}")
-        print(row(what, seed, paired_difference(figures_a, figures_b)))
+        print(row(what, seed, paired_difference(figures_a, figures_b), sign="+"))
 for seed in SEEDS:
     # every figure and gap is linear in the per-image figures, so the interaction is the paired
     # difference of the two per-image differences, with the standard error of its images
     dreg_at = {noise: per_image_difference(analyses[("standard", noise, seed)][1], analyses[("dreg", noise, seed)][1])
                for noise in CELLS}
     print(row("interaction: (DReG - standard at 5%) - (DReG - standard at 0%)", seed,
-              paired_difference(dreg_at[0], dreg_at[5])))
+              paired_difference(dreg_at[0], dreg_at[5]), sign="+"))

@@ -4,8 +4,8 @@ left unreadable by a stop in the middle of a line."""
 import numpy as np
 import pytest
 
-from npdvae.evaluation.gaps_record import (GapsRecord, GapsRecordError, finished_figures, images_problem, pairing_problem,
-                                            params_digest)
+from npdvae.evaluation.gaps_record import (GapsRecord, GapsRecordError, finished_figures, images_problem,
+                                            pairing_problem, params_digest)
 
 SETTINGS = {"examples": 4, "seed": 0, "ais": {"steps": 3}}
 

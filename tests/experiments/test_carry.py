@@ -141,8 +141,8 @@ def test_a_run_whose_selection_rule_has_kept_no_epoch_is_carried_without_best_h5
     stopped.release()
 
     carry = tmp_path / "repo" / "carry"
-    result = subprocess.run([sys.executable, str(CARRY), "save", str(out), str(carry), "--commit", "0" * 40, "--",
-                             "npdvae", "train"], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, str(CARRY), "save", str(out), str(carry), "--commit", "0" * 40,
+                             "--", "npdvae", "train"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (carry / "r").iterdir()) == ["config.json", "last.h5", "metrics.jsonl"]
     assert "| `r` | 1 of 4 | none kept yet" in (carry / "README.md").read_text()
@@ -157,3 +157,24 @@ def test_a_run_whose_selection_rule_has_kept_no_epoch_is_carried_without_best_h5
     params, straight = _params(out / "runs" / "r"), _params(tmp_path / "unbroken" / "runs" / "r")
     assert all(np.array_equal(params[key], straight[key]) for key in straight)
     assert npdvae.runs(out / "runs")[0].best_epoch == 4
+
+
+def test_a_run_that_lost_the_best_h5_it_kept_is_refused_as_damaged_and_nothing_is_written(tmp_path):
+    from npdvae.run_folder.runs import open_run
+    from npdvae.training.config import TrainConfig
+    from npdvae.training.loop import TrainingInterrupted
+    from tests.synthetic import synthetic_dataset
+    run = tmp_path / "grid" / "runs" / "r"
+    trainer = open_run(TrainConfig(dataset="mnist", latent=3, hidden=8, epochs=4, batch_size=50), run,
+                       synthetic_dataset())
+    polls = iter(range(10 ** 6))
+    trainer.stop_requested = lambda: next(polls) == 9     # in the second epoch: epoch 1 was kept
+    with pytest.raises(TrainingInterrupted):
+        trainer.run()
+    trainer.release()
+    (run / "best.h5").unlink()
+    result = subprocess.run([sys.executable, str(CARRY), "save", str(tmp_path / "grid"), str(tmp_path / "carry"),
+                             "--commit", "0" * 40, "--", "npdvae", "train"], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 1 and "is damaged, and cannot be carried" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "carry").exists()
