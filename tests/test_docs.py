@@ -53,6 +53,16 @@ def test_every_path_and_function_a_page_names_exists(page):
     assert not missing, f"{page.name} names what does not exist: {missing}"
 
 
+@pytest.mark.parametrize("page", [*PAGES, ROOT / "results" / "README.md"],
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_page_holds_a_control_character(page):
+    # a LaTeX command written through a non-raw Python string loses its backslash to an escape:
+    # \theta becomes a tab and "heta", \frac a form feed, \beta a backspace
+    found = [(number, repr(line)) for number, line in enumerate(page.read_text().split("\n"), 1)
+             if re.search(r"[\x00-\x08\x0b-\x1f\x7f]", line) or "\t" in line]
+    assert not found, f"{page.name} has control characters on lines {found}"
+
+
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
 def test_every_relative_link_of_a_page_leads_somewhere(page):
     broken = [link for link in LINK.findall(page.read_text())

@@ -1,0 +1,45 @@
+"""The comparisons of results/README.md printed by scripts from committed results: issue 37's
+(E8: results/estimators_table.py and results/estimators_gaps.py, from results/estimators-k5-300/)
+and issue 38's (E9: results/table1_released_script.py, from results/table1-released-script/ and the
+3280-epoch grids). The README quotes what each prints, verbatim; and each refuses, in one line, a
+grid that is not there rather than print a comparison without it. No data set is needed."""
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.data.conftest import REPO
+
+RESULTS = REPO / "results"
+
+
+def _run(script, cwd=REPO):
+    return subprocess.run([sys.executable, str(script)], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("script", ["estimators_table.py", "estimators_gaps.py", "table1_released_script.py"])
+def test_results_readme_quotes_each_comparison_verbatim(script):
+    result = _run(RESULTS / script)
+    assert result.returncode == 0, result.stderr
+    readme = (RESULTS / "README.md").read_text()
+    marker = f"<!-- printed by python results/{script}, verbatim -->"
+    assert marker in readme, f"results/README.md does not quote results/{script}"
+    block = readme[readme.index(marker):].split("\n", 2)[2]
+    assert block.strip().startswith(result.stdout.strip()), f"results/README.md's quote of {script} differs"
+
+
+@pytest.mark.parametrize("script, folders, left_out, missing", [
+    ("estimators_table.py", ["estimators-k5-300"], "dreg-seed1", "no table at"),
+    ("estimators_gaps.py", ["estimators-k5-300"], "dreg-seed1", "holds no finished gaps analysis"),
+    ("table1_released_script.py", ["table1-released-script", "table1-released-3280", "table1-released-3280-seed1",
+                                   "table1-released-3280-seed0-rerun"], "models", "no model file at")])
+def test_a_comparison_without_one_of_its_grids_is_refused_in_one_line(tmp_path, script, folders, left_out, missing):
+    # the committed folders less one part (the DReG grid of seed 1; the model files), beside a copy of the script
+    shutil.copy(RESULTS / script, tmp_path / script)
+    for folder in folders:
+        shutil.copytree(RESULTS / folder, tmp_path / folder, ignore=shutil.ignore_patterns("*.h5", "*.png", left_out))
+    result = _run(tmp_path / script, cwd=REPO)
+    assert result.returncode == 1 and missing in result.stderr and left_out in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stdout == ""
