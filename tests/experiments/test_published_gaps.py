@@ -75,7 +75,7 @@ def test_the_results_readme_quotes_the_gaps_tables_and_comparisons_as_they_print
     assert pairs and all(zero in FOLDERS for zero, _ in pairs), "a published 5% analysis without its 0% pair"
     for zero, five in pairs:
         if ESTIMATORS in five.parents:
-            continue   # quoted as results/estimators_gaps.py prints them (test_published_estimators.py)
+            continue   # quoted as results/estimators_gaps.py prints them (test_published_comparisons.py)
         compared = _printed([sys.executable, "-m", "npdvae.cli", "gaps-compare",
                              str(zero.relative_to(ROOT)), str(five.relative_to(ROOT))])
         assert compared.strip() in readme, f"results/README.md does not quote gaps-compare of {five.parent}"
