@@ -110,9 +110,12 @@ def plot(runs, out, linear, every, from_epoch):
             raise click.BadParameter(f"{run} has no finished epoch yet", param_hint="RUNS")
         series.append((label, metrics))
     labels = [label for label, _ in series]
-    # two runs of one model (another seed, another folder) would share a legend entry
-    series = [((f"{label} ({run.stem if run.is_file() else run})" if labels.count(label) > 1 else label), metrics)
-              for (label, metrics), run in zip(series, runs)]
+    # two runs of one model (another seed, another folder) would share a legend entry: each gets its file's
+    # or folder's name, or its whole path where two names are the same
+    names = [run.stem if run.is_file() else run.name for run in runs]
+    names = [name if names.count(name) == 1 else str(run) for name, run in zip(names, runs)]
+    series = [((f"{label} ({name})" if labels.count(label) > 1 else label), metrics)
+              for (label, metrics), name in zip(series, names)]
     last = max(int(metrics[-1]["epoch"]) for _, metrics in series)
     if from_epoch > last:
         raise click.BadParameter(f"{from_epoch}: the runs end at epoch {last}, so nothing would be drawn",

@@ -122,25 +122,28 @@ def plot_training_curves(runs, path, log_epochs: bool = True, from_epoch: int = 
     ``runs``: list of (label, metrics records). With ``log_epochs`` the x axis
     is log-scaled, as in the paper's Figure 1. ``from_epoch`` leaves out the
     epochs before it, so the y axis spans what is left: late differences of a
-    fraction of a nat become visible.
+    fraction of a nat become visible. The legend (one entry per run, its colour)
+    stands beside the panel, which keeps its size however many and however long
+    the labels are.
     """
     _, plt = _matplotlib()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for label, records in runs:
         records = [r for r in records if r["epoch"] >= from_epoch]
         epochs = [r["epoch"] for r in records]
-        line, = ax.plot(epochs, [r["valid_bound"] for r in records], label=f"{label} (validation)")
-        ax.plot(epochs, [r["train_bound"] for r in records], linestyle="--", color=line.get_color(),
-                alpha=0.6, label=f"{label} (training)")
+        line, = ax.plot(epochs, [r["valid_bound"] for r in records], label=label)
+        ax.plot(epochs, [r["train_bound"] for r in records], linestyle="--", color=line.get_color(), alpha=0.6)
+    ax.plot([], [], color="black", label="validation (solid)")
+    ax.plot([], [], color="black", linestyle="--", alpha=0.6, label="training (dashed)")
     if log_epochs:
         ax.set_xscale("log")
     ax.set_xlabel("epoch" + (" (log scale)" if log_epochs else ""))
     ax.set_ylabel("bound (nats)")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
     try:
-        _write_figure(path, lambda buffer, fmt: fig.savefig(buffer, dpi=120, format=fmt))
+        # "tight" grows the picture to hold the legend instead of shrinking the panel
+        _write_figure(path, lambda buffer, fmt: fig.savefig(buffer, dpi=120, format=fmt, bbox_inches="tight"))
     finally:
         plt.close(fig)
 

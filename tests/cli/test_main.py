@@ -4,6 +4,7 @@ import json
 import re
 import os
 import signal
+import shutil
 import subprocess
 import sys
 import time
@@ -344,7 +345,14 @@ def test_plot_labels_two_runs_of_one_model_by_their_folders(tmp_path, mnist_root
         pytest.skip("the plot extra (matplotlib) is not installed")
     assert plotted.exit_code == 0, plotted.output
     header = plotted.output.splitlines()[0]
-    assert f"VAE (K=1), 1 hidden layer ({runs[0]})" in header and f"VAE (K=1), 1 hidden layer ({runs[1]})" in header
+    assert "VAE (K=1), 1 hidden layer (seed0)" in header and "VAE (K=1), 1 hidden layer (seed1)" in header
+    # two folders of one name (a run and its copy elsewhere) are told apart by their whole paths
+    copy = tmp_path / "copy" / "seed0"
+    shutil.copytree(runs[0], copy)
+    plotted = CliRunner().invoke(main, ["plot", runs[0], str(copy), "--every", "1", "--out", str(tmp_path / "c.png")])
+    assert plotted.exit_code == 0, plotted.output
+    header = plotted.output.splitlines()[0]
+    assert f"VAE (K=1), 1 hidden layer ({runs[0]})" in header and f"VAE (K=1), 1 hidden layer ({copy})" in header
 
 
 def test_the_compile_notice_comes_right_before_the_compilation_and_only_once(data_env, tmp_path):
