@@ -14,8 +14,6 @@ import pytest
 from tests.data.conftest import REPO
 
 RESULTS = REPO / "results"
-
-
 COPIED = re.compile(r"<!-- copied verbatim from (results/[^\s,]+)(.*?)-->\n")
 
 
@@ -38,7 +36,7 @@ def test_results_readme_quotes_each_comparison_verbatim(script):
     ("estimators_table.py", ["estimators-k5-300"], "dreg-seed1", "no table at"),
     ("estimators_gaps.py", ["estimators-k5-300"], "dreg-seed1", "holds no finished gaps analysis")])
 def test_a_comparison_without_one_of_its_grids_is_refused_in_one_line(tmp_path, script, folders, left_out, missing):
-    # the committed folders less one part (the DReG grid of seed 1; the model files), beside a copy of the script
+    # the committed folders less one part (the DReG grid of seed 1), beside a copy of the script
     shutil.copy(RESULTS / script, tmp_path / script)
     for folder in folders:
         shutil.copytree(RESULTS / folder, tmp_path / folder, ignore=shutil.ignore_patterns("*.h5", "*.png", left_out))
