@@ -1,5 +1,7 @@
 """The comparisons of results/README.md printed by scripts from committed results: issue 37's
-(E8: results/estimators_table.py and results/estimators_gaps.py, from results/estimators-k5-300/).
+(E8: results/estimators_table.py and results/estimators_gaps.py, from results/estimators-k5-300/) and
+issue 38's (E9: results/table1_released_script.py, from table1-released-script/, the 3280-epoch
+grids and model files, and table1-adam-released-400/).
 The README quotes what each prints, verbatim; and each refuses, in one line, a
 grid that is not there rather than print a comparison without it. And every table the README says
 it copies verbatim from a committed table file is that file's text. No data set is needed."""
@@ -21,7 +23,7 @@ def _run(script, cwd=REPO):
     return subprocess.run([sys.executable, str(script)], cwd=cwd, capture_output=True, text=True, timeout=600)
 
 
-@pytest.mark.parametrize("script", ["estimators_table.py", "estimators_gaps.py"])
+@pytest.mark.parametrize("script", ["estimators_table.py", "estimators_gaps.py", "table1_released_script.py"])
 def test_results_readme_quotes_each_comparison_verbatim(script):
     result = _run(RESULTS / script)
     assert result.returncode == 0, result.stderr
@@ -34,9 +36,12 @@ def test_results_readme_quotes_each_comparison_verbatim(script):
 
 @pytest.mark.parametrize("script, folders, left_out, missing", [
     ("estimators_table.py", ["estimators-k5-300"], "dreg-seed1", "no table at"),
-    ("estimators_gaps.py", ["estimators-k5-300"], "dreg-seed1", "holds no finished gaps analysis")])
+    ("estimators_gaps.py", ["estimators-k5-300"], "dreg-seed1", "holds no finished gaps analysis"),
+    ("table1_released_script.py", ["table1-released-script", "table1-released-3280", "table1-released-3280-seed1",
+                                   "table1-released-3280-seed0-rerun", "table1-adam-released-400"],
+     "models", "no model file at")])
 def test_a_comparison_without_one_of_its_grids_is_refused_in_one_line(tmp_path, script, folders, left_out, missing):
-    # the committed folders less one part (the DReG grid of seed 1), beside a copy of the script
+    # the committed folders less one part (the DReG grid of seed 1, the model files), beside a copy of the script
     shutil.copy(RESULTS / script, tmp_path / script)
     for folder in folders:
         shutil.copytree(RESULTS / folder, tmp_path / folder, ignore=shutil.ignore_patterns("*.h5", "*.png", left_out))
