@@ -5,10 +5,11 @@ estimator and seed, in ESTIMATOR-seedS/).
 
     python results/estimators_table.py
 """
-import csv
 import statistics
 import sys
 from pathlib import Path
+
+from table_cells import one_seed_cells
 
 FOLDER = Path(__file__).parent / "estimators-k5-300"
 TABLES = {"standard": "table-row-DIWAE_K=5_-1l-column-0-column-5-seed-{seed}.csv",
@@ -20,13 +21,7 @@ CELLS = {"0": "IWAE (K=5), 0%", "5": "DIWAE (K=5), 5%"}
 def read(estimator: str, seed: int) -> dict:
     """{column: (-bound, log p(x), epochs)} of one grid's table."""
     path = FOLDER / f"{estimator}-seed{seed}" / TABLES[estimator].format(seed=seed)
-    if not path.is_file():
-        sys.exit(f"no table at {path}: run and publish its grid first (results/README.md, E8)")
-    with open(path, newline="") as file:
-        rows = {r["column"]: r for r in csv.DictReader(file)
-                if r["model"] == "DIWAE (K=5)" and r["layers"] == "1" and r["seeds"] == "1"}
-    if set(rows) != set(CELLS):
-        sys.exit(f"{path}: not the one-seed 0% and 5% cells of DIWAE (K=5), 1 layer")
+    rows = one_seed_cells(path, "DIWAE (K=5)", CELLS, "results/README.md, E8")
     if any(r.get("encoder_gradient") != estimator for r in rows.values()):
         sys.exit(f"{path}: its runs were not trained with the {estimator} encoder gradient")
     return {column: (float(r["bound_mean"]), float(r["log_likelihood_mean"]), int(r["epochs"]))

@@ -41,8 +41,9 @@ def test_results_readme_quotes_each_comparison_verbatim(script):
                                    "table1-released-3280-seed0-rerun", "table1-adam-released-400"],
      "models", "no model file at")])
 def test_a_comparison_without_one_of_its_grids_is_refused_in_one_line(tmp_path, script, folders, left_out, missing):
-    # the committed folders less one part (the DReG grid of seed 1, the model files), beside a copy of the script
-    shutil.copy(RESULTS / script, tmp_path / script)
+    # the committed folders less one part (the DReG grid of seed 1, the model files), beside copies of the script and its table reader
+    for name in (script, "table_cells.py"):
+        shutil.copy(RESULTS / name, tmp_path / name)
     for folder in folders:
         shutil.copytree(RESULTS / folder, tmp_path / folder, ignore=shutil.ignore_patterns("*.h5", "*.png", left_out))
     result = _run(tmp_path / script, cwd=REPO)
